@@ -1,0 +1,255 @@
+"""Voice agents, their immutable configuration versions, and publishable widget keys."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils import timezone
+
+from koe.ids import public_id, random_token
+from tenancy.models import Provider, ProviderCredential, Tenant
+from tools.models import ToolDefinition
+
+OPENAI_VOICES = ["alloy", "ash", "ballad", "cedar", "coral", "echo", "marin", "sage", "shimmer", "verse"]
+OPENAI_MODELS = [
+    "gpt-realtime",
+    "gpt-realtime-mini",
+    "gpt-4o-realtime-preview",
+    "gpt-4o-mini-realtime-preview",
+]
+LOCAL_MODEL = "koe-local"
+DEFAULT_LOCAL_VOICE = "joe"
+
+
+def new_agent_id() -> str:
+    return public_id("agt")
+
+
+class TurnDetection(models.TextChoices):
+    SERVER_VAD = "server_vad", "Server VAD (silence-based)"
+    SEMANTIC_VAD = "semantic_vad", "Semantic VAD (model judges end of turn)"
+    NONE = "none", "None (client commits turns)"
+
+
+class Eagerness(models.TextChoices):
+    AUTO = "auto", "Auto"
+    LOW = "low", "Low"
+    MEDIUM = "medium", "Medium"
+    HIGH = "high", "High"
+
+
+class Agent(models.Model):
+    public_id = models.CharField(max_length=40, unique=True, default=new_agent_id, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="agents")
+    name = models.CharField(max_length=120)
+    provider = models.CharField(max_length=16, choices=Provider.choices, default=Provider.LOCAL)
+    model = models.CharField(
+        max_length=80,
+        default=LOCAL_MODEL,
+        help_text="The provider's model, or for Azure the deployment name.",
+    )
+    credential = models.ForeignKey(
+        ProviderCredential,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="agents",
+        help_text="The tenant's own key; empty uses the operator's default.",
+    )
+    instructions = models.TextField(blank=True, max_length=20000)
+    voice = models.CharField(max_length=40, default=DEFAULT_LOCAL_VOICE)
+    temperature = models.FloatField(
+        default=0.8,
+        validators=[MinValueValidator(0.0), MaxValueValidator(2.0)],
+        help_text="Used by the built-in provider's language model only.",
+    )
+    turn_detection = models.CharField(
+        max_length=16, choices=TurnDetection.choices, default=TurnDetection.SERVER_VAD
+    )
+    vad_threshold = models.FloatField(
+        default=0.5, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)]
+    )
+    vad_prefix_padding_ms = models.PositiveIntegerField(
+        default=300, validators=[MaxValueValidator(5000)], verbose_name="Prefix padding (ms)"
+    )
+    vad_silence_duration_ms = models.PositiveIntegerField(
+        default=500,
+        validators=[MinValueValidator(100), MaxValueValidator(10000)],
+        verbose_name="Silence duration (ms)",
+    )
+    semantic_eagerness = models.CharField(
+        max_length=8, choices=Eagerness.choices, default=Eagerness.AUTO
+    )
+    greeting = models.TextField(
+        blank=True, max_length=2000, help_text="Spoken first when the call starts."
+    )
+    language = models.CharField(max_length=16, default="en", help_text="BCP-47, e.g. en or en-US.")
+    max_call_duration_seconds = models.PositiveIntegerField(
+        default=600, validators=[MinValueValidator(30), MaxValueValidator(3600)]
+    )
+    idle_timeout_seconds = models.PositiveIntegerField(
+        default=60,
+        validators=[MaxValueValidator(3600)],
+        help_text="End the call after this long without speech; 0 never does.",
+    )
+    tools = models.ManyToManyField(ToolDefinition, blank=True, related_name="agents")
+    consent_prompt = models.TextField(
+        blank=True,
+        max_length=2000,
+        default="This call may be recorded and transcribed to improve our service. Do you agree?",
+    )
+    recording_offered = models.BooleanField(
+        default=False, help_text="Offer callers to consent to audio recording."
+    )
+    current_version = models.ForeignKey(
+        "AgentVersion", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        indexes = [models.Index(fields=["tenant", "name"])]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "name"], name="agent_name_unique_per_tenant"),
+            models.CheckConstraint(
+                condition=models.Q(provider__in=Provider.values), name="agent_provider_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.public_id})"
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        if self.provider in (Provider.OPENAI, Provider.AZURE) and self.voice not in OPENAI_VOICES:
+            errors["voice"] = "Choose one of the provider's voices: " + ", ".join(OPENAI_VOICES)
+        if self.provider == Provider.OPENAI and self.model not in OPENAI_MODELS:
+            errors["model"] = "Choose one of OpenAI's realtime models: " + ", ".join(OPENAI_MODELS)
+        if self.provider == Provider.LOCAL and self.credential_id:
+            errors["credential"] = "The built-in provider needs no credential."
+        if self.credential_id and self.credential is not None:
+            if self.credential.tenant_id != self.tenant_id:
+                errors["credential"] = "Unknown credential."
+            elif self.credential.provider != self.provider:
+                errors["credential"] = "This credential is for another provider."
+        if self.provider == Provider.AZURE and self.credential_id is None:
+            errors["credential"] = "Azure needs a credential with the resource's endpoint and key."
+        if errors:
+            raise ValidationError(errors)
+
+    def configuration(self) -> dict[str, Any]:
+        """Everything a call needs to run this agent, as plain JSON (no secrets)."""
+        return {
+            "name": self.name,
+            "provider": self.provider,
+            "model": self.model,
+            "credential": self.credential.public_id if self.credential else None,
+            "instructions": self.instructions,
+            "voice": self.voice,
+            "temperature": self.temperature,
+            "turn_detection": {
+                "type": self.turn_detection,
+                "threshold": self.vad_threshold,
+                "prefix_padding_ms": self.vad_prefix_padding_ms,
+                "silence_duration_ms": self.vad_silence_duration_ms,
+                "eagerness": self.semantic_eagerness,
+            },
+            "greeting": self.greeting,
+            "language": self.language,
+            "max_call_duration_seconds": self.max_call_duration_seconds,
+            "idle_timeout_seconds": self.idle_timeout_seconds,
+            "tools": [tool.snapshot() for tool in self.tools.order_by("name")],
+            "consent_prompt": self.consent_prompt,
+            "recording_offered": self.recording_offered,
+        }
+
+
+class ImmutableVersionError(Exception):
+    """Agent versions are history: once written they never change."""
+
+
+class AgentVersion(models.Model):
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    config = models.JSONField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["agent", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["agent", "number"], name="agent_version_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.agent.name} v{self.number}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None:
+            raise ImmutableVersionError("Agent versions cannot be changed once saved.")
+        super().save(*args, **kwargs)
+
+
+def new_publishable_key() -> str:
+    return "pk_" + random_token(32)
+
+
+def normalize_origin(value: str) -> str:
+    """'https://Shop.example:443/' -> 'https://shop.example'; raises ValidationError."""
+    value = value.strip()
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValidationError(
+            "%(value)s is not an origin: use scheme://host[:port], e.g. https://shop.example",
+            params={"value": value},
+        )
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+        raise ValidationError(
+            "%(value)s has a path, query or credentials: an origin is scheme://host[:port] only",
+            params={"value": value},
+        )
+    default_port = {"http": 80, "https": 443}[parts.scheme]
+    port = f":{parts.port}" if parts.port and parts.port != default_port else ""
+    return f"{parts.scheme}://{parts.hostname.lower()}{port}"
+
+
+def validate_origins(value: list[str]) -> None:
+    if not isinstance(value, list) or not value:
+        raise ValidationError("List at least one origin the widget may be embedded on.")
+    for origin in value:
+        normalize_origin(origin)
+
+
+class WidgetKey(models.Model):
+    """A publishable key for the embeddable widget: not secret, bound to one agent and to
+    exact origins (a browser's Origin header is checked against them)."""
+
+    key = models.CharField(max_length=40, unique=True, default=new_publishable_key, editable=False)
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="widget_keys")
+    allowed_origins = models.JSONField(default=list, validators=[validate_origins])
+    created_at = models.DateTimeField(default=timezone.now)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.key} for {self.agent.name}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+    def allows_origin(self, origin: str) -> bool:
+        try:
+            return normalize_origin(origin) in {normalize_origin(o) for o in self.allowed_origins}
+        except ValidationError:
+            return False

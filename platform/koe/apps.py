@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class KoeConfig(AppConfig):
+    name = "koe"
+    verbose_name = "Koe platform"
