@@ -1,9 +1,67 @@
+"""Dashboard URLs. Object ids in URLs are public ids; a foreign tenant's id answers 404."""
+
 from django.urls import path
 
-from dashboard import views
+from dashboard.views import accounts, agents, credentials, keys, members, tenants, tools
 
 app_name = "dashboard"
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", accounts.home, name="home"),
+    # accounts
+    path("login/", accounts.LoginView.as_view(), name="login"),
+    path("logout/", accounts.LogoutView.as_view(), name="logout"),
+    path("signup/", accounts.signup, name="signup"),
+    # tenants
+    path("tenants/new/", tenants.tenant_create, name="tenant_create"),
+    path("tenants/<str:tenant_id>/switch/", tenants.tenant_switch, name="tenant_switch"),
+    path("settings/", tenants.tenant_settings, name="tenant_settings"),
+    # members and invitations
+    path("members/", members.member_list, name="member_list"),
+    path("members/invite/", members.member_invite, name="member_invite"),
+    path("members/<int:membership_id>/role/", members.member_role, name="member_role"),
+    path("members/<int:membership_id>/remove/", members.member_remove, name="member_remove"),
+    path(
+        "invitations/<int:invitation_id>/revoke/",
+        members.invitation_revoke,
+        name="invitation_revoke",
+    ),
+    path("invite/<str:token>/", members.invitation_accept, name="invitation_accept"),
+    # secret API keys
+    path("keys/", keys.api_key_list, name="api_key_list"),
+    path("keys/new/", keys.api_key_create, name="api_key_create"),
+    path("keys/<str:key_id>/revoke/", keys.api_key_revoke, name="api_key_revoke"),
+    # provider credentials
+    path("credentials/", credentials.credential_list, name="credential_list"),
+    path("credentials/new/", credentials.credential_create, name="credential_create"),
+    path("credentials/<str:credential_id>/", credentials.credential_edit, name="credential_edit"),
+    path(
+        "credentials/<str:credential_id>/delete/",
+        credentials.credential_delete,
+        name="credential_delete",
+    ),
+    # agents
+    path("agents/", agents.agent_list, name="agent_list"),
+    path("agents/new/", agents.agent_create, name="agent_create"),
+    path("agents/<str:agent_id>/", agents.agent_detail, name="agent_detail"),
+    path("agents/<str:agent_id>/edit/", agents.agent_edit, name="agent_edit"),
+    path("agents/<str:agent_id>/duplicate/", agents.agent_duplicate, name="agent_duplicate"),
+    path("agents/<str:agent_id>/delete/", agents.agent_delete, name="agent_delete"),
+    path(
+        "agents/<str:agent_id>/versions/<int:number>/",
+        agents.agent_version,
+        name="agent_version",
+    ),
+    path("agents/<str:agent_id>/widget-keys/", agents.widget_key_create, name="widget_key_create"),
+    path(
+        "agents/<str:agent_id>/widget-keys/<str:key>/revoke/",
+        agents.widget_key_revoke,
+        name="widget_key_revoke",
+    ),
+    # tools
+    path("tools/", tools.tool_list, name="tool_list"),
+    path("tools/new/", tools.tool_create, name="tool_create"),
+    path("tools/<str:tool_id>/", tools.tool_edit, name="tool_edit"),
+    path("tools/<str:tool_id>/duplicate/", tools.tool_duplicate, name="tool_duplicate"),
+    path("tools/<str:tool_id>/delete/", tools.tool_delete, name="tool_delete"),
 ]

@@ -1,0 +1,88 @@
+"""Shared fixtures: two tenants with a member of every role, so isolation is tested by default.
+
+Services: tests marked ``postgres`` or ``redis`` need the real thing. Without it they skip
+with a reason, unless KOE_REQUIRE_SERVICES=1 (set by .ci/run), which makes them fail.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import pytest
+from django.conf import settings
+from django.test import Client
+
+from tenancy.models import ApiKey, Membership, Tenant
+from tenancy.roles import Role
+from tests.factories import PASSWORD, MembershipFactory, TenantFactory, UserFactory
+
+REQUIRE_SERVICES = os.environ.get("KOE_REQUIRE_SERVICES", "") in {"1", "true", "yes"}
+
+
+def _reachable(url: str, default_port: int) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or default_port), 1):
+            return True
+    except OSError:
+        return False
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    reasons = []
+    if item.get_closest_marker("postgres") and settings.DATABASES["default"]["ENGINE"] != (
+        "django.db.backends.postgresql"
+    ):
+        reasons.append("needs PostgreSQL: set DATABASE_URL=postgres://... (CI does)")
+    if item.get_closest_marker("redis"):
+        redis_url = os.environ.get("REDIS_URL", "")
+        if not redis_url:
+            reasons.append("needs Redis: set REDIS_URL=redis://... (CI does)")
+        elif not _reachable(redis_url, 6379):
+            reasons.append(f"needs Redis, but {redis_url} does not answer")
+    if reasons:
+        message = "; ".join(reasons)
+        if REQUIRE_SERVICES:
+            pytest.fail(f"KOE_REQUIRE_SERVICES=1 but this test {message}")
+        pytest.skip(message)
+
+
+@dataclass
+class TenantWorld:
+    tenant: Tenant
+    members: dict[str, Membership] = field(default_factory=dict)
+    api_key: ApiKey | None = None
+    secret: str = ""
+
+    def client_for(self, role: str) -> Client:
+        client = Client()
+        client.force_login(self.members[role].user)
+        return client
+
+
+def _world(name: str) -> TenantWorld:
+    tenant = TenantFactory(name=name)
+    world = TenantWorld(tenant=tenant)
+    for role in Role.values:
+        user = UserFactory(username=f"{role}@{name.lower().replace(' ', '-')}.example")
+        world.members[role] = MembershipFactory(user=user, tenant=tenant, role=role)
+    world.api_key, world.secret = ApiKey.issue(tenant, f"{name} backend")
+    return world
+
+
+@pytest.fixture
+def tenant_a(db: None) -> TenantWorld:
+    return _world("Acme Dental")
+
+
+@pytest.fixture
+def tenant_b(db: None) -> TenantWorld:
+    return _world("Bistro Verde")
+
+
+@pytest.fixture
+def password() -> str:
+    return PASSWORD
