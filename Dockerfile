@@ -1,0 +1,31 @@
+# Koe's image: one image for the web (Daphne), worker and beat services.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+RUN useradd --create-home --uid 1000 koe
+WORKDIR /app
+
+COPY pyproject.toml README.md ./
+COPY platform ./platform
+COPY agents ./agents
+COPY tools ./tools
+COPY dashboard ./dashboard
+COPY manage.py ./
+RUN pip install .
+
+# Static files are collected at build time; production settings need real secrets, so a
+# throwaway key is given only to this build step.
+RUN SECRET_KEY=build-only-$(python -c 'import secrets; print(secrets.token_urlsafe(60))') \
+    FIELD_ENCRYPTION_KEYS=$(python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())') \
+    KOE_ENV=production ALLOWED_HOSTS=build STATIC_ROOT=/app/static \
+    python manage.py collectstatic --noinput
+
+RUN mkdir -p /data/media && chown -R koe:koe /data
+USER koe
+ENV KOE_ENV=production STATIC_ROOT=/app/static KOE_VAR_DIR=/data
+EXPOSE 8000
+CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "--proxy-headers", "koe.asgi:application"]
