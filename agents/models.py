@@ -15,7 +15,18 @@ from koe.ids import public_id, random_token
 from tenancy.models import Provider, ProviderCredential, Tenant
 from tools.models import ToolDefinition
 
-OPENAI_VOICES = ["alloy", "ash", "ballad", "cedar", "coral", "echo", "marin", "sage", "shimmer", "verse"]
+OPENAI_VOICES = [
+    "alloy",
+    "ash",
+    "ballad",
+    "cedar",
+    "coral",
+    "echo",
+    "marin",
+    "sage",
+    "shimmer",
+    "verse",
+]
 OPENAI_MODELS = [
     "gpt-realtime",
     "gpt-realtime-mini",

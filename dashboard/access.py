@@ -42,6 +42,5 @@ def tenant_view(permission: Permission = Permission.VIEW) -> Callable[[View], Vi
 
 def require(membership: Membership, permission: Permission) -> None:
     if not membership.allows(permission):
-        raise PermissionDenied(
-            f"Your role ({membership.get_role_display()}) cannot do this in {membership.tenant.name}."
-        )
+        role = membership.get_role_display()
+        raise PermissionDenied(f"Your role ({role}) cannot do this in {membership.tenant.name}.")

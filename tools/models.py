@@ -66,7 +66,7 @@ def validate_headers_json(value: str) -> None:
         headers = json.loads(value)
     except json.JSONDecodeError as error:
         raise ValidationError(
-            "Headers must be a JSON object, e.g. {\"X-Api-Key\": \"...\"}: %(error)s",
+            'Headers must be a JSON object, e.g. {"X-Api-Key": "..."}: %(error)s',
             code="invalid_json",
             params={"error": error.msg},
         ) from error
@@ -95,9 +95,7 @@ class ToolDefinition(models.Model):
         help_text="JSON Schema of the arguments (an object schema).",
     )
     kind = models.CharField(max_length=16, choices=ToolKind.choices, default=ToolKind.WEBHOOK)
-    execution = models.CharField(
-        max_length=16, choices=Execution.choices, default=Execution.INLINE
-    )
+    execution = models.CharField(max_length=16, choices=Execution.choices, default=Execution.INLINE)
     timeout_seconds = models.PositiveIntegerField(
         default=10, validators=[MinValueValidator(1), MaxValueValidator(300)]
     )

@@ -27,7 +27,9 @@ def validate_function_name(value: str) -> None:
 def validate_parameters_schema(value: Any) -> None:
     """The parameters must be a valid JSON Schema (2020-12) describing an object."""
     if not isinstance(value, dict):
-        raise ValidationError("Parameters must be a JSON object (a JSON Schema).", code="not_object")
+        raise ValidationError(
+            "Parameters must be a JSON object (a JSON Schema).", code="not_object"
+        )
     try:
         Draft202012Validator.check_schema(value)
     except SchemaError as error:

@@ -105,8 +105,11 @@ def rotate_all(batch_size: int = 500) -> dict[str, int]:
 def _rotate_row(model: type[models.Model], pk: Any, names: list[str], multi: MultiFernet) -> int:
     quote = connection.ops.quote_name
     table = quote(model._meta.db_table)
-    pk_column = quote(model._meta.pk.column)
-    columns = [quote(model._meta.get_field(name).column) for name in names]
+    pk_column = quote(str(model._meta.pk.column))
+    # encrypted_fields() listed names in concrete-field order: keep that order here.
+    columns = [
+        quote(str(field.column)) for field in model._meta.concrete_fields if field.attname in names
+    ]
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT {', '.join(columns)} FROM {table} WHERE {pk_column} = %s",  # noqa: S608

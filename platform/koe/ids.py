@@ -14,4 +14,3 @@ def random_token(length: int) -> str:
 
 def public_id(prefix: str, length: int = 20) -> str:
     return f"{prefix}_{random_token(length)}"
-

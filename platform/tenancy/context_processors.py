@@ -16,7 +16,7 @@ def current_tenant(request: HttpRequest) -> dict[str, Any]:
     if membership is None:
         return {}
     other_memberships = (
-        Membership.objects.filter(user=request.user)
+        Membership.objects.filter(user=membership.user)
         .exclude(pk=membership.pk)
         .select_related("tenant")
         .order_by("tenant__name")

@@ -19,7 +19,6 @@ from koe.ids import public_id, random_token
 from tenancy.roles import Permission, Role, role_allows
 
 
-
 def validate_time_zone(value: str) -> None:
     # A validator, not choices: the IANA list changes with tzdata, migrations must not.
     if value not in available_timezones():
@@ -74,7 +73,9 @@ class Membership(models.Model):
     class Meta:
         ordering = ["tenant__name", "user__email"]
         constraints = [
-            models.UniqueConstraint(fields=["user", "tenant"], name="membership_user_tenant_unique"),
+            models.UniqueConstraint(
+                fields=["user", "tenant"], name="membership_user_tenant_unique"
+            ),
             models.CheckConstraint(
                 condition=models.Q(role__in=Role.values), name="membership_role_valid"
             ),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import models
 from django.http import Http404
 
@@ -33,5 +34,5 @@ def get_for_tenant_or_404(
     queryset = for_tenant(model_or_queryset, tenant)
     try:
         return queryset.get(**lookup)
-    except (queryset.model.DoesNotExist, ValueError) as error:
+    except (ObjectDoesNotExist, ValueError) as error:
         raise Http404(f"No {queryset.model._meta.verbose_name} matches the given query.") from error

@@ -17,7 +17,7 @@ PLAINTEXT = "sk-proj-very-secret-value-0042"
 
 def _raw(table: str, column: str, pk: int) -> str:
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {column} FROM {table} WHERE id = %s", [pk])  # noqa: S608
+        cursor.execute(f"SELECT {column} FROM {table} WHERE id = %s", [pk])
         return str(cursor.fetchone()[0])
 
 
@@ -33,7 +33,9 @@ def _dump() -> str:
 @pytest.mark.django_db
 def test_secrets_are_not_readable_in_a_raw_database_dump() -> None:
     credential = CredentialFactory(api_key=PLAINTEXT)
-    tool = ToolFactory(webhook_headers='{"X-Api-Key": "hdr-secret-77"}', mcp_auth_header="Bearer mcp-secret-99")
+    tool = ToolFactory(
+        webhook_headers='{"X-Api-Key": "hdr-secret-77"}', mcp_auth_header="Bearer mcp-secret-99"
+    )
     dump = _dump()
     for secret in (PLAINTEXT, "hdr-secret-77", "mcp-secret-99", tool.signing_secret):
         assert secret not in dump

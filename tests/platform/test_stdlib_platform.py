@@ -47,7 +47,13 @@ def test_django_sees_the_stdlib_platform() -> None:
 
 def test_manage_py_runs_from_the_repository_root() -> None:
     result = _run(
-        sys.executable, "manage.py", "shell", "-v", "0", "-c", "import platform; print(platform.system())"
+        sys.executable,
+        "manage.py",
+        "shell",
+        "-v",
+        "0",
+        "-c",
+        "import platform; print(platform.system())",
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == os.uname().sysname
@@ -85,7 +91,9 @@ def test_daphne_serves_koe() -> None:
                 break
             except httpx.TransportError:
                 if server.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"Daphne did not start: {server.stdout.read() if server.stdout else ''}") from None
+                    raise AssertionError(
+                        f"Daphne did not start: {server.stdout.read() if server.stdout else ''}"
+                    ) from None
                 time.sleep(0.2)
         assert response.status_code == 200
         assert response.json() == {"status": "ok"}

@@ -77,9 +77,7 @@ def seed_demo() -> dict[str, str]:
     )
     password = secrets.token_urlsafe(12)
     user_model = get_user_model()
-    owner, _ = user_model.objects.get_or_create(
-        username=DEMO_EMAIL, defaults={"email": DEMO_EMAIL}
-    )
+    owner, _ = user_model.objects.get_or_create(username=DEMO_EMAIL, defaults={"email": DEMO_EMAIL})
     owner.set_password(password)
     owner.save()
     Membership.objects.get_or_create(user=owner, tenant=tenant, defaults={"role": Role.OWNER})
