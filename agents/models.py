@@ -117,6 +117,10 @@ class Agent(models.Model):
     recording_offered = models.BooleanField(
         default=False, help_text="Offer callers to consent to audio recording."
     )
+    client_may_override = models.BooleanField(
+        default=False,
+        help_text="Let realtime clients change instructions, tools and voice (session.update).",
+    )
     current_version = models.ForeignKey(
         "AgentVersion", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -178,6 +182,7 @@ class Agent(models.Model):
             "tools": [tool.snapshot() for tool in self.tools.order_by("name")],
             "consent_prompt": self.consent_prompt,
             "recording_offered": self.recording_offered,
+            "client_may_override": self.client_may_override,
         }
 
 

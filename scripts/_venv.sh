@@ -24,7 +24,9 @@ koe_venv() {
   fi
   local stamp=".venv/.koe-installed-$extras"
   local digest
-  digest=$(cat pyproject.toml | .venv/bin/python -c 'import hashlib,sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())')
+  # The editable install maps each package under platform/ by name: a new package
+  # there needs a reinstall as much as a changed pyproject.toml does.
+  digest=$( (cat pyproject.toml; ls -d platform/*/) | .venv/bin/python -c 'import hashlib,sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())')
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$digest" ]; then
     echo "==> installing Koe${extras:+ [$extras]} into .venv"
     .venv/bin/python -m pip install --quiet --upgrade pip

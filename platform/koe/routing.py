@@ -1,7 +1,11 @@
-"""WebSocket URL routing; the realtime broker's consumers are mounted here."""
+"""WebSocket URL routing: the realtime endpoint, where OpenAI clients expect it."""
 
 from __future__ import annotations
 
-from django.urls import URLPattern
+from django.urls import path
 
-websocket_urlpatterns: list[URLPattern] = []
+from agents.realtime.consumer import RealtimeConsumer
+
+websocket_urlpatterns = [
+    path("v1/realtime", RealtimeConsumer.as_asgi()),
+]

@@ -7,6 +7,8 @@ layer, eager Celery and development secrets generated into an ignored local file
 
 from __future__ import annotations
 
+import os
+import socket
 from pathlib import Path
 
 import dj_database_url
@@ -63,6 +65,7 @@ INSTALLED_APPS = [
     "ninja",
     "koe",
     "tenancy",
+    "calls",
     "tools",
     "agents",
     "dashboard",
@@ -172,6 +175,20 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Koe <koe@localhost>")
 # --- providers ---------------------------------------------------------------------------
 # The operator's default OpenAI key, used by agents whose tenant has stored none.
 OPENAI_API_KEY = env_str("OPENAI_API_KEY")
+KOE_OPENAI_REALTIME_URL = env_str("KOE_OPENAI_REALTIME_URL", "wss://api.openai.com/v1")
+KOE_TRANSCRIPTION_MODEL = env_str("KOE_TRANSCRIPTION_MODEL", "gpt-4o-mini-transcribe")
+
+# --- realtime broker ---------------------------------------------------------------------
+KOE_REALTIME_MAX_FRAME_BYTES = env_int("KOE_REALTIME_MAX_FRAME_BYTES", 256 * 1024)
+KOE_SESSION_TOKEN_TTL_SECONDS = env_int("KOE_SESSION_TOKEN_TTL_SECONDS", 60)
+KOE_WIDGET_TOKENS_PER_MINUTE = env_int("KOE_WIDGET_TOKENS_PER_MINUTE", 20)
+# How server-side tool calls run during a call (the tools layer plugs in here).
+KOE_TOOL_RUNNER = env_str("KOE_TOOL_RUNNER", "tools.runner.run_tool_call")
+# Calls marked active for longer than their limit plus this grace are not counted
+# against the concurrency cap (their process died without ending them).
+KOE_STALE_CALL_GRACE_SECONDS = env_int("KOE_STALE_CALL_GRACE_SECONDS", 120)
+KOE_METRICS_TOKEN = env_str("KOE_METRICS_TOKEN")
+KOE_INSTANCE_NAME = env_str("KOE_INSTANCE_NAME") or f"{socket.gethostname()}:{os.getpid()}"
 
 # --- i18n, static, media -----------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

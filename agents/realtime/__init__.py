@@ -1,0 +1,1 @@
+"""The realtime session broker: an OpenAI-Realtime-compatible endpoint per tenant agent."""

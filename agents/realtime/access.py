@@ -1,0 +1,233 @@
+"""Who may open a realtime call with which agent, and the call record it opens.
+
+Synchronous (database) code: the consumer runs it through ``database_sync_to_async``.
+Every refusal is an AccessDenied with a machine code and a sentence for the client.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from agents.models import Agent
+from agents.realtime.providers import ProviderCredentials
+from calls.models import (
+    CallSession,
+    CallStatus,
+    Channel,
+    ConsentMethod,
+    ConsentScope,
+    SessionToken,
+)
+from tenancy.models import ApiKey, ProviderCredential, Tenant, hash_secret
+
+
+class AccessDenied(Exception):
+    def __init__(self, message: str, code: str, error_type: str = "invalid_request_error") -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.error_type = error_type
+
+
+@dataclass(frozen=True)
+class CallGrant:
+    """Everything the broker needs to run one call, resolved before it accepts."""
+
+    call_id: int
+    call_public_id: str
+    tenant_public_id: str
+    agent_public_id: str
+    config: dict[str, Any]
+    provider: str
+    model: str
+    credentials: ProviderCredentials | None
+    stores_transcript: bool
+    allow_overrides: bool
+
+    @property
+    def group_name(self) -> str:
+        return f"call.{self.call_public_id}"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """What the connecting client presented."""
+
+    secret: str = ""  # Authorization: Bearer sk_... or ek_...
+    session_token: str = ""  # ek_... from the subprotocol or query string
+    agent_id: str = ""  # ?model=
+    origin: str = ""
+    consent: str = ""  # ?consent= (server-to-server calls)
+    end_user: str = ""  # ?end_user=
+
+
+def open_call(caller: Caller) -> CallGrant:
+    token_value = caller.session_token or (caller.secret if caller.secret.startswith("ek_") else "")
+    if token_value:
+        tenant, agent, details = _from_session_token(token_value, caller)
+    elif caller.secret:
+        tenant, agent, details = _from_secret_key(caller)
+    else:
+        raise AccessDenied(
+            "Missing credentials: pass a secret key as 'Authorization: Bearer sk_...' or a "
+            "session token (subprotocol 'openai-insecure-api-key.<token>' or ?token=).",
+            "missing_api_key",
+            "authentication_error",
+        )
+    return _start(tenant, agent, details)
+
+
+def _from_session_token(value: str, caller: Caller) -> tuple[Tenant, Agent, dict[str, Any]]:
+    token = (
+        SessionToken.objects.select_related("agent", "tenant")
+        .filter(token_hash=hash_secret(value))
+        .first()
+    )
+    if token is None:
+        raise AccessDenied(
+            "Unknown session token.", "invalid_session_token", "authentication_error"
+        )
+    if token.used_at is not None:
+        raise AccessDenied(
+            "This session token was already used; request a new one for each call.",
+            "session_token_used",
+            "authentication_error",
+        )
+    if token.expires_at <= timezone.now():
+        raise AccessDenied(
+            "This session token has expired; request a new one and connect at once.",
+            "session_token_expired",
+            "authentication_error",
+        )
+    if caller.agent_id and caller.agent_id != token.agent.public_id:
+        raise AccessDenied(
+            "This session token was minted for another agent.",
+            "session_token_agent_mismatch",
+            "authentication_error",
+        )
+    if token.origin and caller.origin != token.origin:
+        raise AccessDenied(
+            "This session token is not valid from this web page's origin.",
+            "origin_not_allowed",
+            "authentication_error",
+        )
+    if SessionToken.redeem(value) is None:
+        raise AccessDenied(
+            "This session token was already used; request a new one for each call.",
+            "session_token_used",
+            "authentication_error",
+        )
+    return (
+        token.tenant,
+        token.agent,
+        {
+            "channel": token.channel,
+            "end_user_ref": token.end_user_ref,
+            "consent_scope": token.consent_scope,
+            "consent_method": token.consent_method,
+            "consent_at": token.consent_at,
+            "consent_text": token.consent_text,
+        },
+    )
+
+
+def _from_secret_key(caller: Caller) -> tuple[Tenant, Agent, dict[str, Any]]:
+    key = ApiKey.authenticate(caller.secret)
+    if key is None:
+        raise AccessDenied(
+            "Invalid API key: unknown or revoked.", "invalid_api_key", "authentication_error"
+        )
+    if not caller.agent_id:
+        raise AccessDenied("Name the agent: /v1/realtime?model=<agent id>.", "missing_model")
+    agent = Agent.objects.filter(tenant=key.tenant, public_id=caller.agent_id).first()
+    if agent is None:
+        raise AccessDenied(f"No agent {caller.agent_id!r} in this tenant.", "model_not_found")
+    consent = parse_consent(caller.consent, agent)
+    return (
+        key.tenant,
+        agent,
+        {
+            "channel": Channel.API,
+            "end_user_ref": caller.end_user[:200],
+            "consent_scope": consent,
+            "consent_method": ConsentMethod.API if caller.consent else ConsentMethod.NONE,
+            "consent_at": timezone.now() if caller.consent else None,
+            "consent_text": agent.consent_prompt if caller.consent else "",
+        },
+    )
+
+
+def parse_consent(value: str, agent: Agent) -> str:
+    if not value:
+        return ConsentScope.NONE
+    if value not in ConsentScope.values:
+        raise AccessDenied(
+            "consent must be one of: " + ", ".join(ConsentScope.values) + ".", "invalid_consent"
+        )
+    # Recording consent counts only where the agent offers recording.
+    if value == ConsentScope.RECORDING and not agent.recording_offered:
+        return ConsentScope.TRANSCRIPT
+    return value
+
+
+def _start(tenant: Tenant, agent: Agent, details: dict[str, Any]) -> CallGrant:
+    version = agent.current_version
+    if version is None:
+        raise AccessDenied("This agent has no saved configuration yet.", "agent_not_ready")
+    config = version.config
+    with transaction.atomic():
+        # One tenant row lock serialises the concurrency check across processes.
+        locked = Tenant.objects.select_for_update().get(pk=tenant.pk)
+        if active_calls(locked) >= locked.max_concurrent_calls:
+            raise AccessDenied(
+                f"This service is busy: all {locked.max_concurrent_calls} concurrent calls are in "
+                "use. Please try again in a moment.",
+                "concurrent_call_limit",
+                "rate_limit_error",
+            )
+        call = CallSession.objects.create(
+            tenant=locked,
+            agent=agent,
+            agent_version=version,
+            agent_name=agent.name,
+            version_number=version.number,
+            provider=config["provider"],
+            model=config["model"],
+            server_instance=settings.KOE_INSTANCE_NAME,
+            **details,
+        )
+    return CallGrant(
+        call_id=call.pk,
+        call_public_id=call.public_id,
+        tenant_public_id=tenant.public_id,
+        agent_public_id=agent.public_id,
+        config=config,
+        provider=config["provider"],
+        model=config["model"],
+        credentials=_credentials(tenant, config),
+        stores_transcript=call.stores_transcript,
+        allow_overrides=bool(config.get("client_may_override")),
+    )
+
+
+def active_calls(tenant: Tenant) -> int:
+    oldest = timezone.now() - timedelta(seconds=3600 + settings.KOE_STALE_CALL_GRACE_SECONDS)
+    return CallSession.objects.filter(
+        tenant=tenant, status=CallStatus.ACTIVE, started_at__gt=oldest
+    ).count()
+
+
+def _credentials(tenant: Tenant, config: dict[str, Any]) -> ProviderCredentials | None:
+    credential_id = config.get("credential")
+    if not credential_id:
+        return None
+    credential = ProviderCredential.objects.filter(tenant=tenant, public_id=credential_id).first()
+    if credential is None:
+        return None
+    return ProviderCredentials(api_key=credential.api_key, endpoint=credential.azure_endpoint)

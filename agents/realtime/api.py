@@ -1,0 +1,129 @@
+"""HTTP endpoints that mint realtime session tokens.
+
+``POST /v1/realtime/client_secrets`` mirrors OpenAI's endpoint for a tenant's backend
+(secret key); ``POST /v1/widget/client_secrets`` is the public endpoint the embeddable
+widget calls with a publishable key from an allowed origin (CORS answered here).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import orjson
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from ninja import Router, Schema
+from ninja.errors import HttpError
+
+from agents.models import Agent
+from agents.realtime import tokens
+from agents.realtime.access import AccessDenied
+from calls.models import Channel, ConsentMethod
+
+router = Router(tags=["realtime"])
+
+
+class ExpiresAfter(Schema):
+    anchor: Literal["created_at"] = "created_at"
+    seconds: int = 60
+
+
+class SessionRequest(Schema):
+    type: Literal["realtime"] = "realtime"
+    model: str  # the agent's id, where OpenAI takes a model name
+
+
+class ClientSecretRequest(Schema):
+    expires_after: ExpiresAfter | None = None
+    session: SessionRequest
+    consent: Literal["none", "transcript", "recording"] | None = None
+    end_user: str = ""
+
+
+class ClientSecretResponse(Schema):
+    value: str
+    expires_at: int
+    session: dict[str, Any]
+    agent: dict[str, str]
+    consent: str
+
+
+@router.post(
+    "/client_secrets",
+    response={200: ClientSecretResponse},
+    summary="Mint a short-lived, single-use session token for a browser",
+)
+def create_client_secret(request: HttpRequest, body: ClientSecretRequest) -> dict[str, Any]:
+    tenant = request.tenant  # type: ignore[attr-defined]
+    agent = Agent.objects.filter(tenant=tenant, public_id=body.session.model).first()
+    if agent is None:
+        raise HttpError(404, f"No agent {body.session.model!r} in this tenant.")
+    try:
+        minted = tokens.mint(
+            tenant=tenant,
+            agent=agent,
+            channel=Channel.WIDGET,
+            consent=body.consent or "",
+            consent_method=ConsentMethod.API,
+            end_user=body.end_user,
+            ttl_seconds=body.expires_after.seconds if body.expires_after else None,
+        )
+    except AccessDenied as denied:
+        raise HttpError(400, denied.message) from denied
+    return minted.response()
+
+
+def _cors(response: HttpResponse, origin: str) -> HttpResponse:
+    if origin:
+        response["Access-Control-Allow-Origin"] = origin
+        response["Access-Control-Allow-Methods"] = "POST, OPTIONS"
+        response["Access-Control-Allow-Headers"] = "Content-Type"
+        response["Access-Control-Max-Age"] = "600"
+        response["Vary"] = "Origin"
+    return response
+
+
+def _client_ip(request: HttpRequest) -> str:
+    return str(request.META.get("REMOTE_ADDR") or "unknown")
+
+
+@csrf_exempt
+def widget_client_secret(request: HttpRequest) -> HttpResponse:
+    """Public: the widget posts {key, agent, consent}; the Origin header must be allowed."""
+    origin = request.headers.get("Origin", "")
+    if request.method == "OPTIONS":
+        return _cors(HttpResponse(status=204), origin)
+    if request.method != "POST":
+        return _cors(_error(405, "Use POST.", "method_not_allowed"), origin)
+    try:
+        body = orjson.loads(request.body or b"{}")
+    except orjson.JSONDecodeError:
+        return _cors(_error(400, "The body must be JSON.", "invalid_json"), origin)
+    if not isinstance(body, dict):
+        return _cors(_error(400, "The body must be a JSON object.", "invalid_json"), origin)
+    fields = {name: body.get(name, "") for name in ("key", "agent", "consent")}
+    if not all(isinstance(value, str) for value in fields.values()):
+        return _cors(
+            _error(400, "key, agent and consent must be strings.", "invalid_request"), origin
+        )
+    try:
+        minted = tokens.mint_for_widget(
+            publishable_key=fields["key"],
+            agent_id=fields["agent"],
+            origin=origin,
+            consent=fields["consent"],
+            client_ip=_client_ip(request),
+        )
+    except AccessDenied as denied:
+        status = {"rate_limited": 429, "origin_not_allowed": 403}.get(denied.code, 400)
+        # A refused origin gets no CORS grant: the browser keeps the answer from the page.
+        response = _error(status, denied.message, denied.code)
+        return response if denied.code == "origin_not_allowed" else _cors(response, origin)
+    return _cors(JsonResponse(minted.response()), origin)
+
+
+def _error(status: int, message: str, code: str) -> JsonResponse:
+    error_type = "rate_limit_error" if status == 429 else "invalid_request_error"
+    return JsonResponse(
+        {"error": {"type": error_type, "code": code, "message": message}}, status=status
+    )

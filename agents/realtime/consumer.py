@@ -1,0 +1,348 @@
+"""The realtime endpoint: one Channels consumer per end-user connection.
+
+It authenticates the caller, opens the agent's provider session with the agent's
+configuration, relays events both ways through the policy, runs server-side tools,
+records what consent allows, and ends the call for any of its end reasons. Audio never
+crosses the channel layer: the consumer holds its own provider socket, and the call's
+group ``call.<id>`` carries only control messages (e.g. an operator's "end call").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+from urllib.parse import parse_qs
+
+import orjson
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+from agents.realtime import events
+from agents.realtime.access import AccessDenied, Caller, CallGrant, open_call
+from agents.realtime.errors import ClientEventRejected, error_event
+from agents.realtime.metrics import (
+    ACTIVE_CALLS,
+    CALLS_ENDED,
+    CALLS_REFUSED,
+    CALLS_STARTED,
+    CLIENT_EVENTS_REJECTED,
+    RELAY_LATENCY,
+    UPSTREAM_ERRORS,
+)
+from agents.realtime.policy import PolicyState, parse_client_frame
+from agents.realtime.providers import ProviderConnection, ProviderError, get_provider
+from agents.realtime.session_config import greeting_response, session_update
+from agents.realtime.tracker import CallTracker, ProviderFault, ToolCallRequest
+from calls.models import EndReason
+from calls.recording import end_call, store_progress
+from tools.runner import ToolCallContext
+
+logger = logging.getLogger("koe.realtime")
+
+TOKEN_SUBPROTOCOL = "openai-insecure-api-key."
+WATCHDOG_INTERVAL_SECONDS = 0.5
+
+CLOSE_CODES = {
+    "authentication_error": 4001,
+    "rate_limit_error": 4029,
+    "invalid_request_error": 4000,
+}
+PROVIDER_ERROR_CLOSE = 1011
+
+
+def caller_from_scope(scope: dict[str, Any]) -> Caller:
+    headers = {
+        name.decode("latin-1").lower(): value.decode("latin-1")
+        for name, value in scope.get("headers", [])
+    }
+    query = {
+        key: values[-1] for key, values in parse_qs(scope.get("query_string", b"").decode()).items()
+    }
+    authorization = headers.get("authorization", "")
+    secret = authorization[7:].strip() if authorization.lower().startswith("bearer ") else ""
+    token = query.get("token") or query.get("client_secret") or ""
+    for protocol in scope.get("subprotocols") or []:
+        if protocol.startswith(TOKEN_SUBPROTOCOL):
+            token = protocol[len(TOKEN_SUBPROTOCOL) :]
+    return Caller(
+        secret=secret,
+        session_token=token,
+        agent_id=query.get("model", ""),
+        origin=headers.get("origin", ""),
+        consent=query.get("consent", ""),
+        end_user=query.get("end_user", ""),
+    )
+
+
+def _chosen_subprotocol(offered: list[str]) -> str | None:
+    # Browsers fail the handshake unless the server picks one of the offered protocols.
+    if not offered:
+        return None
+    return "realtime" if "realtime" in offered else offered[0]
+
+
+class RealtimeConsumer(AsyncWebsocketConsumer):
+    grant: CallGrant
+    upstream: ProviderConnection
+    tracker: CallTracker
+    policy: PolicyState
+
+    async def connect(self) -> None:
+        self.ended = False
+        self.background: set[asyncio.Task[Any]] = set()
+        self.flush_lock = asyncio.Lock()
+        caller = caller_from_scope(self.scope)
+        try:
+            self.grant = await database_sync_to_async(open_call)(caller)
+        except AccessDenied as denied:
+            CALLS_REFUSED.labels(denied.code).inc()
+            logger.info("realtime refused code=%s agent=%s", denied.code, caller.agent_id)
+            await self._refuse(denied.message, denied.code, denied.error_type)
+            return
+        try:
+            self.upstream = await get_provider(self.grant.provider).connect(
+                self.grant.config, self.grant.credentials
+            )
+        except ProviderError as error:
+            UPSTREAM_ERRORS.labels(self.grant.provider).inc()
+            await database_sync_to_async(end_call)(
+                self.grant.call_id, EndReason.PROVIDER_ERROR, str(error)
+            )
+            CALLS_ENDED.labels(EndReason.PROVIDER_ERROR).inc()
+            self._log("provider unavailable: %s", error)
+            await self._refuse(
+                "The agent is unavailable right now (its speech provider could not be reached).",
+                "provider_unavailable",
+                "server_error",
+                close_code=PROVIDER_ERROR_CLOSE,
+            )
+            return
+
+        config = self.grant.config
+        self.policy = PolicyState(
+            allow_overrides=self.grant.allow_overrides,
+            max_frame_bytes=settings.KOE_REALTIME_MAX_FRAME_BYTES,
+        )
+        self.tracker = CallTracker(
+            server_tools=frozenset(tool["name"] for tool in config.get("tools", [])),
+            policy=self.policy,
+        )
+        self.started = time.monotonic()
+        await self.channel_layer.group_add(self.grant.group_name, self.channel_name)
+        await self.accept(subprotocol=_chosen_subprotocol(self.scope.get("subprotocols") or []))
+        ACTIVE_CALLS.labels(self.grant.provider).inc()
+        CALLS_STARTED.labels(self.grant.provider).inc()
+        self._log(
+            "call started agent=%s provider=%s", self.grant.agent_public_id, self.grant.provider
+        )
+
+        await self.upstream.send(orjson.dumps(session_update(config)).decode())
+        greeting = greeting_response(config)
+        if greeting is not None:
+            await self.upstream.send(orjson.dumps(greeting).decode())
+        self._spawn(self._relay_upstream())
+        self._spawn(self._watch_limits())
+
+    # --- client -> provider ------------------------------------------------------------
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.ended:
+            return
+        started = time.perf_counter()
+        frame = text_data if text_data is not None else bytes_data
+        try:
+            client_event = parse_client_frame(frame, self.policy)
+        except ClientEventRejected as rejected:
+            CLIENT_EVENTS_REJECTED.labels(rejected.code).inc()
+            await self._send_event(rejected.to_event())
+            return
+        self.tracker.client_event(client_event.type)
+        try:
+            # Forward the frame exactly as received: the policy let it pass unchanged.
+            await self.upstream.send(text_data or "")
+        except ProviderError as error:
+            await self._end(EndReason.PROVIDER_ERROR, str(error), notify=True)
+            return
+        RELAY_LATENCY.labels("client_to_provider").observe(time.perf_counter() - started)
+
+    # --- provider -> client ------------------------------------------------------------
+    async def _relay_upstream(self) -> None:
+        try:
+            async for frame in self.upstream:
+                started = time.perf_counter()
+                try:
+                    event = orjson.loads(frame)
+                except orjson.JSONDecodeError:
+                    self._log("provider sent malformed JSON; dropped")
+                    continue
+                outcome = self.tracker.server_event(event) if isinstance(event, dict) else None
+                await self.send(text_data=frame)
+                RELAY_LATENCY.labels("provider_to_client").observe(time.perf_counter() - started)
+                if isinstance(outcome, ProviderFault):
+                    await self._end(EndReason.PROVIDER_ERROR, outcome.message)
+                    return
+                if outcome:
+                    self._spawn(self._run_tools(outcome))
+                if event.get("type") == events.RESPONSE_DONE:
+                    self._spawn(self._flush())
+            if not self.ended:
+                await self._end(
+                    EndReason.PROVIDER_ERROR, "The provider closed the session.", notify=True
+                )
+        except ProviderError as error:
+            if not self.ended:
+                await self._end(EndReason.PROVIDER_ERROR, str(error), notify=True)
+
+    # --- server-side tools -------------------------------------------------------------
+    async def _run_tools(self, requests: list[ToolCallRequest]) -> None:
+        runner = import_string(settings.KOE_TOOL_RUNNER)
+        tools = {tool["name"]: tool for tool in self.grant.config.get("tools", [])}
+        for request in requests:
+            tool = tools[request.name]
+            context = ToolCallContext(
+                tenant_id=self.grant.tenant_public_id,
+                agent_id=self.grant.agent_public_id,
+                call_id=self.grant.call_public_id,
+                tool=tool,
+                function_call_id=request.call_id,
+                arguments=request.arguments,
+            )
+            try:
+                output = await asyncio.wait_for(runner(context), tool.get("timeout_seconds", 10))
+            except TimeoutError:
+                output = orjson.dumps(
+                    {"error": {"code": "timeout", "message": f"{request.name} took too long."}}
+                ).decode()
+            except Exception as error:  # a failing tool must not end the call
+                self._log("tool %s failed: %r", request.name, error)
+                output = orjson.dumps(
+                    {"error": {"code": "tool_failed", "message": f"{request.name} failed."}}
+                ).decode()
+            self.tracker.tool_result(request, output)
+            if self.ended:
+                return
+            item = {
+                "type": "conversation.item.create",
+                "item": {
+                    "type": "function_call_output",
+                    "call_id": request.call_id,
+                    "output": output,
+                },
+            }
+            await self.upstream.send(orjson.dumps(item).decode())
+        if not self.ended:
+            await self.upstream.send(orjson.dumps({"type": "response.create"}).decode())
+
+    # --- limits and control messages -----------------------------------------------------
+    async def _watch_limits(self) -> None:
+        max_duration = float(self.grant.config.get("max_call_duration_seconds") or 3600)
+        idle_timeout = float(self.grant.config.get("idle_timeout_seconds") or 0)
+        while not self.ended:
+            await asyncio.sleep(WATCHDOG_INTERVAL_SECONDS)
+            now = self.tracker.clock()
+            if now - self.started >= max_duration:
+                await self._end(
+                    EndReason.MAX_DURATION, "The call reached its maximum duration.", notify=True
+                )
+                return
+            if idle_timeout and now - self.tracker.last_activity >= idle_timeout:
+                await self._end(
+                    EndReason.IDLE_TIMEOUT, "The call was idle for too long.", notify=True
+                )
+                return
+
+    async def call_end(self, message: dict[str, Any]) -> None:
+        """Group message {"type": "call.end", "reason": ...} from any process."""
+        reason = message.get("reason") or EndReason.OPERATOR
+        if reason not in EndReason.values:
+            reason = EndReason.OPERATOR
+        await self._end(reason, str(message.get("detail") or "Ended by an operator."), notify=True)
+
+    # --- ending ----------------------------------------------------------------------------
+    async def disconnect(self, code: int) -> None:
+        if hasattr(self, "grant") and not self.ended:
+            await self._end(EndReason.CLIENT_CLOSED, f"Client closed the connection ({code}).")
+
+    async def _end(self, reason: str, detail: str, *, notify: bool = False) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        current = asyncio.current_task()
+        for task in list(self.background):
+            if task is not current and not task.get_name().startswith("flush"):
+                task.cancel()
+        with contextlib.suppress(Exception):
+            await self.upstream.close()
+        await self._flush()
+        await database_sync_to_async(end_call)(self.grant.call_id, reason, detail)
+        await self.channel_layer.group_discard(self.grant.group_name, self.channel_name)
+        ACTIVE_CALLS.labels(self.grant.provider).dec()
+        CALLS_ENDED.labels(reason).inc()
+        if reason == EndReason.PROVIDER_ERROR:
+            UPSTREAM_ERRORS.labels(self.grant.provider).inc()
+        self._log("call ended reason=%s detail=%s", reason, detail)
+        if reason == EndReason.CLIENT_CLOSED:
+            return
+        if notify:
+            error_type = (
+                "server_error" if reason == EndReason.PROVIDER_ERROR else "invalid_request_error"
+            )
+            with contextlib.suppress(Exception):
+                await self._send_event(
+                    error_event(detail, f"call_ended_{reason}", error_type=error_type)
+                )
+        with contextlib.suppress(Exception):
+            await self.close(
+                code=PROVIDER_ERROR_CLOSE if reason == EndReason.PROVIDER_ERROR else 1000
+            )
+
+    async def _flush(self) -> None:
+        async with self.flush_lock:
+            pending = self.tracker.take_pending()
+            if not pending and not self.ended:
+                return
+            await database_sync_to_async(store_progress)(
+                self.grant.call_id,
+                transcript=[vars(entry) for entry in pending.transcript]
+                if self.grant.stores_transcript
+                else [],
+                usage=[{"response_id": u.response_id, "usage": u.usage} for u in pending.usage],
+                interrupted_item_ids=pending.interrupted_item_ids,
+                turn_count=self.tracker.turn_count,
+                latencies_ms=list(self.tracker.latencies_ms),
+            )
+
+    # --- helpers ---------------------------------------------------------------------------
+    async def _refuse(
+        self, message: str, code: str, error_type: str, close_code: int | None = None
+    ) -> None:
+        # Accept first so the client can read why (a rejected handshake has no body).
+        await self.accept(subprotocol=_chosen_subprotocol(self.scope.get("subprotocols") or []))
+        await self._send_event(error_event(message, code, error_type=error_type))
+        await self.close(code=close_code or CLOSE_CODES.get(error_type, 4000))
+
+    async def _send_event(self, event: dict[str, Any]) -> None:
+        await self.send(text_data=orjson.dumps(event).decode())
+
+    def _spawn(self, coroutine: Any) -> None:
+        name = getattr(coroutine, "__name__", "task")
+        task = asyncio.create_task(coroutine, name=name.lstrip("_"))
+        self.background.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self.background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self._log("background task %s failed: %r", task.get_name(), task.exception())
+
+    def _log(self, message: str, *args: Any) -> None:
+        # Structured enough to grep and ship: every line names its tenant and call.
+        logger.info(message + " tenant=%s call=%s", *args, *self._ids())
+
+    def _ids(self) -> tuple[str, str]:
+        grant = getattr(self, "grant", None)
+        return (grant.tenant_public_id, grant.call_public_id) if grant else ("-", "-")

@@ -1,0 +1,79 @@
+"""The provider session an agent version asks for, as a GA ``session.update`` event."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+PCM16_24K = {"type": "audio/pcm", "rate": 24000}
+
+
+def turn_detection(config: dict[str, Any]) -> dict[str, Any] | None:
+    detection = config.get("turn_detection") or {}
+    kind = detection.get("type", "server_vad")
+    if kind == "none":
+        return None
+    if kind == "semantic_vad":
+        return {
+            "type": "semantic_vad",
+            "eagerness": detection.get("eagerness", "auto"),
+            "create_response": True,
+            "interrupt_response": True,
+        }
+    return {
+        "type": "server_vad",
+        "threshold": detection.get("threshold", 0.5),
+        "prefix_padding_ms": detection.get("prefix_padding_ms", 300),
+        "silence_duration_ms": detection.get("silence_duration_ms", 500),
+        "create_response": True,
+        "interrupt_response": True,
+    }
+
+
+def function_tools(config: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {
+            "type": "function",
+            "name": tool["name"],
+            "description": tool["description"],
+            "parameters": tool["parameters"],
+        }
+        for tool in config.get("tools", [])
+    ]
+
+
+def session_update(config: dict[str, Any]) -> dict[str, Any]:
+    """What the broker sends first: the agent's configuration, enforced by the server."""
+    transcription: dict[str, Any] = {"model": settings.KOE_TRANSCRIPTION_MODEL}
+    language = (config.get("language") or "").split("-")[0]
+    if language:
+        transcription["language"] = language
+    session: dict[str, Any] = {
+        "type": "realtime",
+        "instructions": config.get("instructions", ""),
+        "output_modalities": ["audio"],
+        "audio": {
+            "input": {
+                "format": PCM16_24K,
+                "transcription": transcription,
+                "turn_detection": turn_detection(config),
+            },
+            "output": {"format": PCM16_24K, "voice": config.get("voice") or "alloy"},
+        },
+        "tools": function_tools(config),
+        "tool_choice": "auto",
+    }
+    return {"type": "session.update", "session": session}
+
+
+def greeting_response(config: dict[str, Any]) -> dict[str, Any] | None:
+    greeting = (config.get("greeting") or "").strip()
+    if not greeting:
+        return None
+    return {
+        "type": "response.create",
+        "response": {
+            "instructions": f"Greet the caller by saying exactly this, and nothing else: {greeting}"
+        },
+    }

@@ -1,0 +1,274 @@
+"""Call records: sessions, their transcript, usage per response, and realtime session tokens.
+
+The platform core refers to agents only by app label ("agents.Agent"); it never imports
+them. A call keeps the agent's name and version number as text so that its record stays
+readable after the agent is deleted.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.db import models
+from django.utils import timezone
+
+from koe.ids import public_id
+from tenancy.models import Tenant, hash_secret
+
+
+def new_call_id() -> str:
+    return public_id("call")
+
+
+class Channel(models.TextChoices):
+    API = "api", "Server (secret key)"
+    WIDGET = "widget", "Widget / browser (session token)"
+
+
+class ConsentScope(models.TextChoices):
+    NONE = "none", "None (metadata only)"
+    TRANSCRIPT = "transcript", "Transcript"
+    RECORDING = "recording", "Transcript and recording"
+
+
+class ConsentMethod(models.TextChoices):
+    NONE = "", "Not asked"
+    WIDGET = "widget_checkbox", "Widget checkbox"
+    API = "api_flag", "API flag"
+    SPOKEN = "spoken", "Spoken"
+
+
+class EndReason(models.TextChoices):
+    CLIENT_CLOSED = "client_closed", "Caller hung up"
+    PROVIDER_ERROR = "provider_error", "Provider error"
+    MAX_DURATION = "max_duration", "Maximum duration reached"
+    IDLE_TIMEOUT = "idle_timeout", "Idle timeout"
+    OPERATOR = "operator", "Ended by an operator"
+    BUDGET = "budget", "Budget reached"
+    AUTH_EXPIRED = "auth_expired", "Authorization expired"
+    AGENT = "agent", "Ended by the agent"
+    SERVER_SHUTDOWN = "server_shutdown", "Server shut down"
+
+
+class CallStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    ENDED = "ended", "Ended"
+
+
+class CallSession(models.Model):
+    public_id = models.CharField(max_length=40, unique=True, default=new_call_id, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="calls")
+    agent = models.ForeignKey(
+        "agents.Agent", on_delete=models.SET_NULL, null=True, blank=True, related_name="calls"
+    )
+    agent_version = models.ForeignKey(
+        "agents.AgentVersion",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="calls",
+    )
+    agent_name = models.CharField(max_length=120)
+    version_number = models.PositiveIntegerField()
+    channel = models.CharField(max_length=16, choices=Channel.choices)
+    end_user_ref = models.CharField(max_length=200, blank=True, db_index=True)
+    consent_scope = models.CharField(
+        max_length=16, choices=ConsentScope.choices, default=ConsentScope.NONE
+    )
+    consent_method = models.CharField(
+        max_length=20, choices=ConsentMethod.choices, default=ConsentMethod.NONE, blank=True
+    )
+    consent_at = models.DateTimeField(null=True, blank=True)
+    consent_text = models.TextField(blank=True)
+    provider = models.CharField(max_length=16)
+    model = models.CharField(max_length=80)
+    status = models.CharField(max_length=8, choices=CallStatus.choices, default=CallStatus.ACTIVE)
+    started_at = models.DateTimeField(default=timezone.now)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveBigIntegerField(null=True, blank=True)
+    end_reason = models.CharField(max_length=20, choices=EndReason.choices, blank=True)
+    end_detail = models.TextField(blank=True)
+    turn_count = models.PositiveIntegerField(default=0)
+    latencies_ms = models.JSONField(
+        default=list, blank=True, help_text="Per turn: end of the caller's speech to first audio."
+    )
+    input_tokens = models.PositiveBigIntegerField(default=0)
+    output_tokens = models.PositiveBigIntegerField(default=0)
+    total_tokens = models.PositiveBigIntegerField(default=0)
+    server_instance = models.CharField(
+        max_length=120, blank=True, help_text="The process that holds the live call."
+    )
+
+    class Meta:
+        ordering = ["-started_at"]
+        indexes = [
+            models.Index(fields=["tenant", "-started_at"]),
+            models.Index(fields=["tenant", "status"]),
+            models.Index(fields=["agent", "-started_at"]),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(consent_scope__in=ConsentScope.values),
+                name="call_consent_scope_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.public_id} ({self.agent_name} v{self.version_number})"
+
+    @property
+    def group_name(self) -> str:
+        """The call's group on the channel layer, through which other processes reach it."""
+        return f"call.{self.public_id}"
+
+    @property
+    def stores_transcript(self) -> bool:
+        return self.consent_scope in (ConsentScope.TRANSCRIPT, ConsentScope.RECORDING)
+
+
+class TranscriptRole(models.TextChoices):
+    USER = "user", "Caller"
+    ASSISTANT = "assistant", "Agent"
+    TOOL = "tool", "Tool"
+
+
+class TranscriptItem(models.Model):
+    """One turn of a consented call: the caller's transcription or the agent's speech,
+    or a tool call with its result. The caller's text is a separate speech-to-text pass
+    of their audio, not what the model heard."""
+
+    call = models.ForeignKey(CallSession, on_delete=models.CASCADE, related_name="transcript")
+    sequence = models.PositiveIntegerField()
+    role = models.CharField(max_length=16, choices=TranscriptRole.choices)
+    item_id = models.CharField(max_length=80, blank=True)
+    text = models.TextField(blank=True)
+    tool_name = models.CharField(max_length=64, blank=True)
+    tool_arguments = models.TextField(blank=True)
+    latency_ms = models.PositiveIntegerField(
+        null=True, blank=True, help_text="End of the caller's speech to the agent's first audio."
+    )
+    interrupted = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["call", "sequence"]
+        constraints = [
+            models.UniqueConstraint(fields=["call", "sequence"], name="transcript_sequence_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.call.public_id} #{self.sequence} {self.role}"
+
+
+class UsageRecord(models.Model):
+    """Token usage of one model response (``response.done``), as the provider reported it."""
+
+    call = models.ForeignKey(CallSession, on_delete=models.CASCADE, related_name="usage")
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="usage_records")
+    response_id = models.CharField(max_length=80)
+    provider = models.CharField(max_length=16)
+    model = models.CharField(max_length=80)
+    created_at = models.DateTimeField(default=timezone.now)
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    total_tokens = models.PositiveIntegerField(default=0)
+    input_text_tokens = models.PositiveIntegerField(default=0)
+    input_audio_tokens = models.PositiveIntegerField(default=0)
+    input_image_tokens = models.PositiveIntegerField(default=0)
+    cached_tokens = models.PositiveIntegerField(default=0)
+    cached_text_tokens = models.PositiveIntegerField(default=0)
+    cached_audio_tokens = models.PositiveIntegerField(default=0)
+    cached_image_tokens = models.PositiveIntegerField(default=0)
+    output_text_tokens = models.PositiveIntegerField(default=0)
+    output_audio_tokens = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["call", "created_at"]
+        indexes = [models.Index(fields=["tenant", "created_at"])]
+        constraints = [
+            models.UniqueConstraint(fields=["call", "response_id"], name="usage_response_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.call.public_id} {self.response_id}: {self.total_tokens} tokens"
+
+    @classmethod
+    def fields_from_usage(cls, usage: dict[str, Any]) -> dict[str, int]:
+        """Map a Realtime ``usage`` object onto this model's columns."""
+
+        def number(mapping: Any, key: str) -> int:
+            value = mapping.get(key) if isinstance(mapping, dict) else None
+            return value if isinstance(value, int) and value >= 0 else 0
+
+        inputs = usage.get("input_token_details") or {}
+        cached = inputs.get("cached_tokens_details") or {} if isinstance(inputs, dict) else {}
+        outputs = usage.get("output_token_details") or {}
+        return {
+            "input_tokens": number(usage, "input_tokens"),
+            "output_tokens": number(usage, "output_tokens"),
+            "total_tokens": number(usage, "total_tokens"),
+            "input_text_tokens": number(inputs, "text_tokens"),
+            "input_audio_tokens": number(inputs, "audio_tokens"),
+            "input_image_tokens": number(inputs, "image_tokens"),
+            "cached_tokens": number(inputs, "cached_tokens"),
+            "cached_text_tokens": number(cached, "text_tokens"),
+            "cached_audio_tokens": number(cached, "audio_tokens"),
+            "cached_image_tokens": number(cached, "image_tokens"),
+            "output_text_tokens": number(outputs, "text_tokens"),
+            "output_audio_tokens": number(outputs, "audio_tokens"),
+        }
+
+
+class SessionToken(models.Model):
+    """A short-lived, single-use token that lets one browser open one call with one agent.
+
+    Like OpenAI's ephemeral client secrets: minted by a backend (secret key) or the widget
+    endpoint (publishable key + origin); only its digest is stored.
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="session_tokens")
+    agent = models.ForeignKey(
+        "agents.Agent", on_delete=models.CASCADE, related_name="session_tokens"
+    )
+    token_hash = models.CharField(max_length=64, unique=True)
+    channel = models.CharField(max_length=16, choices=Channel.choices, default=Channel.WIDGET)
+    origin = models.CharField(max_length=200, blank=True)
+    end_user_ref = models.CharField(max_length=200, blank=True)
+    consent_scope = models.CharField(
+        max_length=16, choices=ConsentScope.choices, default=ConsentScope.NONE
+    )
+    consent_method = models.CharField(max_length=20, choices=ConsentMethod.choices, blank=True)
+    consent_at = models.DateTimeField(null=True, blank=True)
+    consent_text = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["expires_at"])]
+
+    def __str__(self) -> str:
+        return f"session token for {self.agent_id} (expires {self.expires_at:%H:%M:%S})"
+
+    @classmethod
+    def issue(cls, *, ttl: timedelta, **fields: Any) -> tuple[SessionToken, str]:
+        value = "ek_" + public_id("x", 40)[2:]
+        token = cls.objects.create(
+            token_hash=hash_secret(value), expires_at=timezone.now() + ttl, **fields
+        )
+        return token, value
+
+    @classmethod
+    def redeem(cls, value: str) -> SessionToken | None:
+        """Use a token once: the atomic update makes a second use fail on any process."""
+        if not value.startswith("ek_"):
+            return None
+        digest = hash_secret(value)
+        now = timezone.now()
+        claimed = cls.objects.filter(
+            token_hash=digest, used_at__isnull=True, expires_at__gt=now
+        ).update(used_at=now)
+        if not claimed:
+            return None
+        return cls.objects.select_related("tenant").get(token_hash=digest)

@@ -1,0 +1,87 @@
+"""Writing what a live call produces: transcript (as consent allows), usage, its end.
+
+Called by the realtime broker through ``database_sync_to_async`` in batches, off the
+audio path. Plain data in (dicts and lists), so the core need not know the broker.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F, Max
+from django.utils import timezone
+
+from calls.models import CallSession, CallStatus, TranscriptItem, UsageRecord
+
+
+@transaction.atomic
+def store_progress(
+    call_id: int,
+    *,
+    transcript: list[dict[str, Any]],
+    usage: list[dict[str, Any]],
+    interrupted_item_ids: list[str],
+    turn_count: int,
+    latencies_ms: list[int],
+) -> None:
+    call = CallSession.objects.select_for_update().get(pk=call_id)
+    if call.stores_transcript and transcript:
+        start = (call.transcript.aggregate(top=Max("sequence"))["top"] or 0) + 1
+        TranscriptItem.objects.bulk_create(
+            TranscriptItem(call=call, sequence=start + offset, **entry)
+            for offset, entry in enumerate(transcript)
+        )
+    if call.stores_transcript and interrupted_item_ids:
+        call.transcript.filter(role="assistant", item_id__in=interrupted_item_ids).update(
+            interrupted=True
+        )
+    # A retried flush must not count a response twice (the call row is locked here).
+    seen = set(
+        call.usage.filter(response_id__in=[entry["response_id"] for entry in usage]).values_list(
+            "response_id", flat=True
+        )
+    )
+    totals = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
+    records = []
+    for entry in usage:
+        if entry["response_id"] in seen:
+            continue
+        seen.add(entry["response_id"])
+        fields = UsageRecord.fields_from_usage(entry["usage"])
+        for key in totals:
+            totals[key] += fields[key]
+        records.append(
+            UsageRecord(
+                call=call,
+                tenant_id=call.tenant_id,
+                response_id=entry["response_id"],
+                provider=call.provider,
+                model=call.model,
+                **fields,
+            )
+        )
+    UsageRecord.objects.bulk_create(records)
+    CallSession.objects.filter(pk=call.pk).update(
+        turn_count=turn_count,
+        latencies_ms=latencies_ms,
+        input_tokens=F("input_tokens") + totals["input_tokens"],
+        output_tokens=F("output_tokens") + totals["output_tokens"],
+        total_tokens=F("total_tokens") + totals["total_tokens"],
+    )
+
+
+def end_call(call_id: int, reason: str, detail: str = "") -> CallSession:
+    """Mark the call ended once; a second end (e.g. client close after a timeout) is a no-op."""
+    with transaction.atomic():
+        call = CallSession.objects.select_for_update().get(pk=call_id)
+        if call.status == CallStatus.ENDED:
+            return call
+        now = timezone.now()
+        call.status = CallStatus.ENDED
+        call.ended_at = now
+        call.duration_ms = max(0, int((now - call.started_at).total_seconds() * 1000))
+        call.end_reason = reason
+        call.end_detail = detail[:2000]
+        call.save(update_fields=["status", "ended_at", "duration_ms", "end_reason", "end_detail"])
+        return call

@@ -1,0 +1,60 @@
+"""Fixtures for broker tests: a scripted provider in place of OpenAI, and a ready agent."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from agents.models import Agent
+from agents.realtime.providers import registry
+from tests.broker.doubles import ScriptedProvider
+from tests.conftest import TenantWorld
+from tests.factories import AgentFactory, ToolFactory
+
+
+@pytest.fixture
+def scripted_provider() -> Iterator[type[ScriptedProvider]]:
+    saved = dict(registry._PROVIDERS)
+    ScriptedProvider.connections = []
+    ScriptedProvider.configs = []
+    ScriptedProvider.responder = None
+    registry._PROVIDERS["openai"] = ScriptedProvider
+    yield ScriptedProvider
+    registry._PROVIDERS.clear()
+    registry._PROVIDERS.update(saved)
+
+
+@pytest.fixture
+def openai_agent(tenant_a: TenantWorld) -> Agent:
+    tool = ToolFactory(tenant=tenant_a.tenant, name="book_table")
+    return AgentFactory(
+        tenant=tenant_a.tenant,
+        provider="openai",
+        model="gpt-realtime",
+        voice="alloy",
+        instructions="You book tables at Acme.",
+        greeting="",
+        tools=[tool],
+    )
+
+
+def auth_headers(secret: str) -> list[tuple[bytes, bytes]]:
+    return [(b"authorization", f"Bearer {secret}".encode())]
+
+
+def usage(total: int = 30) -> dict[str, Any]:
+    return {
+        "total_tokens": total,
+        "input_tokens": 20,
+        "output_tokens": total - 20,
+        "input_token_details": {
+            "text_tokens": 5,
+            "audio_tokens": 15,
+            "image_tokens": 0,
+            "cached_tokens": 4,
+            "cached_tokens_details": {"text_tokens": 4, "audio_tokens": 0, "image_tokens": 0},
+        },
+        "output_token_details": {"text_tokens": 2, "audio_tokens": total - 22},
+    }
