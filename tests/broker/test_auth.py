@@ -68,6 +68,7 @@ def test_revoked_key(
     )
     assert event["error"]["code"] == "invalid_api_key"
     assert "revoked" in event["error"]["message"]
+    assert code == 4001
     assert not CallSession.objects.exists()
 
 
@@ -87,6 +88,7 @@ def test_expired_token(openai_agent: Agent, scripted_provider: type[ScriptedProv
     with time_machine.travel(timezone.now() + timedelta(seconds=61)):
         event, code = _refusal(f"/v1/realtime?model={openai_agent.public_id}&token={value}")
     assert event["error"]["code"] == "session_token_expired"
+    assert code == 4001
     assert not CallSession.objects.exists()
 
 

@@ -14,7 +14,7 @@ from agents.realtime import consumer as consumer_module
 from calls.models import CallSession, TranscriptItem
 from tests.broker.conftest import auth_headers, usage
 from tests.broker.doubles import ScriptedConnection, ScriptedProvider
-from tests.broker.helpers import connect, eventually, receive, receive_until
+from tests.broker.helpers import connect, receive, receive_until
 from tests.conftest import TenantWorld
 from tests.factories import AgentFactory
 from tools.runner import ToolCallContext
@@ -203,6 +203,7 @@ def test_upstream_error_event_ends_the_call(
     event, code = _ends_with(push, openai_agent, tenant_a, scripted_provider)
     # The provider's own error event is relayed first; the call then ends.
     assert event["error"]["message"] == "The server had an error"
+    assert code == 1011
     call = CallSession.objects.get()
     assert call.end_reason == "provider_error"
     assert "server had an error" in call.end_detail
