@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -94,3 +95,13 @@ def password() -> str:
 def _fast_password_hashing(settings) -> None:  # type: ignore[no-untyped-def]
     # Real hashers cost ~0.3 s a password by design; tests create many users.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
+    # A file, not SQLite's in-memory default: tests that run Koe under a real Daphne
+    # process need that process to see the same test database.
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        path = os.path.join(tempfile.gettempdir(), f"koe-test-{os.getpid()}.sqlite3")
+        database.setdefault("TEST", {})["NAME"] = path

@@ -1,0 +1,30 @@
+"""The Prometheus endpoint: this process's metrics, behind a bearer token in production."""
+
+from __future__ import annotations
+
+import hmac
+
+from django.conf import settings
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+
+def metrics(request: HttpRequest) -> HttpResponse:
+    token = settings.KOE_METRICS_TOKEN
+    if not token and settings.IS_PRODUCTION:
+        # Open in development; a deployment must opt in with a token.
+        raise Http404("Set KOE_METRICS_TOKEN to enable /metrics.")
+    if token:
+        presented = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(presented.encode(), token.encode()):
+            return JsonResponse(
+                {
+                    "error": {
+                        "type": "authentication_error",
+                        "code": "invalid_metrics_token",
+                        "message": "Pass KOE_METRICS_TOKEN as a bearer token.",
+                    }
+                },
+                status=401,
+            )
+    return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)
