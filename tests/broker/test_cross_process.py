@@ -1,0 +1,58 @@
+"""A live call is reachable from another process through Redis (group ``call.<id>``)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from agents.models import Agent
+from calls.models import CallSession
+from tests.broker.conftest import auth_headers
+from tests.broker.doubles import ScriptedProvider
+from tests.broker.helpers import connect, receive
+from tests.conftest import TenantWorld
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SEND_FROM_ANOTHER_PROCESS = """
+import sys, django
+django.setup()
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+async_to_sync(get_channel_layer().group_send)(
+    sys.argv[1], {"type": "call.end", "reason": "operator", "detail": "from another process"}
+)
+"""
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_a_message_from_another_process_reaches_the_live_call(
+    tenant_a: TenantWorld, openai_agent: Agent, scripted_provider: type[ScriptedProvider]
+) -> None:
+    async def scenario() -> dict:
+        communicator = await connect(
+            f"/v1/realtime?model={openai_agent.public_id}", auth_headers(tenant_a.secret)
+        )
+        await receive(communicator)
+        call = await CallSession.objects.aget()
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            SEND_FROM_ANOTHER_PROCESS,
+            call.group_name,
+            cwd=ROOT,
+            env={"DJANGO_SETTINGS_MODULE": "koe.settings", **os.environ},
+        )
+        assert await process.wait() == 0
+        return await receive(communicator, timeout=10)
+
+    event = asyncio.run(scenario())
+    assert event["error"]["code"] == "call_ended_operator"
+    call = CallSession.objects.get()
+    assert call.end_reason == "operator"
+    assert call.end_detail == "from another process"
