@@ -148,6 +148,16 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self._spawn(self._relay_upstream())
         self._spawn(self._watch_limits())
 
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels runs close_old_connections() in a worker thread before every handler.
+        # At 50 audio events a second per call that thread hop is most of the relay's
+        # cost, and this consumer's own database work already goes through
+        # database_sync_to_async, which closes old connections in its thread.
+        if message["type"] == "websocket.receive":
+            await self.websocket_receive(message)
+        else:
+            await super().dispatch(message)
+
     # --- client -> provider ------------------------------------------------------------
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.ended:
