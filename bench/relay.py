@@ -22,7 +22,6 @@ import asyncio
 import base64
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -157,6 +156,18 @@ async def run_calls(url: str, headers: dict[str, str], calls: int, seconds: floa
     return samples
 
 
+async def run_watched(
+    url: str, headers: dict[str, str], calls: int, seconds: float, pid: int
+) -> tuple[list[float], int]:
+    """run_calls, sampling the server's RSS meanwhile; returns the samples and peak RSS."""
+    task = asyncio.create_task(run_calls(url, headers, calls, seconds))
+    peak_rss = 0
+    while not task.done():
+        peak_rss = max(peak_rss, rss_bytes(pid))
+        await asyncio.sleep(0.5)
+    return await task, peak_rss
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -216,7 +227,8 @@ def main() -> None:
         koe_headers = {"Authorization": f"Bearer {key}"}
         print(
             f"{'N':>5} {'events':>8} {'direct p50/p99 ms':>18} {'via Koe p50/p99 ms':>19} "
-            f"{'added p50/p99 ms':>17} {'CPU s/call-min':>15} {'RSS/call KiB':>13} {'load-gen CPU':>12}"
+            f"{'added p50/p99 ms':>17} {'CPU s/call-min':>15} {'RSS/call KiB':>13} "
+            f"{'load-gen CPU':>12}"
         )
         for calls in args.calls:
             direct = asyncio.run(run_calls(direct_url, {}, calls, args.seconds))
@@ -226,17 +238,9 @@ def main() -> None:
                 time.process_time(),
                 time.perf_counter(),
             )
-            peak_rss = 0
-
-            async def measured() -> list[float]:
-                nonlocal peak_rss
-                task = asyncio.create_task(run_calls(koe_url, koe_headers, calls, args.seconds))
-                while not task.done():
-                    peak_rss = max(peak_rss, rss_bytes(daphne.pid))
-                    await asyncio.sleep(0.5)
-                return await task
-
-            via_koe = asyncio.run(measured())
+            via_koe, peak_rss = asyncio.run(
+                run_watched(koe_url, koe_headers, calls, args.seconds, daphne.pid)
+            )
             cpu = cpu_seconds(daphne.pid) - cpu_before
             own = (time.process_time() - own_before) / (time.perf_counter() - wall_before)
             call_minutes = calls * (args.seconds + WARM_UP_SECONDS) / 60
