@@ -148,7 +148,7 @@ class Agent(models.Model):
             errors["model"] = "Choose one of OpenAI's realtime models: " + ", ".join(OPENAI_MODELS)
         if self.provider == Provider.LOCAL and self.credential_id:
             errors["credential"] = "The built-in provider needs no credential."
-        if self.credential_id and self.credential is not None:
+        elif self.credential_id and self.credential is not None:
             if self.credential.tenant_id != self.tenant_id:
                 errors["credential"] = "Unknown credential."
             elif self.credential.provider != self.provider:
@@ -221,7 +221,14 @@ def new_publishable_key() -> str:
 def normalize_origin(value: str) -> str:
     """'https://Shop.example:443/' -> 'https://shop.example'; raises ValidationError."""
     value = value.strip()
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+        port = parts.port  # raises ValueError when out of range or not a number
+    except ValueError as error:
+        raise ValidationError(
+            "%(value)s is not an origin: use scheme://host[:port], e.g. https://shop.example",
+            params={"value": value},
+        ) from error
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValidationError(
             "%(value)s is not an origin: use scheme://host[:port], e.g. https://shop.example",
@@ -233,8 +240,8 @@ def normalize_origin(value: str) -> str:
             params={"value": value},
         )
     default_port = {"http": 80, "https": 443}[parts.scheme]
-    port = f":{parts.port}" if parts.port and parts.port != default_port else ""
-    return f"{parts.scheme}://{parts.hostname.lower()}{port}"
+    suffix = f":{port}" if port and port != default_port else ""
+    return f"{parts.scheme}://{parts.hostname.lower()}{suffix}"
 
 
 def validate_origins(value: list[str]) -> None:

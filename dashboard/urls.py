@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from dashboard.views import accounts, agents, credentials, keys, members, tenants, tools
+from dashboard.views import accounts, agents, calls, credentials, keys, members, tenants, tools
 
 app_name = "dashboard"
 
@@ -58,10 +58,19 @@ urlpatterns = [
         agents.widget_key_revoke,
         name="widget_key_revoke",
     ),
+    # calls
+    path("calls/", calls.call_list, name="call_list"),
+    path("calls/<str:call_id>/", calls.call_detail, name="call_detail"),
+    path("calls/<str:call_id>/end/", calls.call_end, name="call_end"),
     # tools
     path("tools/", tools.tool_list, name="tool_list"),
     path("tools/new/", tools.tool_create, name="tool_create"),
     path("tools/<str:tool_id>/", tools.tool_edit, name="tool_edit"),
     path("tools/<str:tool_id>/duplicate/", tools.tool_duplicate, name="tool_duplicate"),
     path("tools/<str:tool_id>/delete/", tools.tool_delete, name="tool_delete"),
+    path(
+        "tools/<str:tool_id>/rotate-secret/",
+        tools.tool_rotate_secret,
+        name="tool_rotate_secret",
+    ),
 ]

@@ -13,8 +13,9 @@ class TenantModelForm(forms.ModelForm):
     """A ModelForm for an object owned by a tenant.
 
     The tenant is not a form field, so Django would skip the (tenant, name) unique
-    constraints when validating; setting it on the instance first and keeping it in the
-    validation lets duplicates show as a field error instead of an IntegrityError.
+    constraints when validating and a duplicate would end in an IntegrityError. Keeping
+    the tenant in the validation makes it a form error instead; forms that want it on the
+    name field check the name themselves (clean_name) before this fallback runs.
     """
 
     def __init__(self, *args: Any, tenant: Tenant, **kwargs: Any) -> None:

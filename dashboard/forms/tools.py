@@ -1,0 +1,295 @@
+"""Forms for tool definitions, and the tool changes the dashboard makes beyond a form save."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, NoReturn
+
+from django import forms
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.forms.fields import InvalidJSONInput, JSONString
+from django.utils import timezone
+
+from agents.versions import record_version, reversion_agents_using
+from dashboard.forms.base import TenantModelForm
+from tenancy.scoping import for_tenant
+from tools.models import ToolDefinition, ToolKind, new_signing_secret, new_tool_id
+from tools.schema import FUNCTION_NAME_PATTERN, validate_function_name
+
+User = AbstractBaseUser | AnonymousUser
+
+COPY_SUFFIX = "_copy"
+MAX_JSON_LENGTH = 50_000
+MAX_JSON_DEPTH = 32
+NAME_MAX_LENGTH = 64
+
+# Shared fields first, then one fieldset per kind (tool-form.js shows only the chosen one).
+TOOL_FIELDSETS: list[tuple[str, str, list[str]]] = [
+    ("Function", "", ["name", "description", "parameters"]),
+    ("Execution", "", ["kind", "execution", "timeout_seconds"]),
+    ("Webhook", ToolKind.WEBHOOK, ["webhook_url", "http_method", "webhook_headers"]),
+    ("Built-in", ToolKind.BUILTIN, ["builtin_name"]),
+    ("MCP server", ToolKind.MCP, ["mcp_server_url", "mcp_auth_header", "mcp_tool_names"]),
+]
+
+
+def _reject_constant(name: str) -> NoReturn:
+    # NaN and Infinity are not JSON: PostgreSQL's jsonb would refuse them at save time.
+    raise ValueError(f"{name} is not allowed in JSON")
+
+
+def parse_json_text(text: str) -> Any:
+    """json.loads with an error message a person can act on ("Line 3: …")."""
+    if len(text) > MAX_JSON_LENGTH:
+        raise ValidationError(
+            "At most %(limit)s characters of JSON.",
+            code="too_long",
+            params={"limit": MAX_JSON_LENGTH},
+        )
+    try:
+        value = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError as error:
+        raise ValidationError("The JSON is nested too deeply.", code="too_deep") from error
+    except json.JSONDecodeError as error:
+        raise ValidationError(
+            "Line %(line)s: %(message)s (column %(column)s).",
+            code="invalid_json",
+            params={"line": error.lineno, "message": error.msg, "column": error.colno},
+        ) from error
+    except ValueError as error:
+        raise ValidationError(
+            "%(message)s.", code="invalid_json", params={"message": error}
+        ) from error
+    if _depth(value) > MAX_JSON_DEPTH:
+        # Schema validation recurses through the document: bound it before it runs.
+        raise ValidationError(
+            "The JSON is nested more than %(limit)s levels deep.",
+            code="too_deep",
+            params={"limit": MAX_JSON_DEPTH},
+        )
+    return value
+
+
+def _depth(value: Any) -> int:
+    """How deeply lists and objects nest; iterative, so deep input cannot overflow the stack."""
+    deepest = 0
+    pending = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth + 1)
+            children = item.values() if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+class JsonTextField(forms.JSONField):
+    """A JSON textarea that says where the JSON is broken and shows it indented."""
+
+    widget = forms.Textarea(attrs={"rows": 12, "spellcheck": "false"})
+
+    def to_python(self, value: Any) -> Any:
+        if self.disabled:
+            return value
+        if value in self.empty_values:
+            return None
+        if isinstance(value, list | dict | int | float | JSONString):
+            return value
+        converted = parse_json_text(value)
+        return JSONString(converted) if isinstance(converted, str) else converted
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        if self.disabled:
+            return initial
+        if data is None:
+            return None
+        # Show back exactly what was typed (InvalidJSONInput marks raw text for Django),
+        # rather than re-parsing input that may be broken or absurdly deep.
+        return InvalidJSONInput(data)
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, InvalidJSONInput):
+            return value
+        return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+class HiddenValueTextarea(forms.Textarea):
+    """A textarea that never renders its value: secrets are not sent back to the browser."""
+
+    def format_value(self, value: Any) -> None:
+        return None
+
+
+class NameListField(forms.Field):
+    """Names separated by commas or new lines, stored as a list."""
+
+    widget = forms.Textarea(attrs={"rows": 3})
+
+    def prepare_value(self, value: Any) -> Any:
+        return "\n".join(value) if isinstance(value, list) else value
+
+    def to_python(self, value: Any) -> list[str]:
+        if isinstance(value, list):
+            return value
+        text = "" if value is None else str(value)
+        names = [name.strip() for name in re.split(r"[,\n]", text)]
+        unique: list[str] = []
+        for name in filter(None, names):
+            if name not in unique:
+                unique.append(name)
+        return unique
+
+    def validate(self, value: Any) -> None:
+        if self.required and not value:
+            raise ValidationError(self.error_messages["required"], code="required")
+        invalid = [name for name in value if not FUNCTION_NAME_PATTERN.fullmatch(name)]
+        if invalid:
+            raise ValidationError(
+                "Not valid tool names: %(names)s. Use letters, digits, underscores or hyphens.",
+                code="invalid_name",
+                params={"names": ", ".join(invalid)},
+            )
+
+
+class ToolForm(TenantModelForm):
+    parameters = JsonTextField(
+        label="Parameters (JSON Schema)",
+        help_text='A JSON Schema object, e.g. {"type": "object", "properties": '
+        '{"order_number": {"type": "string"}}, "required": ["order_number"]}.',
+    )
+    # Declared rather than generated so the scheme default is explicit (Django 6 changes it);
+    # the model's validators still reject anything but http(s).
+    webhook_url = forms.URLField(
+        label="Webhook URL", max_length=500, required=False, assume_scheme="https"
+    )
+    webhook_headers = forms.CharField(
+        label="Webhook headers",
+        required=False,
+        widget=HiddenValueTextarea(attrs={"rows": 4, "placeholder": '{"X-Api-Key": "…"}'}),
+        help_text='Extra request headers as a JSON object, e.g. {"X-Api-Key": "…"}; '
+        "stored encrypted.",
+    )
+    mcp_server_url = forms.URLField(
+        label="MCP server URL", max_length=500, required=False, assume_scheme="https"
+    )
+    mcp_auth_header = forms.CharField(
+        label="MCP Authorization header",
+        required=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Sent as the Authorization header, e.g. “Bearer …”; stored encrypted.",
+    )
+    mcp_tool_names = NameListField(
+        label="MCP tool names",
+        required=False,
+        help_text="The server's tools to expose, separated by commas or new lines "
+        "(empty: all of them).",
+    )
+
+    class Meta:
+        model = ToolDefinition
+        fields = [name for _, _, names in TOOL_FIELDSETS for name in names]
+        widgets = {"description": forms.Textarea(attrs={"rows": 3})}
+        labels = {"http_method": "HTTP method", "timeout_seconds": "Timeout (seconds)"}
+        help_texts = {
+            "execution": "Background suits slow work: the agent keeps talking meanwhile.",
+            "timeout_seconds": "How long a call waits for the tool (1 to 300).",
+        }
+
+    def __init__(self, *args: Any, read_only: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.webhook_headers:
+            self.fields["webhook_headers"].help_text = (
+                "Headers are set (hidden); enter new JSON to replace them, {} to remove them, "
+                "or leave this empty to keep them."
+            )
+        if self.instance.mcp_auth_header:
+            self.fields["mcp_auth_header"].help_text = (
+                "A header is set (hidden); enter a new one to replace it, "
+                "or leave this empty to keep it."
+            )
+        if read_only:
+            for field in self.fields.values():
+                field.disabled = True
+
+    def fieldsets(self) -> list[tuple[str, str, list[forms.BoundField]]]:
+        return [
+            (legend, kind, [self[name] for name in names]) for legend, kind, names in TOOL_FIELDSETS
+        ]
+
+    def clean_name(self) -> str:
+        name: str = self.cleaned_data["name"]
+        taken = for_tenant(ToolDefinition, self.tenant).filter(name=name)
+        if taken.exclude(pk=self.instance.pk).exists():
+            raise ValidationError("A tool named “%(name)s” already exists.", params={"name": name})
+        return name
+
+    def clean_webhook_headers(self) -> str:
+        text = self.cleaned_data["webhook_headers"].strip()
+        if not text:
+            # The value is never shown, so an empty box means "keep what is stored".
+            return self.instance.webhook_headers or ""
+        headers = parse_json_text(text)
+        if not isinstance(headers, dict) or not all(
+            isinstance(key, str) and isinstance(value, str) for key, value in headers.items()
+        ):
+            raise ValidationError(
+                "Headers must be a JSON object of string names to string values, "
+                'e.g. {"X-Api-Key": "…"}.'
+            )
+        return json.dumps(headers) if headers else ""
+
+    def clean_mcp_auth_header(self) -> str:
+        value = self.cleaned_data["mcp_auth_header"].strip()
+        return value or self.instance.mcp_auth_header or ""
+
+    def save_tool(self, user: User) -> ToolDefinition:
+        """Save, and re-version the agents using the tool: its definition is in their config."""
+        with transaction.atomic():
+            tool = self.save()
+            reversion_agents_using(tool, user)
+        return tool
+
+
+def duplicate_tool(tool: ToolDefinition) -> ToolDefinition:
+    """A copy named <name>_copy (numbered if taken), with its own id and signing secret."""
+    copy = ToolDefinition.objects.get(pk=tool.pk)
+    copy.pk = None
+    copy.public_id = new_tool_id()
+    copy.signing_secret = new_signing_secret()
+    copy.name = _copy_name(tool)
+    copy.created_at = timezone.now()
+    copy.save()
+    return copy
+
+
+def rotate_signing_secret(tool: ToolDefinition) -> str:
+    """Replace the webhook signing secret; the new one is returned to be shown once."""
+    secret = new_signing_secret()
+    tool.signing_secret = secret
+    tool.save(update_fields=["signing_secret", "updated_at"])
+    return secret
+
+
+def delete_tool(tool: ToolDefinition, user: User) -> None:
+    """Delete the tool; the agents that used it lose it, which is a new version of each."""
+    with transaction.atomic():
+        agents = list(tool.agents.all())
+        tool.delete()
+        for agent in agents:
+            record_version(agent, user)
+
+
+def _copy_name(tool: ToolDefinition) -> str:
+    taken = set(for_tenant(ToolDefinition, tool.tenant).values_list("name", flat=True))
+    counter = 1
+    while True:
+        suffix = COPY_SUFFIX + ("" if counter == 1 else str(counter))
+        name = tool.name[: NAME_MAX_LENGTH - len(suffix)] + suffix
+        if name not in taken:
+            validate_function_name(name)
+            return name
+        counter += 1
