@@ -7,7 +7,6 @@ Every refusal is an AccessDenied with a machine code and a sentence for the clie
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -16,6 +15,7 @@ from django.utils import timezone
 
 from agents.models import Agent
 from agents.realtime.providers import ProviderCredentials
+from calls.control import stale_before
 from calls.models import (
     CallSession,
     CallStatus,
@@ -217,9 +217,9 @@ def _start(tenant: Tenant, agent: Agent, details: dict[str, Any]) -> CallGrant:
 
 
 def active_calls(tenant: Tenant) -> int:
-    oldest = timezone.now() - timedelta(seconds=3600 + settings.KOE_STALE_CALL_GRACE_SECONDS)
+    # Stale rows (their process died without ending them) must not block new calls.
     return CallSession.objects.filter(
-        tenant=tenant, status=CallStatus.ACTIVE, started_at__gt=oldest
+        tenant=tenant, status=CallStatus.ACTIVE, started_at__gte=stale_before()
     ).count()
 
 
