@@ -67,6 +67,12 @@ def reversion_agents_using(tool: ToolDefinition, user: Any = None) -> None:
         record_version(agent, user)
 
 
+def on_tool_changed(sender: Any, agent_ids: list[int], user: Any = None, **kwargs: Any) -> None:
+    """Receiver of tools.actions.tool_changed (connected in AgentsConfig.ready)."""
+    for agent in Agent.objects.filter(pk__in=agent_ids):
+        record_version(agent, user)
+
+
 def version_diff(older: AgentVersion | None, newer: AgentVersion) -> list[str]:
     def lines(version: AgentVersion | None) -> list[str]:
         if version is None:

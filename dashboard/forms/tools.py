@@ -10,22 +10,18 @@ from django import forms
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.forms.fields import InvalidJSONInput, JSONString
-from django.utils import timezone
 
-from agents.versions import record_version, reversion_agents_using
 from dashboard.forms.base import TenantModelForm
 from tenancy.scoping import for_tenant
-from tools.models import ToolDefinition, ToolKind, new_signing_secret, new_tool_id
-from tools.schema import FUNCTION_NAME_PATTERN, validate_function_name
+from tools.actions import save_tool
+from tools.models import ToolDefinition, ToolKind
+from tools.schema import FUNCTION_NAME_PATTERN
 
 User = AbstractBaseUser | AnonymousUser
 
-COPY_SUFFIX = "_copy"
 MAX_JSON_LENGTH = 50_000
 MAX_JSON_DEPTH = 32
-NAME_MAX_LENGTH = 64
 
 # Shared fields first, then one fieldset per kind (tool-form.js shows only the chosen one).
 TOOL_FIELDSETS: list[tuple[str, str, list[str]]] = [
@@ -248,48 +244,4 @@ class ToolForm(TenantModelForm):
 
     def save_tool(self, user: User) -> ToolDefinition:
         """Save, and re-version the agents using the tool: its definition is in their config."""
-        with transaction.atomic():
-            tool = self.save()
-            reversion_agents_using(tool, user)
-        return tool
-
-
-def duplicate_tool(tool: ToolDefinition) -> ToolDefinition:
-    """A copy named <name>_copy (numbered if taken), with its own id and signing secret."""
-    copy = ToolDefinition.objects.get(pk=tool.pk)
-    copy.pk = None
-    copy.public_id = new_tool_id()
-    copy.signing_secret = new_signing_secret()
-    copy.name = _copy_name(tool)
-    copy.created_at = timezone.now()
-    copy.save()
-    return copy
-
-
-def rotate_signing_secret(tool: ToolDefinition) -> str:
-    """Replace the webhook signing secret; the new one is returned to be shown once."""
-    secret = new_signing_secret()
-    tool.signing_secret = secret
-    tool.save(update_fields=["signing_secret", "updated_at"])
-    return secret
-
-
-def delete_tool(tool: ToolDefinition, user: User) -> None:
-    """Delete the tool; the agents that used it lose it, which is a new version of each."""
-    with transaction.atomic():
-        agents = list(tool.agents.all())
-        tool.delete()
-        for agent in agents:
-            record_version(agent, user)
-
-
-def _copy_name(tool: ToolDefinition) -> str:
-    taken = set(for_tenant(ToolDefinition, tool.tenant).values_list("name", flat=True))
-    counter = 1
-    while True:
-        suffix = COPY_SUFFIX + ("" if counter == 1 else str(counter))
-        name = tool.name[: NAME_MAX_LENGTH - len(suffix)] + suffix
-        if name not in taken:
-            validate_function_name(name)
-            return name
-        counter += 1
+        return save_tool(self.save(commit=False), user)

@@ -9,10 +9,11 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from dashboard.access import require, tenant_view
-from dashboard.forms.tools import ToolForm, delete_tool, duplicate_tool, rotate_signing_secret
+from dashboard.forms.tools import ToolForm
 from tenancy.models import Membership
 from tenancy.roles import Permission
 from tenancy.scoping import for_tenant, get_for_tenant_or_404
+from tools.actions import delete_tool, duplicate_tool, rotate_signing_secret
 from tools.models import ToolDefinition, ToolKind
 
 
