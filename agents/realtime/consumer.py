@@ -25,7 +25,11 @@ from django.utils.module_loading import import_string
 from agents.realtime import events
 from agents.realtime.access import AccessDenied, Caller, CallGrant, open_call
 from agents.realtime.errors import ClientEventRejected, error_event
-from agents.realtime.metrics import (
+from agents.realtime.policy import PolicyState, parse_client_frame
+from agents.realtime.providers import ProviderConnection, ProviderError, get_provider
+from agents.realtime.session_config import greeting_response, session_update
+from agents.realtime.tracker import CallTracker, ProviderFault, ToolCallRequest
+from calls.metrics import (
     ACTIVE_CALLS,
     CALLS_ENDED,
     CALLS_REFUSED,
@@ -34,10 +38,6 @@ from agents.realtime.metrics import (
     RELAY_LATENCY,
     UPSTREAM_ERRORS,
 )
-from agents.realtime.policy import PolicyState, parse_client_frame
-from agents.realtime.providers import ProviderConnection, ProviderError, get_provider
-from agents.realtime.session_config import greeting_response, session_update
-from agents.realtime.tracker import CallTracker, ProviderFault, ToolCallRequest
 from calls.models import EndReason
 from calls.recording import end_call, store_progress
 from tools.runner import ToolCallContext

@@ -8,6 +8,8 @@ from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+import calls.metrics  # noqa: F401  (registers the call metrics in this process)
+
 
 def metrics(request: HttpRequest) -> HttpResponse:
     token = settings.KOE_METRICS_TOKEN

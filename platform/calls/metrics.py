@@ -1,4 +1,4 @@
-"""Prometheus metrics of the realtime broker (served at /metrics)."""
+"""Prometheus metrics of live calls (served at /metrics by koe.metrics)."""
 
 from __future__ import annotations
 
@@ -18,3 +18,8 @@ RELAY_LATENCY = Histogram(
     ["direction"],
     buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1),
 )
+
+# Series exist from the start (at zero), so dashboards and alerts see them before a call.
+for _provider in ("local", "openai", "azure"):
+    ACTIVE_CALLS.labels(_provider)
+    CALLS_STARTED.labels(_provider)
