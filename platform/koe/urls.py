@@ -1,4 +1,4 @@
-"""HTTP URL routing: dashboard, REST API v1, Django admin, health check."""
+"""HTTP URL routing: dashboard, REST API v1, Django admin, health check, metrics."""
 
 from __future__ import annotations
 
@@ -6,7 +6,12 @@ from django.contrib import admin
 from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
 
+from agents.realtime.api import router as realtime_router
+from agents.realtime.api import widget_client_secret
 from koe.api import api
+from koe.metrics import metrics
+
+api.add_router("/realtime", realtime_router)
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -15,7 +20,10 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    # Public and cross-origin (the widget on tenants' sites): outside the keyed API.
+    path("v1/widget/client_secrets", widget_client_secret, name="widget_client_secret"),
     path("v1/", api.urls),
     path("healthz", healthz, name="healthz"),
+    path("metrics", metrics, name="metrics"),
     path("", include("dashboard.urls")),
 ]
