@@ -187,3 +187,15 @@ def test_random_frames_never_crash_the_consumer(
             await communicator.disconnect()
 
     asyncio.run(scenario())
+
+
+def test_koe_error_events_match_the_sdk_types() -> None:
+    from openai.types.realtime import RealtimeServerEvent
+    from pydantic import TypeAdapter
+
+    adapter = TypeAdapter(RealtimeServerEvent)
+    for frame, _code in FORBIDDEN:
+        with pytest.raises(ClientEventRejected) as refused:
+            parse_client_frame(frame, PolicyState())
+        event = adapter.validate_python(refused.value.to_event())
+        assert event.type == "error"
