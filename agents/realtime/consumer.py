@@ -193,7 +193,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 await self.send(text_data=frame)
                 RELAY_LATENCY.labels("provider_to_client").observe(time.perf_counter() - started)
                 if isinstance(outcome, ProviderFault):
-                    await self._end(EndReason.PROVIDER_ERROR, outcome.message)
+                    await self._end(EndReason.PROVIDER_ERROR, outcome.message, notify=True)
                     return
                 if outcome:
                     self._spawn(self._run_tools(outcome))

@@ -155,6 +155,8 @@ def _ends_with(
             if event["type"] == "error":
                 break
         closing = await communicator.receive_output(timeout=5)
+        while closing["type"] != "websocket.close":
+            closing = await communicator.receive_output(timeout=5)
         return event, closing.get("code", 1000)
 
     return asyncio.run(scenario())
