@@ -77,4 +77,7 @@ def daphne_server(**env: str) -> Iterator[str]:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+        if os.environ.get("KOE_SHOW_DAPHNE_LOG"):
+            log.seek(0)
+            print(log.read())
         log.close()

@@ -148,6 +148,16 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self._spawn(self._relay_upstream())
         self._spawn(self._watch_limits())
 
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except asyncio.CancelledError:
+            # Daphne cancels every application when it shuts down, and waits for them:
+            # record the end and what the call produced before the process goes.
+            if hasattr(self, "grant") and not self.ended:
+                await self._end(EndReason.SERVER_SHUTDOWN, "The server shut down.")
+            raise
+
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels runs close_old_connections() in a worker thread before every handler.
         # At 50 audio events a second per call that thread hop is most of the relay's
@@ -285,16 +295,18 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         for task in list(self.background):
             if task is not current and not task.get_name().startswith("flush"):
                 task.cancel()
-        with contextlib.suppress(Exception):
-            await self.upstream.close()
-        await self._flush()
-        await database_sync_to_async(end_call)(self.grant.call_id, reason, detail)
+        # Record first, and let nothing cancel the recording: on shutdown Daphne cancels
+        # every application and waits for it, so a cancelled end still gets written.
+        recording = asyncio.ensure_future(self._record_end(reason, detail))
+        try:
+            await asyncio.shield(recording)
+        except asyncio.CancelledError:
+            await recording
+            raise
+        finally:
+            with contextlib.suppress(Exception):
+                await self.upstream.close()
         await self.channel_layer.group_discard(self.grant.group_name, self.channel_name)
-        ACTIVE_CALLS.labels(self.grant.provider).dec()
-        CALLS_ENDED.labels(reason).inc()
-        if reason == EndReason.PROVIDER_ERROR:
-            UPSTREAM_ERRORS.labels(self.grant.provider).inc()
-        self._log("call ended reason=%s detail=%s", reason, detail)
         if reason == EndReason.CLIENT_CLOSED:
             return
         if notify:
@@ -309,6 +321,15 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             await self.close(
                 code=PROVIDER_ERROR_CLOSE if reason == EndReason.PROVIDER_ERROR else 1000
             )
+
+    async def _record_end(self, reason: str, detail: str) -> None:
+        await self._flush()
+        await database_sync_to_async(end_call)(self.grant.call_id, reason, detail)
+        ACTIVE_CALLS.labels(self.grant.provider).dec()
+        CALLS_ENDED.labels(reason).inc()
+        if reason == EndReason.PROVIDER_ERROR:
+            UPSTREAM_ERRORS.labels(self.grant.provider).inc()
+        self._log("call ended reason=%s detail=%s", reason, detail)
 
     async def _flush(self) -> None:
         async with self.flush_lock:

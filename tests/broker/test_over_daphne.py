@@ -1,0 +1,87 @@
+"""Koe under a real Daphne server: the official openai SDK talks to an agent through it."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import openai
+import pytest
+
+from agents.models import Agent
+from calls.models import CallSession, TranscriptItem
+from tests.conftest import TenantWorld
+from tests.fakes.realtime_server import FakeRealtimeServer, FunctionCall, Turn
+from tests.live import daphne_server
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+UPSTREAM_KEY = "sk-test-upstream"
+
+
+def _wait_for_end(timeout: float = 10) -> CallSession:
+    deadline = time.monotonic() + timeout
+    while True:
+        call = CallSession.objects.first()
+        if call is not None and call.status == "ended":
+            return call
+        assert time.monotonic() < deadline, "the call was never recorded as ended"
+        time.sleep(0.05)
+
+
+def test_the_openai_sdk_holds_a_conversation_with_a_tool_call(
+    tenant_a: TenantWorld, openai_agent: Agent
+) -> None:
+    script = [
+        Turn(user="", assistant="Good evening, how can I help?"),
+        Turn(
+            user="",
+            function_call=FunctionCall("book_table", {"people": 2}),
+            assistant_after_call="Your table for two is booked.",
+        ),
+    ]
+    fake = FakeRealtimeServer(script, expected_key=UPSTREAM_KEY).start_in_thread()
+    events: list[Any] = []
+    try:
+        with daphne_server(
+            KOE_OPENAI_REALTIME_URL=fake.url,
+            OPENAI_API_KEY=UPSTREAM_KEY,
+            KOE_TOOL_RUNNER="tests.broker.test_upstream.booking_runner",
+        ) as base:
+            client = openai.OpenAI(api_key=tenant_a.secret, base_url=f"{base}/v1")
+            with client.realtime.connect(
+                model=openai_agent.public_id, extra_query={"consent": "transcript"}
+            ) as connection:
+                for text, responses in (("Hello!", 1), ("Book a table for two, please.", 2)):
+                    connection.conversation.item.create(
+                        item={
+                            "type": "message",
+                            "role": "user",
+                            "content": [{"type": "input_text", "text": text}],
+                        }
+                    )
+                    connection.response.create()
+                    done = 0
+                    for event in connection:
+                        events.append(event)
+                        if event.type == "error":
+                            raise AssertionError(event.error.message)
+                        if event.type == "response.done":
+                            done += 1
+                            if done == responses:
+                                break
+            call = _wait_for_end()
+    finally:
+        fake.stop()
+
+    spoken = [e.transcript for e in events if e.type == "response.output_audio_transcript.done"]
+    assert spoken == ["Good evening, how can I help?", "Your table for two is booked."]
+    assert events[0].type == "session.created"
+    assert call.end_reason == "client_closed"
+    assert call.channel == "api"
+    assert call.usage.count() == 3
+    assert (
+        list(TranscriptItem.objects.filter(role="assistant").values_list("text", flat=True))
+        == spoken
+    )
+    assert TranscriptItem.objects.filter(role="tool", tool_name="book_table").count() == 2
