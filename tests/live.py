@@ -40,7 +40,7 @@ def daphne_server(**env: str) -> Iterator[str]:
     port = free_port()
     environment = {**os.environ, "DATABASE_URL": test_database_url(), **env}
     # A file, not a pipe: a chatty server must never block on a full pipe buffer.
-    log = tempfile.TemporaryFile(mode="w+")
+    log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115  (closed in the finally below)
     process = subprocess.Popen(
         [
             sys.executable,
