@@ -29,7 +29,7 @@ DEMO_EMAIL = "owner@demo.koe.local"
 DEMO_AGENT = "Reception"
 DEMO_KEY_NAME = "Demo backend (seed_demo)"
 
-DEMO_TOOLS = [
+DEMO_TOOLS: list[dict[str, Any]] = [
     {
         "name": "current_time",
         "builtin_name": BuiltinTool.CURRENT_TIME,
