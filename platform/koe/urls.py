@@ -6,11 +6,15 @@ from django.contrib import admin
 from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
 
+from agents.api import router as agents_router
 from agents.realtime.api import router as realtime_router
 from agents.realtime.api import widget_client_secret
-from koe.api import api
+from koe.api import api, api_urls, not_found_view
 from koe.metrics import metrics
+from tools.api import router as tools_router
 
+api.add_router("/agents", agents_router)
+api.add_router("/tools", tools_router)
 api.add_router("/realtime", realtime_router)
 
 
@@ -22,7 +26,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     # Public and cross-origin (the widget on tenants' sites): outside the keyed API.
     path("v1/widget/client_secrets", widget_client_secret, name="widget_client_secret"),
-    path("v1/", api.urls),
+    path("v1/", api_urls()),
+    path("v1/<path:rest>", not_found_view),
     path("healthz", healthz, name="healthz"),
     path("metrics", metrics, name="metrics"),
     path("", include("dashboard.urls")),
