@@ -1,19 +1,79 @@
-"""PLACEHOLDER: being written now; replace this whole module."""
-from django.http import HttpResponse
+"""Provider credentials (OpenAI / Azure keys): encrypted at rest, never shown again."""
 
-def credential_list(request, *args, **kwargs):
-    return HttpResponse(status=501)
+from __future__ import annotations
 
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
 
-def credential_create(request, *args, **kwargs):
-    return HttpResponse(status=501)
-
-
-def credential_edit(request, *args, **kwargs):
-    return HttpResponse(status=501)
-
-
-def credential_delete(request, *args, **kwargs):
-    return HttpResponse(status=501)
+from dashboard.access import require, tenant_view
+from dashboard.forms.tenancy import CredentialForm
+from tenancy.models import Membership, ProviderCredential
+from tenancy.roles import Permission
+from tenancy.scoping import for_tenant, get_for_tenant_or_404
 
 
+@tenant_view(Permission.MANAGE)
+def credential_list(request: HttpRequest, membership: Membership) -> HttpResponse:
+    credentials = for_tenant(ProviderCredential, membership.tenant).order_by("name")
+    return render(
+        request,
+        "dashboard/credentials/list.html",
+        {"credentials": credentials, "nav": "credentials"},
+    )
+
+
+@tenant_view(Permission.MANAGE)
+def credential_create(request: HttpRequest, membership: Membership) -> HttpResponse:
+    return _form(request, membership, ProviderCredential())
+
+
+@tenant_view()
+def credential_edit(
+    request: HttpRequest, membership: Membership, credential_id: str
+) -> HttpResponse:
+    credential = get_for_tenant_or_404(
+        ProviderCredential, membership.tenant, public_id=credential_id
+    )
+    require(membership, Permission.MANAGE)
+    return _form(request, membership, credential)
+
+
+@tenant_view()
+def credential_delete(
+    request: HttpRequest, membership: Membership, credential_id: str
+) -> HttpResponse:
+    credential = get_for_tenant_or_404(
+        ProviderCredential, membership.tenant, public_id=credential_id
+    )
+    require(membership, Permission.MANAGE)
+    if request.method == "POST":
+        credential.delete()
+        messages.success(request, f"Provider key “{credential.name}” deleted.")
+        return redirect("dashboard:credential_list")
+    agents = credential.agents.order_by("name")
+    return render(
+        request,
+        "dashboard/credentials/confirm_delete.html",
+        {"credential": credential, "agents": agents, "nav": "credentials"},
+    )
+
+
+def _form(
+    request: HttpRequest, membership: Membership, credential: ProviderCredential
+) -> HttpResponse:
+    is_new = credential.pk is None
+    form = CredentialForm(
+        request.POST if request.method == "POST" else None,
+        instance=credential,
+        tenant=membership.tenant,
+    )
+    if request.method == "POST" and form.is_valid():
+        saved = form.save()
+        messages.success(request, f"Provider key “{saved.name}” {'added' if is_new else 'saved'}.")
+        return redirect("dashboard:credential_list")
+    return render(
+        request,
+        "dashboard/credentials/form.html",
+        {"form": form, "credential": None if is_new else credential, "nav": "credentials"},
+    )

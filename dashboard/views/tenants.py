@@ -1,15 +1,56 @@
-"""PLACEHOLDER: being written now; replace this whole module."""
-from django.http import HttpResponse
+"""Tenants: create one, switch between yours, edit the current one's settings."""
 
-def tenant_create(request, *args, **kwargs):
-    return HttpResponse(status=501)
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from dashboard.access import tenant_view
+from dashboard.forms.tenancy import TenantForm, TenantSettingsForm
+from tenancy.actions import create_tenant
+from tenancy.current import switch_tenant
+from tenancy.models import Membership
+from tenancy.roles import Permission
 
 
-def tenant_switch(request, *args, **kwargs):
-    return HttpResponse(status=501)
+@login_required
+def tenant_create(request: HttpRequest) -> HttpResponse:
+    form = TenantForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        tenant = create_tenant(
+            request.user, form.cleaned_data["name"], form.cleaned_data["time_zone"]
+        )
+        switch_tenant(request, tenant)
+        messages.success(request, f"{tenant.name} is ready. Create its first agent.")
+        return redirect("dashboard:agent_list")
+    return render(request, "dashboard/tenants/create.html", {"form": form})
 
 
-def tenant_settings(request, *args, **kwargs):
-    return HttpResponse(status=501)
+@require_POST
+@login_required
+def tenant_switch(request: HttpRequest, tenant_id: str) -> HttpResponse:
+    membership = (
+        Membership.objects.filter(user=request.user, tenant__public_id=tenant_id)  # type: ignore[misc]
+        .select_related("tenant")
+        .first()
+    )
+    if membership is None:
+        raise Http404("No such tenant among yours.")
+    switch_tenant(request, membership.tenant)
+    messages.info(request, f"Now working in {membership.tenant.name}.")
+    return redirect("dashboard:agent_list")
 
 
+@tenant_view(Permission.MANAGE)
+def tenant_settings(request: HttpRequest, membership: Membership) -> HttpResponse:
+    form = TenantSettingsForm(
+        request.POST if request.method == "POST" else None, instance=membership.tenant
+    )
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, "Settings saved.")
+        return redirect("dashboard:tenant_settings")
+    return render(request, "dashboard/tenants/settings.html", {"form": form, "nav": "settings"})
