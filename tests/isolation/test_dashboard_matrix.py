@@ -1,0 +1,255 @@
+"""The isolation matrix for every dashboard URL that takes an object id.
+
+Each role of tenant A against tenant B's object gets 404; each role inside tenant B gets
+what its role allows, and 403 (with no change in the database) where it does not. The
+URL table is checked against dashboard/urls.py, so a new page with an id cannot be added
+without joining the matrix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from django.apps import apps
+from django.urls import URLPattern, get_resolver, reverse
+
+from agents.models import WidgetKey
+from calls.models import CallSession
+from dashboard import urls as dashboard_urls
+from tenancy.models import Invitation
+from tenancy.roles import Permission, Role, role_allows
+from tests.conftest import TenantWorld
+from tests.factories import AgentFactory, CredentialFactory, ToolFactory
+
+
+@dataclass
+class Objects:
+    world: TenantWorld
+    agent_id: str
+    tool_id: str
+    credential_id: str
+    key_id: str
+    widget_key: str
+    membership_id: int
+    invitation_id: int
+    call_id: str
+
+
+def _objects(world: TenantWorld) -> Objects:
+    tool = ToolFactory(tenant=world.tenant)
+    agent = AgentFactory(tenant=world.tenant, tools=[tool])
+    widget_key = WidgetKey.objects.create(agent=agent, allowed_origins=["https://shop.example"])
+    invitation, _ = Invitation.issue(tenant=world.tenant, email="new@example.com", role=Role.EDITOR)
+    call = CallSession.objects.create(
+        tenant=world.tenant,
+        agent=agent,
+        agent_version=agent.current_version,
+        agent_name=agent.name,
+        version_number=1,
+        channel="api",
+        provider="local",
+        model="koe-local",
+        status="ended",
+    )
+    assert world.api_key is not None
+    return Objects(
+        world=world,
+        agent_id=agent.public_id,
+        tool_id=tool.public_id,
+        credential_id=CredentialFactory(tenant=world.tenant).public_id,
+        key_id=world.api_key.public_id,
+        widget_key=widget_key.key,
+        membership_id=world.members[Role.EDITOR].pk,
+        invitation_id=invitation.pk,
+        call_id=call.public_id,
+    )
+
+
+Kwargs = Callable[[Objects], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str
+    kwargs: Kwargs
+    method: str
+    permission: Permission
+    data: dict[str, Any] | None = None
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.name}"
+
+
+def agent(o: Objects) -> dict[str, Any]:
+    return {"agent_id": o.agent_id}
+
+
+ENDPOINTS = [
+    Endpoint("agent_detail", agent, "GET", Permission.VIEW),
+    Endpoint("agent_edit", agent, "GET", Permission.EDIT),
+    Endpoint("agent_edit", agent, "POST", Permission.EDIT, {"name": ""}),
+    Endpoint("agent_duplicate", agent, "POST", Permission.EDIT),
+    Endpoint("agent_delete", agent, "GET", Permission.EDIT),
+    Endpoint("agent_delete", agent, "POST", Permission.EDIT),
+    Endpoint(
+        "agent_version", lambda o: {"agent_id": o.agent_id, "number": 1}, "GET", Permission.VIEW
+    ),
+    Endpoint(
+        "widget_key_create",
+        agent,
+        "POST",
+        Permission.EDIT,
+        {"allowed_origins": "https://other.example"},
+    ),
+    Endpoint(
+        "widget_key_revoke",
+        lambda o: {"agent_id": o.agent_id, "key": o.widget_key},
+        "POST",
+        Permission.EDIT,
+    ),
+    Endpoint("tool_edit", lambda o: {"tool_id": o.tool_id}, "GET", Permission.VIEW),
+    Endpoint(
+        "tool_edit", lambda o: {"tool_id": o.tool_id}, "POST", Permission.EDIT, {"name": "x y"}
+    ),
+    Endpoint("tool_duplicate", lambda o: {"tool_id": o.tool_id}, "POST", Permission.EDIT),
+    Endpoint("tool_delete", lambda o: {"tool_id": o.tool_id}, "GET", Permission.EDIT),
+    Endpoint("tool_delete", lambda o: {"tool_id": o.tool_id}, "POST", Permission.EDIT),
+    Endpoint("tool_rotate_secret", lambda o: {"tool_id": o.tool_id}, "POST", Permission.EDIT),
+    Endpoint(
+        "credential_edit", lambda o: {"credential_id": o.credential_id}, "GET", Permission.MANAGE
+    ),
+    Endpoint(
+        "credential_edit",
+        lambda o: {"credential_id": o.credential_id},
+        "POST",
+        Permission.MANAGE,
+        {"name": ""},
+    ),
+    Endpoint(
+        "credential_delete", lambda o: {"credential_id": o.credential_id}, "GET", Permission.MANAGE
+    ),
+    Endpoint(
+        "credential_delete", lambda o: {"credential_id": o.credential_id}, "POST", Permission.MANAGE
+    ),
+    Endpoint("api_key_revoke", lambda o: {"key_id": o.key_id}, "POST", Permission.MANAGE),
+    Endpoint(
+        "member_role",
+        lambda o: {"membership_id": o.membership_id},
+        "POST",
+        Permission.MANAGE,
+        {"role": "auditor"},
+    ),
+    Endpoint(
+        "member_remove", lambda o: {"membership_id": o.membership_id}, "POST", Permission.MANAGE
+    ),
+    Endpoint(
+        "invitation_revoke", lambda o: {"invitation_id": o.invitation_id}, "POST", Permission.MANAGE
+    ),
+    Endpoint("call_detail", lambda o: {"call_id": o.call_id}, "GET", Permission.VIEW),
+    Endpoint("call_end", lambda o: {"call_id": o.call_id}, "POST", Permission.EDIT),
+    Endpoint(
+        "tenant_switch", lambda o: {"tenant_id": o.world.tenant.public_id}, "POST", Permission.VIEW
+    ),
+]
+
+# URLs with an id that are reached without a tenant membership, by design.
+NOT_TENANT_SCOPED = {"invitation_accept"}
+
+
+def _database_state() -> dict[str, list[tuple[Any, ...]]]:
+    state = {}
+    for model in apps.get_models():
+        if model._meta.app_label in {"tenancy", "agents", "tools", "calls"}:
+            fields = [f.attname for f in model._meta.concrete_fields if f.attname != "last_used_at"]
+            state[model._meta.label] = sorted(model._default_manager.values_list(*fields), key=repr)
+    return state
+
+
+def _request(client: Any, endpoint: Endpoint, objects: Objects) -> Any:
+    url = reverse(f"dashboard:{endpoint.name}", kwargs=endpoint.kwargs(objects))
+    if endpoint.method == "GET":
+        return client.get(url)
+    return client.post(url, endpoint.data or {})
+
+
+def test_every_dashboard_url_with_an_id_is_in_the_matrix() -> None:
+    with_ids = {
+        pattern.name
+        for pattern in get_resolver(dashboard_urls).url_patterns
+        if isinstance(pattern, URLPattern) and pattern.pattern.converters
+    }
+    covered = {endpoint.name for endpoint in ENDPOINTS}
+    assert with_ids - NOT_TENANT_SCOPED == covered
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=str)
+@pytest.mark.parametrize("role", Role.values)
+def test_another_tenants_object_is_not_found(
+    endpoint: Endpoint, role: str, tenant_a: TenantWorld, tenant_b: TenantWorld
+) -> None:
+    foreign = _objects(tenant_b)
+    _objects(tenant_a)
+    before = _database_state()
+
+    response = _request(tenant_a.client_for(role), endpoint, foreign)
+
+    assert response.status_code == 404
+    assert _database_state() == before
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=str)
+@pytest.mark.parametrize("role", Role.values)
+def test_roles_inside_the_tenant(endpoint: Endpoint, role: str, tenant_a: TenantWorld) -> None:
+    own = _objects(tenant_a)
+    before = _database_state()
+
+    response = _request(tenant_a.client_for(role), endpoint, own)
+
+    if role_allows(role, endpoint.permission):
+        assert response.status_code in {200, 204, 302}, response.content[:500]
+    else:
+        assert response.status_code == 403
+        assert _database_state() == before
+
+
+PAGES = [
+    ("agent_list", "GET", Permission.VIEW),
+    ("agent_create", "GET", Permission.EDIT),
+    ("agent_create", "POST", Permission.EDIT),
+    ("tool_list", "GET", Permission.VIEW),
+    ("call_list", "GET", Permission.VIEW),
+    ("tool_create", "GET", Permission.EDIT),
+    ("tool_create", "POST", Permission.EDIT),
+    ("member_list", "GET", Permission.MANAGE),
+    ("member_invite", "POST", Permission.MANAGE),
+    ("api_key_list", "GET", Permission.MANAGE),
+    ("api_key_create", "POST", Permission.MANAGE),
+    ("credential_list", "GET", Permission.MANAGE),
+    ("credential_create", "GET", Permission.MANAGE),
+    ("credential_create", "POST", Permission.MANAGE),
+    ("tenant_settings", "GET", Permission.MANAGE),
+    ("tenant_settings", "POST", Permission.MANAGE),
+]
+
+
+@pytest.mark.parametrize(("name", "method", "permission"), PAGES, ids=lambda v: str(v))
+@pytest.mark.parametrize("role", Role.values)
+def test_pages_without_ids_follow_the_role(
+    name: str, method: str, permission: Permission, role: str, tenant_a: TenantWorld
+) -> None:
+    _objects(tenant_a)
+    before = _database_state()
+    client = tenant_a.client_for(role)
+    url = reverse(f"dashboard:{name}")
+
+    # An empty POST is a form with errors for those allowed: nothing is created.
+    response = client.get(url) if method == "GET" else client.post(url, {})
+
+    if role_allows(role, permission):
+        assert response.status_code in {200, 302}
+    else:
+        assert response.status_code == 403
+    assert _database_state() == before
