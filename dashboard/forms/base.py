@@ -5,16 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.db import models
 
 from tenancy.models import Tenant
-
-
-def https_url_fields(field: models.Field, **kwargs: Any) -> forms.Field | None:
-    """URLs typed without a scheme are https (Django 6's default, chosen now)."""
-    if isinstance(field, models.URLField):
-        kwargs.setdefault("assume_scheme", "https")
-    return field.formfield(**kwargs)
 
 
 class TenantModelForm(forms.ModelForm):
@@ -25,8 +17,6 @@ class TenantModelForm(forms.ModelForm):
     the tenant in the validation makes it a form error instead; forms that want it on the
     name field check the name themselves (clean_name) before this fallback runs.
     """
-
-    formfield_callback = https_url_fields
 
     def __init__(self, *args: Any, tenant: Tenant, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
