@@ -7,7 +7,7 @@ from typing import Any
 
 from django.http import Http404, HttpRequest
 from ninja import Field, Query, Router, Schema, Status
-from pydantic import ConfigDict
+from pydantic import ConfigDict, StrictBool, StrictFloat, StrictInt
 
 from agents.models import Agent, AgentVersion, Eagerness, TurnDetection
 from agents.versions import duplicate_agent, save_agent
@@ -106,13 +106,14 @@ class VersionList(Schema):
 
 # Write schemas: every field may be left out (the model's default, or unchanged on
 # PATCH); an explicit null is refused by the field's type, except for credential.
+# Numbers and booleans are strict: "0.5", true or 1 for a boolean is a field error.
 class TurnDetectionIn(Schema):
     model_config = ConfigDict(extra="forbid")
 
     type: TurnDetection = Field(OMITTED)
-    threshold: float = Field(OMITTED)
-    prefix_padding_ms: int = Field(OMITTED)
-    silence_duration_ms: int = Field(OMITTED)
+    threshold: StrictFloat = Field(OMITTED)
+    prefix_padding_ms: StrictInt = Field(OMITTED)
+    silence_duration_ms: StrictInt = Field(OMITTED)
     eagerness: Eagerness = Field(OMITTED)
 
 
@@ -127,16 +128,16 @@ class AgentPatch(Schema):
     )
     instructions: str = Field(OMITTED)
     voice: str = Field(OMITTED)
-    temperature: float = Field(OMITTED)
+    temperature: StrictFloat = Field(OMITTED)
     turn_detection: TurnDetectionIn = Field(OMITTED)
     greeting: str = Field(OMITTED)
     language: str = Field(OMITTED)
-    max_call_duration_seconds: int = Field(OMITTED)
-    idle_timeout_seconds: int = Field(OMITTED)
+    max_call_duration_seconds: StrictInt = Field(OMITTED)
+    idle_timeout_seconds: StrictInt = Field(OMITTED)
     tools: list[str] = Field(OMITTED, description="Ids of the tenant's tools.")
     consent_prompt: str = Field(OMITTED)
-    recording_offered: bool = Field(OMITTED)
-    client_may_override: bool = Field(OMITTED)
+    recording_offered: StrictBool = Field(OMITTED)
+    client_may_override: StrictBool = Field(OMITTED)
 
 
 class AgentCreate(AgentPatch):

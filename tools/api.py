@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema, Status
-from pydantic import ConfigDict
+from pydantic import ConfigDict, StrictInt, StringConstraints
 
 from koe.api import OMITTED, Pagination, error_responses, full_clean_or_raise, page, request_tenant
 from tenancy.scoping import for_tenant, get_for_tenant_or_404
@@ -73,15 +73,23 @@ class ToolList(Schema):
     offset: int
 
 
+# Bounds of what is sent on as HTTP headers: servers refuse headers past about 8 KiB.
+HeaderName = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+HeaderValue = Annotated[str, StringConstraints(max_length=8192)]
+McpToolName = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
 # Write schemas: every field may be left out (the model's default, or unchanged on
-# PATCH); an explicit null is refused by the field's type.
+# PATCH); an explicit null is refused by the field's type, a number sent as a string too.
 class WebhookIn(Schema):
     model_config = ConfigDict(extra="forbid")
 
     url: str = Field(OMITTED, description="http:// or https:// URL Koe calls.")
     method: HttpMethod = Field(OMITTED)
-    headers: dict[str, str] = Field(
-        OMITTED, description="Extra request headers; stored encrypted, never returned."
+    headers: dict[HeaderName, HeaderValue] = Field(
+        OMITTED,
+        max_length=50,
+        description="Extra request headers; stored encrypted, never returned.",
     )
 
 
@@ -89,8 +97,10 @@ class McpIn(Schema):
     model_config = ConfigDict(extra="forbid")
 
     server_url: str = Field(OMITTED)
-    tool_names: list[str] = Field(OMITTED, description="The server's tools to expose (empty: all).")
-    auth_header: str = Field(
+    tool_names: list[McpToolName] = Field(
+        OMITTED, max_length=200, description="The server's tools to expose (empty: all)."
+    )
+    auth_header: HeaderValue = Field(
         OMITTED, description="Sent as the Authorization header; stored encrypted, never returned."
     )
 
@@ -103,7 +113,7 @@ class ToolPatch(Schema):
     parameters: dict[str, Any] = Field(OMITTED, description="JSON Schema of an object.")
     kind: ToolKind = Field(OMITTED)
     execution: Execution = Field(OMITTED)
-    timeout_seconds: int = Field(OMITTED)
+    timeout_seconds: StrictInt = Field(OMITTED)
     builtin_name: str = Field(OMITTED)
     webhook: WebhookIn = Field(OMITTED)
     mcp: McpIn = Field(OMITTED)

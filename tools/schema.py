@@ -14,6 +14,16 @@ FUNCTION_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
 EMPTY_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {}, "required": []}
 
+# Deeper schemas would exhaust jsonschema's recursion; OpenAI allows 10 levels of objects.
+MAX_SCHEMA_DEPTH = 32
+
+
+def _nesting_depth(value: Any, limit: int) -> int:
+    if not isinstance(value, dict | list) or limit < 0:
+        return 0
+    children = value.values() if isinstance(value, dict) else value
+    return 1 + max((_nesting_depth(child, limit - 1) for child in children), default=0)
+
 
 def validate_function_name(value: str) -> None:
     if not FUNCTION_NAME_PATTERN.fullmatch(value or ""):
@@ -29,6 +39,12 @@ def validate_parameters_schema(value: Any) -> None:
     if not isinstance(value, dict):
         raise ValidationError(
             "Parameters must be a JSON object (a JSON Schema).", code="not_object"
+        )
+    if _nesting_depth(value, MAX_SCHEMA_DEPTH) > MAX_SCHEMA_DEPTH:
+        raise ValidationError(
+            "The parameters schema is nested too deeply (at most %(limit)d levels).",
+            code="too_deep",
+            params={"limit": MAX_SCHEMA_DEPTH},
         )
     try:
         Draft202012Validator.check_schema(value)

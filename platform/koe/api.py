@@ -20,6 +20,7 @@ from django.core.exceptions import (
     SuspiciousOperation,
 )
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import MaxLengthValidator
 from django.db import IntegrityError, models
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.urls import URLPattern, URLResolver
@@ -43,6 +44,14 @@ OMITTED: Any = None
 
 # The whole request body is named like this in "fields" when it is not an object at all.
 BODY_FIELD = "body"
+
+# Objects and arrays nested deeper are refused: OpenAI allows function schemas 10 levels
+# of nesting (about 20 in JSON), and jsonschema's recursive checks give out near 160.
+MAX_JSON_DEPTH = 32
+
+# Offsets beyond this are refused: the databases' integers end near 2**63, and a bigger
+# OFFSET is a database error rather than an empty page.
+MAX_OFFSET = 2**31 - 1
 
 ERROR_TYPES = {
     401: "authentication_error",
@@ -71,21 +80,22 @@ class SecretKeyAuth(HttpBearer):
 
 
 class StrictJSONParser(Parser):
-    """JSON as the RFC has it: no NaN or Infinity, and no NUL characters in strings.
+    """JSON as the RFC has it (no NaN, Infinity or NUL characters), nested at most 32 deep.
 
-    Python's json module accepts both; the first cannot be stored in a JSON column or
-    pass a range check, PostgreSQL refuses the second in text. Refused here, they are a
-    400 like any malformed body instead of a database error.
+    Python's json module accepts the first three; NaN cannot be stored in a JSON column or
+    pass a range check, PostgreSQL refuses NUL in text. Deep nesting would exhaust the
+    recursion of the validators downstream (jsonschema's among them). Refused here, they
+    are a 400 like any malformed body instead of a database error or a crash.
     """
 
     def parse_body(self, request: HttpRequest) -> DictStrAny:
         data = json.loads(request.body, parse_constant=_refuse_constant, parse_float=_finite_float)
-        _refuse_nul_characters(data)
+        _check_values(data, depth=1)
         return data  # type: ignore[no-any-return]
 
 
 def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def _finite_float(text: str) -> float:
@@ -95,17 +105,22 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def _refuse_nul_characters(data: Any) -> None:
+def _check_values(data: Any, depth: int) -> None:
     if isinstance(data, str):
         if "\x00" in data:
             raise ValueError("strings may not contain NUL characters")
-    elif isinstance(data, dict):
+        return
+    if not isinstance(data, dict | list):
+        return
+    if depth > MAX_JSON_DEPTH:
+        raise ValueError(f"objects and arrays may not be nested more than {MAX_JSON_DEPTH} deep")
+    if isinstance(data, dict):
         for key, value in data.items():
-            _refuse_nul_characters(key)
-            _refuse_nul_characters(value)
-    elif isinstance(data, list):
+            _check_values(key, depth + 1)
+            _check_values(value, depth + 1)
+    else:
         for item in data:
-            _refuse_nul_characters(item)
+            _check_values(item, depth + 1)
 
 
 api = NinjaAPI(
@@ -149,7 +164,7 @@ def error_responses(*statuses: int) -> dict[int, type[ErrorResponse]]:
 
 class Pagination(Schema):
     limit: int = Field(20, ge=1, le=100, description="How many items to return (1-100).")
-    offset: int = Field(0, ge=0, description="How many items to skip.")
+    offset: int = Field(0, ge=0, le=MAX_OFFSET, description="How many items to skip.")
 
 
 def request_tenant(request: HttpRequest) -> Tenant:
@@ -233,8 +248,32 @@ def full_clean_or_raise(
     except DjangoValidationError as error:
         for name, messages in field_errors(error, field_names).items():
             fields.setdefault(name, []).extend(messages)
+    for name, messages in _unchecked_length_errors(instance, field_names).items():
+        fields.setdefault(name, []).extend(messages)
     if fields:
         raise InvalidRequest(fields)
+
+
+def _unchecked_length_errors(
+    instance: models.Model, field_names: Mapping[str, str] | None
+) -> dict[str, list[str]]:
+    # A TextField's max_length is enforced by model forms only, not by full_clean(): the
+    # dashboard keeps it, the API would not without this.
+    field_names = field_names or {}
+    errors: dict[str, list[str]] = {}
+    for field in instance._meta.concrete_fields:
+        if not field.max_length or any(
+            isinstance(validator, MaxLengthValidator) for validator in field.validators
+        ):
+            continue
+        value = field.value_from_object(instance)
+        if not isinstance(value, str):
+            continue
+        try:
+            MaxLengthValidator(field.max_length)(value)
+        except DjangoValidationError as error:
+            errors[field_names.get(field.name, field.name)] = list(error.messages)
+    return errors
 
 
 def _ninja_field_name(location: list[Any] | tuple[Any, ...]) -> str:
@@ -265,10 +304,13 @@ def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
 
 @api.exception_handler(HttpError)
 def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
-    code = None
     if exc.status_code == 400 and str(exc).startswith("Cannot parse request body"):
-        code = "invalid_json"
-    return error_response(request, exc.status_code, str(exc), code=code)
+        # ninja says only "Cannot parse request body" outside DEBUG; the parser's reason
+        # (a json or StrictJSONParser message, which quotes nothing secret) helps more.
+        reason = str(exc.__cause__) if isinstance(exc.__cause__, ValueError) else ""
+        message = "The request body is not valid JSON" + (f": {reason}." if reason else ".")
+        return error_response(request, 400, message, code="invalid_json")
+    return error_response(request, exc.status_code, str(exc))
 
 
 @api.exception_handler(NinjaValidationError)
@@ -343,8 +385,13 @@ def not_found_view(request: HttpRequest, rest: str = "") -> JsonResponse:
 
 
 def api_urls() -> tuple[list[URLPattern | URLResolver], str, str]:
-    """The API's URL patterns, with ninja's plain-text 405 answers turned into JSON."""
+    """The API's URL patterns, with ninja's plain-text 405 and HTML 404 answers in JSON."""
     patterns, app_name, namespace = api.urls
+    for pattern in patterns:
+        # ninja reverses "api-root" to find the API's prefix, so the route stays; its
+        # view raises Http404 outside any operation, which Django would answer in HTML.
+        if isinstance(pattern, URLPattern) and pattern.name == "api-root":
+            pattern.callback = not_found_view
     return [_with_json_405(pattern) for pattern in patterns], app_name, namespace
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.http import HttpRequest, JsonResponse
-from django.urls import include, path
+from django.urls import include, path, re_path
 
 from agents.api import router as agents_router
 from agents.realtime.api import router as realtime_router
@@ -27,7 +27,8 @@ urlpatterns = [
     # Public and cross-origin (the widget on tenants' sites): outside the keyed API.
     path("v1/widget/client_secrets", widget_client_secret, name="widget_client_secret"),
     path("v1/", api_urls()),
-    path("v1/<path:rest>", not_found_view),
+    # Anything else under /v1 (the bare prefix too) answers a JSON 404, not a page.
+    re_path(r"^v1(?:/(?P<rest>.*))?$", not_found_view),
     path("healthz", healthz, name="healthz"),
     path("metrics", metrics, name="metrics"),
     path("", include("dashboard.urls")),

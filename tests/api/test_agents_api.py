@@ -113,8 +113,13 @@ def test_get_and_list_ordered_by_name_with_pagination(
     one = client.get(f"/v1/agents/{body['items'][0]['id']}")
     assert one.status_code == 200
     assert one.json() == body["items"][0]
-    for query in ("limit=101", "offset=-1", "limit=lots"):
-        assert client.get(f"/v1/agents?{query}").status_code == 400
+    for query in ("limit=101", "offset=-1", "limit=lots", "offset=99999999999999999999999"):
+        response = client.get(f"/v1/agents?{query}")
+        assert response.status_code == 400, (query, response.content)
+        assert set(response.json()["error"]["fields"]) <= {"limit", "offset"}
+    far = client.get(f"/v1/agents/{body['items'][0]['id']}/versions?offset=9223372036854775808")
+    assert far.status_code == 400
+    assert "offset" in far.json()["error"]["fields"]
 
 
 def test_patch_creates_a_new_version_and_keeps_the_old_one(tenant_a: TenantWorld) -> None:
@@ -222,12 +227,28 @@ def test_delete_and_duplicate(tenant_a: TenantWorld) -> None:
         ),
         ({"turn_detection": {"eagerness": "eager"}}, "turn_detection.eagerness", "low"),
         ({"turn_detection": {"colour": "blue"}}, "turn_detection.colour", "not permitted"),
+        # TextField lengths, which full_clean() alone would not check.
+        ({"instructions": "x" * 20001}, "instructions", "at most 20000 characters"),
+        ({"greeting": "x" * 2001}, "greeting", "at most 2000 characters"),
+        ({"consent_prompt": "x" * 2001}, "consent_prompt", "at most 2000 characters"),
         ({"max_call_duration_seconds": 5}, "max_call_duration_seconds", "greater than"),
         ({"idle_timeout_seconds": -1}, "idle_timeout_seconds", "greater than"),
         ({"tools": "tool_abc"}, "tools", "valid list"),
         ({"tools": ["tool_missing"]}, "tools", "tool_missing"),
         ({"credential": "cred_missing"}, "credential", "Unknown credential"),
         ({"recording_offered": "perhaps"}, "recording_offered", "boolean"),
+        # Numbers and booleans are strict: no quiet coercion of the wrong type.
+        ({"recording_offered": 1}, "recording_offered", "boolean"),
+        ({"client_may_override": "true"}, "client_may_override", "boolean"),
+        ({"temperature": True}, "temperature", "number"),
+        ({"temperature": "0.5"}, "temperature", "number"),
+        ({"max_call_duration_seconds": "600"}, "max_call_duration_seconds", "integer"),
+        ({"idle_timeout_seconds": 30.5}, "idle_timeout_seconds", "integer"),
+        (
+            {"turn_detection": {"prefix_padding_ms": "300"}},
+            "turn_detection.prefix_padding_ms",
+            "integer",
+        ),
         ({"id": "agt_chosen"}, "id", "not permitted"),
     ],
 )
@@ -352,6 +373,11 @@ def test_other_tenants_agents_and_versions_are_404_and_unchanged(
         '{"name": "Desk", "max_call_duration_seconds": 99999999999999999999999}',
         '{"name": "\\u0000Desk"}',
         '{"name": "Desk", "language": "' + "x" * 100 + '"}',
+        '{"name": "Desk", "instructions": "' + "x" * 30000 + '"}',
+        '{"name": "Desk", "tools": ["' + "x" * 100000 + '"]}',
+        '{"name": "Desk", "greeting": ' + "[" * 5000 + "]" * 5000 + "}",
+        '{"name": "Desk", "extra": ' + '{"a": ' * 500 + "1" + "}" * 500 + "}",
+        "\xff\xfe\x00garbage",
     ],
 )
 def test_garbage_bodies_are_400_never_500(tenant_a: TenantWorld, raw_body: str) -> None:
@@ -373,6 +399,7 @@ def test_wrong_method_and_unknown_path_answer_json(tenant_a: TenantWorld) -> Non
     assert response.status_code == 405
     assert set(response["Allow"].split(", ")) == {"GET", "POST"}
     assert response.json()["error"]["code"] == "method_not_allowed"
-    response = client.get("/v1/no-such-thing")
-    assert response.status_code == 404
-    assert response.json()["error"]["type"] == "not_found"
+    for path in ("/v1/no-such-thing", "/v1/agents/", "/v1/", "/v1"):
+        response = client.get(path)
+        assert response.status_code == 404, path
+        assert response.json()["error"]["type"] == "not_found"

@@ -214,6 +214,32 @@ def _field_errors(response: Any) -> dict[str, list[str]]:
             "webhook.headers.X",
             "string",
         ),
+        ({"description": "x" * 1025}, "description", "at most 1024 characters"),
+        (
+            {"webhook": {"url": "https://x.example", "headers": {"X": "v" * 8193}}},
+            "webhook.headers.X",
+            "at most 8192",
+        ),
+        (
+            {
+                "webhook": {
+                    "url": "https://x.example",
+                    "headers": {f"X-{n}": "v" for n in range(51)},
+                }
+            },
+            "webhook.headers",
+            "at most 50",
+        ),
+        (
+            {"kind": "mcp", "mcp": {"server_url": "https://x.example", "auth_header": "x" * 8193}},
+            "mcp.auth_header",
+            "at most 8192",
+        ),
+        (
+            {"kind": "mcp", "mcp": {"server_url": "https://x.example", "tool_names": [""]}},
+            "mcp.tool_names.0",
+            "at least 1",
+        ),
         ({"kind": "teleport"}, "kind", "webhook"),
         ({"kind": "builtin"}, "builtin_name", "built-in"),
         ({"kind": "builtin", "builtin_name": "launch_rockets"}, "builtin_name", "valid choice"),
@@ -221,6 +247,8 @@ def _field_errors(response: Any) -> dict[str, list[str]]:
         ({"kind": "mcp", "mcp": {"server_url": "gopher://x"}}, "mcp.server_url", "http"),
         ({"timeout_seconds": 0}, "timeout_seconds", "greater than or equal"),
         ({"timeout_seconds": "soon"}, "timeout_seconds", "integer"),
+        ({"timeout_seconds": "30"}, "timeout_seconds", "integer"),
+        ({"timeout_seconds": True}, "timeout_seconds", "integer"),
         ({"execution": "later"}, "execution", "inline"),
         ({"surprise": True}, "surprise", "not permitted"),
     ],
@@ -321,8 +349,35 @@ def test_oversized_body_is_413_json(tenant_a: TenantWorld) -> None:
     assert not ToolDefinition.objects.exists()
 
 
-def test_malformed_json_has_its_own_code(tenant_a: TenantWorld) -> None:
+def test_malformed_json_has_its_own_code_and_says_why(tenant_a: TenantWorld) -> None:
     response = _post(tenant_a, "{", path="/v1/tools")
     assert response.status_code == 400
-    assert response.json()["error"]["code"] == "invalid_json"
-    assert json.loads(response.content)["error"]["type"] == "invalid_request_error"
+    error = response.json()["error"]
+    assert (error["type"], error["code"]) == ("invalid_request_error", "invalid_json")
+    assert error["message"].startswith("The request body is not valid JSON: Expecting")
+    nan = _post(tenant_a, '{"name": "x", "description": "d", "timeout_seconds": NaN}')
+    assert nan.json()["error"]["message"] == (
+        "The request body is not valid JSON: NaN is not a JSON number."
+    )
+
+
+def _nested_parameters(levels: int) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string"}
+    for _ in range(levels):
+        schema = {"type": "object", "properties": {"inner": schema}}
+    return schema
+
+
+def test_deeply_nested_parameters_are_refused_not_a_crash(tenant_a: TenantWorld) -> None:
+    # 400 levels would exhaust jsonschema's recursion while checking the schema.
+    response = _post(tenant_a, _webhook_tool(parameters=_nested_parameters(400)))
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "invalid_json"
+    assert "nested more than 32 deep" in error["message"]
+    assert not ToolDefinition.objects.exists()
+
+    # Ten levels of objects, as much as OpenAI's function schemas allow, are fine.
+    accepted = _post(tenant_a, _webhook_tool(parameters=_nested_parameters(10)))
+    assert accepted.status_code == 201, accepted.content
+    assert ToolDefinition.objects.get().parameters == _nested_parameters(10)

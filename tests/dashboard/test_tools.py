@@ -568,3 +568,15 @@ def test_another_tenants_tool_urls_are_not_found(
         response = client.get(url) if method == "GET" else client.post(url, data)
         assert response.status_code == 404, (method, url)
     assert database_state() == before
+
+
+def test_a_deeply_nested_schema_is_a_validation_error_not_a_crash() -> None:
+    from django.core.exceptions import ValidationError
+
+    from tools.schema import validate_parameters_schema
+
+    schema: dict = {"type": "string"}
+    for _ in range(400):
+        schema = {"type": "object", "properties": {"x": schema}}
+    with pytest.raises(ValidationError, match="nested too deeply"):
+        validate_parameters_schema(schema)
