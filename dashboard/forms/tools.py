@@ -15,7 +15,7 @@ from django.forms.fields import InvalidJSONInput, JSONString
 from dashboard.forms.base import TenantModelForm
 from tenancy.scoping import for_tenant
 from tools.actions import save_tool
-from tools.models import ToolDefinition, ToolKind
+from tools.models import ToolDefinition, ToolKind, default_parameters
 from tools.schema import FUNCTION_NAME_PATTERN
 
 User = AbstractBaseUser | AnonymousUser
@@ -153,6 +153,8 @@ class NameListField(forms.Field):
 
 class ToolForm(TenantModelForm):
     parameters = JsonTextField(
+        # Declared fields do not inherit the model default: a new tool starts from it here.
+        initial=default_parameters,
         label="Parameters (JSON Schema)",
         help_text='A JSON Schema object, e.g. {"type": "object", "properties": '
         '{"order_number": {"type": "string"}}, "required": ["order_number"]}.',

@@ -580,3 +580,9 @@ def test_a_deeply_nested_schema_is_a_validation_error_not_a_crash() -> None:
         schema = {"type": "object", "properties": {"x": schema}}
     with pytest.raises(ValidationError, match="nested too deeply"):
         validate_parameters_schema(schema)
+
+
+def test_a_new_tool_form_starts_from_an_empty_object_schema(tenant_a: TenantWorld) -> None:
+    html = tenant_a.client_for("editor").get("/tools/new/").content.decode()
+    assert "&quot;type&quot;: &quot;object&quot;" in html
+    assert ">null<" not in html
