@@ -109,6 +109,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 self.grant.config, self.grant.credentials
             )
         except ProviderError as error:
+            self.ended = True  # the call never started: nothing to relay or record later
             UPSTREAM_ERRORS.labels(self.grant.provider).inc()
             await database_sync_to_async(end_call)(
                 self.grant.call_id, EndReason.PROVIDER_ERROR, str(error)

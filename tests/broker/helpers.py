@@ -52,4 +52,5 @@ async def refused(communicator: WebsocketCommunicator) -> tuple[dict[str, Any], 
     event = await receive(communicator)
     closing = await communicator.receive_output(timeout=5)
     assert closing["type"] == "websocket.close"
+    await communicator.disconnect()  # let the consumer finish, as the server would
     return event, closing.get("code", 1000)

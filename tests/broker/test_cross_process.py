@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from channels.db import database_sync_to_async
 
 from agents.models import Agent
 from calls.models import CallSession
@@ -39,7 +40,7 @@ def test_a_message_from_another_process_reaches_the_live_call(
             f"/v1/realtime?model={openai_agent.public_id}", auth_headers(tenant_a.secret)
         )
         await receive(communicator)
-        call = await CallSession.objects.aget()
+        call = await database_sync_to_async(CallSession.objects.get)()
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-c",
@@ -49,7 +50,9 @@ def test_a_message_from_another_process_reaches_the_live_call(
             env={"DJANGO_SETTINGS_MODULE": "koe.settings", **os.environ},
         )
         assert await process.wait() == 0
-        return await receive(communicator, timeout=10)
+        event = await receive(communicator, timeout=10)
+        await communicator.disconnect()
+        return event
 
     event = asyncio.run(scenario())
     assert event["error"]["code"] == "call_ended_operator"

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
 from agents.models import Agent
@@ -157,6 +158,7 @@ def _ends_with(
         closing = await communicator.receive_output(timeout=5)
         while closing["type"] != "websocket.close":
             closing = await communicator.receive_output(timeout=5)
+        await communicator.disconnect()
         return event, closing.get("code", 1000)
 
     return asyncio.run(scenario())
@@ -223,6 +225,7 @@ def test_provider_refusing_the_connection(
         )
         event = await receive(communicator)
         closing = await communicator.receive_output(timeout=5)
+        await communicator.disconnect()
         return event, closing["code"]
 
     event, code = asyncio.run(scenario())
@@ -253,7 +256,9 @@ def test_limits_end_the_call(
             f"/v1/realtime?model={agent.public_id}", auth_headers(tenant_a.secret)
         )
         await receive(communicator)
-        return await receive(communicator, timeout=5)
+        event = await receive(communicator, timeout=5)
+        await communicator.disconnect()
+        return event
 
     event = asyncio.run(scenario())
     assert event["error"]["code"] == f"call_ended_{reason}"
@@ -269,7 +274,7 @@ def test_an_operator_ends_the_call_through_the_channel_layer(
             f"/v1/realtime?model={openai_agent.public_id}", auth_headers(tenant_a.secret)
         )
         await receive(communicator)
-        call = await CallSession.objects.aget()
+        call = await database_sync_to_async(CallSession.objects.get)()
         await get_channel_layer().group_send(
             call.group_name, {"type": "call.end", "reason": "operator"}
         )

@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 import pytest
+from channels.db import database_sync_to_async
 from openai.types.realtime import RealtimeServerEvent
 from pydantic import TypeAdapter
 
@@ -182,15 +183,15 @@ def test_the_azure_provider_uses_the_deployment_and_api_key_header(
 ) -> None:
     async def scenario() -> FakeRealtimeServer:
         async with FakeRealtimeServer([], expected_key="azure-key-123") as fake:
-            credential = await CredentialFactory._meta.model.objects.acreate(
+            # channels' database_sync_to_async closes its connections (the async ORM does not).
+            credential = await database_sync_to_async(CredentialFactory)(
                 tenant=tenant_a.tenant,
                 name="Azure",
                 provider="azure",
                 api_key="azure-key-123",
                 azure_endpoint=fake.azure_endpoint,
             )
-            agent = await asyncio.to_thread(
-                AgentFactory,
+            agent = await database_sync_to_async(AgentFactory)(
                 tenant=tenant_a.tenant,
                 provider="azure",
                 model="my-realtime-deployment",
@@ -251,6 +252,7 @@ def test_upstream_faults_end_the_call_cleanly(
             closing = await communicator.receive_output(timeout=5)
             while closing["type"] != "websocket.close":
                 closing = await communicator.receive_output(timeout=5)
+            await communicator.disconnect()
             return event, closing["code"]
 
     event, close_code = asyncio.run(scenario())
