@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import messages
+from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
@@ -13,9 +14,17 @@ from tenancy.roles import Permission
 from tenancy.scoping import for_tenant, get_for_tenant_or_404
 
 
+def _credential_or_404(membership: Membership, credential_id: str) -> ProviderCredential:
+    return get_for_tenant_or_404(ProviderCredential, membership.tenant, public_id=credential_id)
+
+
 @tenant_view(Permission.MANAGE)
 def credential_list(request: HttpRequest, membership: Membership) -> HttpResponse:
-    credentials = for_tenant(ProviderCredential, membership.tenant).order_by("name")
+    credentials = (
+        for_tenant(ProviderCredential, membership.tenant)
+        .annotate(agent_count=Count("agents"))
+        .order_by("name")
+    )
     return render(
         request,
         "dashboard/credentials/list.html",
@@ -25,27 +34,24 @@ def credential_list(request: HttpRequest, membership: Membership) -> HttpRespons
 
 @tenant_view(Permission.MANAGE)
 def credential_create(request: HttpRequest, membership: Membership) -> HttpResponse:
-    return _form(request, membership, ProviderCredential())
+    return _form_page(request, membership, ProviderCredential())
 
 
 @tenant_view()
 def credential_edit(
     request: HttpRequest, membership: Membership, credential_id: str
 ) -> HttpResponse:
-    credential = get_for_tenant_or_404(
-        ProviderCredential, membership.tenant, public_id=credential_id
-    )
+    credential = _credential_or_404(membership, credential_id)
     require(membership, Permission.MANAGE)
-    return _form(request, membership, credential)
+    return _form_page(request, membership, credential)
 
 
 @tenant_view()
 def credential_delete(
     request: HttpRequest, membership: Membership, credential_id: str
 ) -> HttpResponse:
-    credential = get_for_tenant_or_404(
-        ProviderCredential, membership.tenant, public_id=credential_id
-    )
+    """GET asks for confirmation (listing the agents that use the key); POST deletes."""
+    credential = _credential_or_404(membership, credential_id)
     require(membership, Permission.MANAGE)
     if request.method == "POST":
         credential.delete()
@@ -59,21 +65,29 @@ def credential_delete(
     )
 
 
-def _form(
+def _form_page(
     request: HttpRequest, membership: Membership, credential: ProviderCredential
 ) -> HttpResponse:
     is_new = credential.pk is None
+    # The page heading keeps the stored name even while an edited one has errors.
+    stored_name = credential.name
     form = CredentialForm(
         request.POST if request.method == "POST" else None,
         instance=credential,
         tenant=membership.tenant,
     )
-    if request.method == "POST" and form.is_valid():
+    if form.is_valid():
         saved = form.save()
-        messages.success(request, f"Provider key “{saved.name}” {'added' if is_new else 'saved'}.")
+        verb = "added" if is_new else "saved"
+        messages.success(request, f"Provider key “{saved.name}” {verb}; it is stored encrypted.")
         return redirect("dashboard:credential_list")
     return render(
         request,
         "dashboard/credentials/form.html",
-        {"form": form, "credential": None if is_new else credential, "nav": "credentials"},
+        {
+            "form": form,
+            "credential": None if is_new else credential,
+            "stored_name": stored_name,
+            "nav": "credentials",
+        },
     )

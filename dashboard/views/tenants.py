@@ -11,22 +11,24 @@ from django.views.decorators.http import require_POST
 from dashboard.access import tenant_view
 from dashboard.forms.tenancy import TenantForm, TenantSettingsForm
 from tenancy.actions import create_tenant
-from tenancy.current import switch_tenant
-from tenancy.models import Membership
+from tenancy.current import current_membership, switch_tenant
+from tenancy.models import Membership, Tenant
 from tenancy.roles import Permission
 
 
 @login_required
 def tenant_create(request: HttpRequest) -> HttpResponse:
+    """Anyone logged in may create tenants; the creator becomes the owner."""
     form = TenantForm(request.POST if request.method == "POST" else None)
-    if request.method == "POST" and form.is_valid():
+    if form.is_valid():
         tenant = create_tenant(
             request.user, form.cleaned_data["name"], form.cleaned_data["time_zone"]
         )
         switch_tenant(request, tenant)
         messages.success(request, f"{tenant.name} is ready. Create its first agent.")
         return redirect("dashboard:agent_list")
-    return render(request, "dashboard/tenants/create.html", {"form": form})
+    is_first = current_membership(request) is None
+    return render(request, "dashboard/tenants/create.html", {"form": form, "is_first": is_first})
 
 
 @require_POST
@@ -46,10 +48,10 @@ def tenant_switch(request: HttpRequest, tenant_id: str) -> HttpResponse:
 
 @tenant_view(Permission.MANAGE)
 def tenant_settings(request: HttpRequest, membership: Membership) -> HttpResponse:
-    form = TenantSettingsForm(
-        request.POST if request.method == "POST" else None, instance=membership.tenant
-    )
-    if request.method == "POST" and form.is_valid():
+    # A copy: an invalid POST must not rename the tenant shown in the page's header.
+    tenant = Tenant.objects.get(pk=membership.tenant_id)
+    form = TenantSettingsForm(request.POST if request.method == "POST" else None, instance=tenant)
+    if form.is_valid():
         form.save()
         messages.success(request, "Settings saved.")
         return redirect("dashboard:tenant_settings")
