@@ -9,7 +9,7 @@ from django.http import Http404, HttpRequest
 from ninja import Field, Query, Router, Schema, Status
 from pydantic import ConfigDict, StrictBool, StrictFloat, StrictInt
 
-from agents.models import Agent, AgentVersion, Eagerness, TurnDetection
+from agents.models import Agent, AgentVersion, AudioFormat, Eagerness, TurnDetection
 from agents.versions import duplicate_agent, save_agent
 from koe.api import OMITTED, Pagination, error_responses, full_clean_or_raise, page, request_tenant
 from tenancy.models import Provider, ProviderCredential, Tenant
@@ -39,6 +39,7 @@ PLAIN_FIELDS = (
     "model",
     "instructions",
     "voice",
+    "audio_format",
     "temperature",
     "greeting",
     "language",
@@ -66,6 +67,7 @@ class AgentOut(Schema):
     credential: str | None = Field(description="The id of the tenant's provider credential.")
     instructions: str
     voice: str
+    audio_format: AudioFormat
     temperature: float
     turn_detection: TurnDetectionOut
     greeting: str
@@ -128,6 +130,7 @@ class AgentPatch(Schema):
     )
     instructions: str = Field(OMITTED)
     voice: str = Field(OMITTED)
+    audio_format: AudioFormat = Field(OMITTED)
     temperature: StrictFloat = Field(OMITTED)
     turn_detection: TurnDetectionIn = Field(OMITTED)
     greeting: str = Field(OMITTED)
@@ -153,6 +156,7 @@ def agent_json(agent: Agent) -> dict[str, Any]:
         "credential": agent.credential.public_id if agent.credential else None,
         "instructions": agent.instructions,
         "voice": agent.voice,
+        "audio_format": agent.audio_format,
         "temperature": agent.temperature,
         "turn_detection": {
             "type": agent.turn_detection,

@@ -54,6 +54,12 @@ class Eagerness(models.TextChoices):
     HIGH = "high", "High"
 
 
+class AudioFormat(models.TextChoices):
+    PCM16 = "pcm16", "PCM16, 24 kHz (web and apps)"
+    G711_ULAW = "g711_ulaw", "G.711 μ-law, 8 kHz (telephony)"
+    G711_ALAW = "g711_alaw", "G.711 A-law, 8 kHz (telephony)"
+
+
 class Agent(models.Model):
     public_id = models.CharField(max_length=40, unique=True, default=new_agent_id, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="agents")
@@ -74,6 +80,12 @@ class Agent(models.Model):
     )
     instructions = models.TextField(blank=True, max_length=20000)
     voice = models.CharField(max_length=40, default=DEFAULT_LOCAL_VOICE)
+    audio_format = models.CharField(
+        max_length=12,
+        choices=AudioFormat.choices,
+        default=AudioFormat.PCM16,
+        help_text="Audio in and out of the call; G.711 needs a provider that supports it.",
+    )
     temperature = models.FloatField(
         default=0.8,
         validators=[MinValueValidator(0.0), MaxValueValidator(2.0)],
@@ -146,6 +158,8 @@ class Agent(models.Model):
             errors["voice"] = "Choose one of the provider's voices: " + ", ".join(OPENAI_VOICES)
         if self.provider == Provider.OPENAI and self.model not in OPENAI_MODELS:
             errors["model"] = "Choose one of OpenAI's realtime models: " + ", ".join(OPENAI_MODELS)
+        if self.provider == Provider.LOCAL and self.audio_format != AudioFormat.PCM16:
+            errors["audio_format"] = "The built-in provider speaks PCM16 only."
         if self.provider == Provider.LOCAL and self.credential_id:
             errors["credential"] = "The built-in provider needs no credential."
         elif self.credential_id and self.credential is not None:
@@ -167,6 +181,7 @@ class Agent(models.Model):
             "credential": self.credential.public_id if self.credential else None,
             "instructions": self.instructions,
             "voice": self.voice,
+            "audio_format": self.audio_format,
             "temperature": self.temperature,
             "turn_detection": {
                 "type": self.turn_detection,

@@ -7,6 +7,12 @@ from typing import Any
 from django.conf import settings
 
 PCM16_24K = {"type": "audio/pcm", "rate": 24000}
+# The agent's audio_format, as the GA protocol names the formats.
+AUDIO_FORMATS: dict[str, dict[str, Any]] = {
+    "pcm16": PCM16_24K,
+    "g711_ulaw": {"type": "audio/pcmu"},
+    "g711_alaw": {"type": "audio/pcma"},
+}
 
 
 def turn_detection(config: dict[str, Any]) -> dict[str, Any] | None:
@@ -49,17 +55,18 @@ def session_update(config: dict[str, Any]) -> dict[str, Any]:
     language = (config.get("language") or "").split("-")[0]
     if language:
         transcription["language"] = language
+    audio_format = AUDIO_FORMATS.get(config.get("audio_format") or "pcm16", PCM16_24K)
     session: dict[str, Any] = {
         "type": "realtime",
         "instructions": config.get("instructions", ""),
         "output_modalities": ["audio"],
         "audio": {
             "input": {
-                "format": PCM16_24K,
+                "format": audio_format,
                 "transcription": transcription,
                 "turn_detection": turn_detection(config),
             },
-            "output": {"format": PCM16_24K, "voice": config.get("voice") or "alloy"},
+            "output": {"format": audio_format, "voice": config.get("voice") or "alloy"},
         },
         "tools": function_tools(config),
         "tool_choice": "auto",

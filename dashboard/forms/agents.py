@@ -35,7 +35,7 @@ VOICE_SUGGESTIONS = OPENAI_VOICES
 
 AGENT_FIELDSETS: list[tuple[str, list[str]]] = [
     ("Basics", ["name", "instructions", "greeting", "language"]),
-    ("Voice & model", ["provider", "model", "credential", "voice", "temperature"]),
+    ("Voice & model", ["provider", "model", "credential", "voice", "audio_format", "temperature"]),
     (
         "Turn detection",
         [

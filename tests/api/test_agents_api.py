@@ -51,7 +51,7 @@ def test_create_with_only_a_name_uses_the_model_defaults(tenant_a: TenantWorld) 
     assert body["current_version"] == 1
     assert agent.versions.count() == 1
     assert set(body) == {
-        "id", "name", "provider", "model", "credential", "instructions", "voice",
+        "id", "name", "provider", "model", "credential", "instructions", "voice", "audio_format",
         "temperature", "turn_detection", "greeting", "language",
         "max_call_duration_seconds", "idle_timeout_seconds", "tools", "consent_prompt",
         "recording_offered", "client_may_override", "current_version", "created_at",
@@ -403,3 +403,27 @@ def test_wrong_method_and_unknown_path_answer_json(tenant_a: TenantWorld) -> Non
         response = client.get(path)
         assert response.status_code == 404, path
         assert response.json()["error"]["type"] == "not_found"
+
+
+def test_audio_format_round_trip(tenant_a: TenantWorld) -> None:
+    client = api_client(tenant_a.secret)
+    created = client.post(
+        "/v1/agents",
+        {
+            "name": "Phone line",
+            "provider": "openai",
+            "model": "gpt-realtime",
+            "voice": "alloy",
+            "audio_format": "g711_ulaw",
+        },
+        content_type="application/json",
+    )
+    assert created.status_code == 201, created.content
+    assert created.json()["audio_format"] == "g711_ulaw"
+    refused = client.post(
+        "/v1/agents",
+        {"name": "Local phone", "audio_format": "g711_alaw"},
+        content_type="application/json",
+    )
+    assert refused.status_code == 400
+    assert "audio_format" in refused.json()["error"]["fields"]

@@ -28,6 +28,7 @@ def agent_data(**overrides: Any) -> dict[str, Any]:
         "model": "koe-local",
         "credential": "",
         "voice": "joe",
+        "audio_format": "pcm16",
         "temperature": "0.8",
         "turn_detection": "server_vad",
         "vad_threshold": "0.5",
