@@ -22,7 +22,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.utils.module_loading import import_string
 
-from agents.realtime import events
+from agents.realtime import events, shutdown
 from agents.realtime.access import AccessDenied, Caller, CallGrant, open_call
 from agents.realtime.errors import ClientEventRejected, error_event
 from agents.realtime.policy import PolicyState, parse_client_frame
@@ -138,6 +138,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         await self.accept(subprotocol=_chosen_subprotocol(self.scope.get("subprotocols") or []))
         ACTIVE_CALLS.labels(self.grant.provider).inc()
         CALLS_STARTED.labels(self.grant.provider).inc()
+        shutdown.track(self)
         self._log(
             "call started agent=%s provider=%s", self.grant.agent_public_id, self.grant.provider
         )
@@ -275,6 +276,9 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                     EndReason.IDLE_TIMEOUT, "The call was idle for too long.", notify=True
                 )
                 return
+
+    async def end_for_shutdown(self) -> None:
+        await self._end(EndReason.SERVER_SHUTDOWN, "The server shut down.", notify=True)
 
     async def call_end(self, message: dict[str, Any]) -> None:
         """Group message {"type": "call.end", "reason": ...} from any process."""

@@ -85,3 +85,37 @@ def test_the_openai_sdk_holds_a_conversation_with_a_tool_call(
         == spoken
     )
     assert TranscriptItem.objects.filter(role="tool", tool_name="book_table").count() == 2
+
+
+def test_stopping_the_server_ends_live_calls_and_keeps_what_they_said(
+    tenant_a: TenantWorld, openai_agent: Agent
+) -> None:
+    fake = FakeRealtimeServer(
+        [Turn(user="", assistant="Hello, you are through to Acme.")], expected_key=UPSTREAM_KEY
+    ).start_in_thread()
+    try:
+        with daphne_server(KOE_OPENAI_REALTIME_URL=fake.url, OPENAI_API_KEY=UPSTREAM_KEY) as base:
+            client = openai.OpenAI(api_key=tenant_a.secret, base_url=f"{base}/v1")
+            connection = client.realtime.connect(
+                model=openai_agent.public_id, extra_query={"consent": "transcript"}
+            ).enter()
+            connection.conversation.item.create(
+                item={
+                    "type": "message",
+                    "role": "user",
+                    "content": [{"type": "input_text", "text": "Hi"}],
+                }
+            )
+            connection.response.create()
+            for event in connection:
+                if event.type == "response.done":
+                    break
+            # Leaving the block stops Daphne (SIGTERM) while the call is live.
+        call = _wait_for_end()
+        connection.close()
+    finally:
+        fake.stop()
+    assert call.end_reason == "server_shutdown"
+    assert list(call.transcript.filter(role="assistant").values_list("text", flat=True)) == [
+        "Hello, you are through to Acme."
+    ]

@@ -1,0 +1,56 @@
+"""Ending live calls when the server process stops, so their end and last words are kept.
+
+Daphne stops its reactor without waiting for WebSocket applications to finish (a live
+call's consumer was simply dropped, and the interpreter then crashed finalising its
+coroutines). Under Daphne, Koe adds a "before shutdown" trigger that ends every live
+call on this process, recording it, before the reactor goes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from typing import Any, Protocol
+
+logger = logging.getLogger("koe.realtime")
+
+
+class Endable(Protocol):
+    ended: bool
+
+    async def end_for_shutdown(self) -> None: ...
+
+
+_live: weakref.WeakSet[Any] = weakref.WeakSet()
+_installed = False
+
+
+def track(consumer: Endable) -> None:
+    _live.add(consumer)
+    _install_trigger()
+
+
+def _install_trigger() -> None:
+    global _installed
+    if _installed:
+        return
+    try:
+        from twisted.internet import reactor
+    except ImportError:  # not under Daphne (e.g. another ASGI server, or tests)
+        return
+    if not getattr(reactor, "running", False):
+        return
+    reactor.addSystemEventTrigger("before", "shutdown", _end_live_calls)  # type: ignore[attr-defined]
+    _installed = True
+
+
+def _end_live_calls() -> Any:
+    calls = [consumer for consumer in list(_live) if not consumer.ended]
+    if not calls:
+        return None
+    logger.info("server shutting down: ending %d live call(s)", len(calls))
+    from twisted.internet import defer
+
+    ending = asyncio.gather(*(call.end_for_shutdown() for call in calls), return_exceptions=True)
+    return defer.Deferred.fromFuture(asyncio.ensure_future(ending))
