@@ -41,7 +41,7 @@ def _install_trigger() -> None:
         return
     if not getattr(reactor, "running", False):
         return
-    reactor.addSystemEventTrigger("before", "shutdown", _end_live_calls)  # type: ignore[attr-defined]
+    reactor.addSystemEventTrigger("before", "shutdown", _end_live_calls)  # type: ignore[arg-type]
     _installed = True
 
 
