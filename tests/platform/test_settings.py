@@ -120,3 +120,16 @@ def test_services_from_urls() -> None:
         "redis://cache.internal:6379/2",
         "False",
     ]
+
+
+def test_static_files_collect_in_production_mode(tmp_path: Path) -> None:
+    # The Docker image runs this at build time; the manifest storage fails on any
+    # reference (CSS url(), source map) to a file that is not there.
+    result = _django(
+        "from django.core.management import call_command;"
+        "call_command('collectstatic', interactive=False, verbosity=0)",
+        **_production_env(STATIC_ROOT=str(tmp_path)),
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "staticfiles.json").exists()
+    assert list(tmp_path.glob("dashboard/koe.*.css"))
