@@ -28,4 +28,6 @@ RUN mkdir -p /data/media && chown -R koe:koe /data
 USER koe
 ENV KOE_ENV=production STATIC_ROOT=/app/static KOE_VAR_DIR=/data
 EXPOSE 8000
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "--proxy-headers", "koe.asgi:application"]
+# No --proxy-headers: Daphne would trust the client-controlled left end of
+# X-Forwarded-For; Koe reads it itself per KOE_TRUSTED_PROXIES.
+CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "koe.asgi:application"]

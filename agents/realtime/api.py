@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import orjson
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from ninja import Router, Schema
@@ -83,7 +84,19 @@ def _cors(response: HttpResponse, origin: str) -> HttpResponse:
     return response
 
 
-def _client_ip(request: HttpRequest) -> str:
+def client_ip(request: HttpRequest) -> str:
+    """The caller's address for rate limits.
+
+    With KOE_TRUSTED_PROXIES = N proxies in front, each appending to X-Forwarded-For, the
+    client is the Nth address from the right; anything further left is whatever the
+    client sent, so it is never trusted (a forged header must not buy a new bucket).
+    """
+    hops = settings.KOE_TRUSTED_PROXIES
+    forwarded = request.headers.get("X-Forwarded-For", "")
+    if hops > 0 and forwarded:
+        addresses = [address.strip() for address in forwarded.split(",") if address.strip()]
+        if addresses:
+            return addresses[max(0, len(addresses) - hops)]
     return str(request.META.get("REMOTE_ADDR") or "unknown")
 
 
@@ -112,7 +125,7 @@ def widget_client_secret(request: HttpRequest) -> HttpResponse:
             agent_id=fields["agent"],
             origin=origin,
             consent=fields["consent"],
-            client_ip=_client_ip(request),
+            client_ip=client_ip(request),
         )
     except AccessDenied as denied:
         status = {"rate_limited": 429, "origin_not_allowed": 403}.get(denied.code, 400)

@@ -28,7 +28,7 @@ from agents.realtime.errors import ClientEventRejected, error_event
 from agents.realtime.policy import PolicyState, parse_client_frame
 from agents.realtime.providers import ProviderConnection, ProviderError, get_provider
 from agents.realtime.session_config import greeting_response, session_update
-from agents.realtime.tracker import CallTracker, ProviderFault, ToolCallRequest
+from agents.realtime.tracker import CallTracker, Pending, ProviderFault, ToolCallRequest
 from calls.metrics import (
     ACTIVE_CALLS,
     CALLS_ENDED,
@@ -102,6 +102,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         except AccessDenied as denied:
             CALLS_REFUSED.labels(denied.code).inc()
             logger.info("realtime refused code=%s agent=%s", denied.code, caller.agent_id)
+            self.ended = True  # frames racing the close are ignored
             await self._refuse(denied.message, denied.code, denied.error_type)
             return
         try:
@@ -143,10 +144,14 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             "call started agent=%s provider=%s", self.grant.agent_public_id, self.grant.provider
         )
 
-        await self.upstream.send(orjson.dumps(session_update(config)).decode())
-        greeting = greeting_response(config)
-        if greeting is not None:
-            await self.upstream.send(orjson.dumps(greeting).decode())
+        try:
+            await self.upstream.send(orjson.dumps(session_update(config)).decode())
+            greeting = greeting_response(config)
+            if greeting is not None:
+                await self.upstream.send(orjson.dumps(greeting).decode())
+        except ProviderError as error:
+            await self._end(EndReason.PROVIDER_ERROR, str(error), notify=True)
+            return
         self._spawn(self._relay_upstream())
         self._spawn(self._watch_limits())
 
@@ -201,7 +206,10 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 except orjson.JSONDecodeError:
                     self._log("provider sent malformed JSON; dropped")
                     continue
-                outcome = self.tracker.server_event(event) if isinstance(event, dict) else None
+                if not isinstance(event, dict):
+                    self._log("provider sent a non-object event; dropped")
+                    continue
+                outcome = self.tracker.server_event(event)
                 await self.send(text_data=frame)
                 RELAY_LATENCY.labels("provider_to_client").observe(time.perf_counter() - started)
                 if isinstance(outcome, ProviderFault):
@@ -218,6 +226,10 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         except ProviderError as error:
             if not self.ended:
                 await self._end(EndReason.PROVIDER_ERROR, str(error), notify=True)
+        except Exception as error:  # a relay that dies must not leave the call hanging
+            logger.exception("relay failed tenant=%s call=%s", *self._ids())
+            if not self.ended:
+                await self._end(EndReason.PROVIDER_ERROR, f"Relay failed: {error!r}", notify=True)
 
     # --- server-side tools -------------------------------------------------------------
     async def _run_tools(self, requests: list[ToolCallRequest]) -> None:
@@ -311,7 +323,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         finally:
             with contextlib.suppress(Exception):
                 await self.upstream.close()
-        await self.channel_layer.group_discard(self.grant.group_name, self.channel_name)
+            with contextlib.suppress(Exception):
+                await self.channel_layer.group_discard(self.grant.group_name, self.channel_name)
         if reason == EndReason.CLIENT_CLOSED:
             return
         if notify:
@@ -328,8 +341,15 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             )
 
     async def _record_end(self, reason: str, detail: str) -> None:
-        await self._flush()
-        await database_sync_to_async(end_call)(self.grant.call_id, reason, detail)
+        try:
+            await self._flush()
+        except Exception:
+            # What could not be stored is lost, but the call must still end.
+            logger.exception("final flush failed tenant=%s call=%s", *self._ids())
+        try:
+            await database_sync_to_async(end_call)(self.grant.call_id, reason, detail)
+        except Exception:
+            logger.exception("recording the end failed tenant=%s call=%s", *self._ids())
         ACTIVE_CALLS.labels(self.grant.provider).dec()
         CALLS_ENDED.labels(reason).inc()
         if reason == EndReason.PROVIDER_ERROR:
@@ -341,16 +361,24 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             pending = self.tracker.take_pending()
             if not pending and not self.ended:
                 return
-            await database_sync_to_async(store_progress)(
-                self.grant.call_id,
-                transcript=[vars(entry) for entry in pending.transcript]
-                if self.grant.stores_transcript
-                else [],
-                usage=[{"response_id": u.response_id, "usage": u.usage} for u in pending.usage],
-                interrupted_item_ids=pending.interrupted_item_ids,
-                turn_count=self.tracker.turn_count,
-                latencies_ms=list(self.tracker.latencies_ms),
-            )
+            try:
+                await self._store(pending)
+            except Exception:
+                # Keep the batch for the next flush (e.g. a database hiccup mid-call).
+                self.tracker.restore_pending(pending)
+                raise
+
+    async def _store(self, pending: Pending) -> None:
+        await database_sync_to_async(store_progress)(
+            self.grant.call_id,
+            transcript=[vars(entry) for entry in pending.transcript]
+            if self.grant.stores_transcript
+            else [],
+            usage=[{"response_id": u.response_id, "usage": u.usage} for u in pending.usage],
+            interrupted_item_ids=pending.interrupted_item_ids,
+            turn_count=self.tracker.turn_count,
+            latencies_ms=list(self.tracker.latencies_ms),
+        )
 
     # --- helpers ---------------------------------------------------------------------------
     async def _refuse(

@@ -47,9 +47,11 @@ def parse_client_frame(frame: str | bytes | None, state: PolicyState) -> ClientE
         raise ClientEventRejected(
             "Binary frames are not supported: send JSON text events.", "binary_frame"
         )
-    if len(frame) > state.max_frame_bytes:
+    # Characters are at most 4 bytes: only long or non-ASCII frames need encoding to count.
+    size = len(frame) if len(frame) * 4 <= state.max_frame_bytes else len(frame.encode())
+    if size > state.max_frame_bytes:
         raise ClientEventRejected(
-            f"Event of {len(frame)} bytes exceeds the limit of {state.max_frame_bytes} bytes; "
+            f"Event of {size} bytes exceeds the limit of {state.max_frame_bytes} bytes; "
             "send audio in smaller chunks (20-100 ms).",
             "frame_too_large",
         )
@@ -134,6 +136,10 @@ def _check_item_create(event: dict[str, Any], event_id: str | None, state: Polic
             event_id=event_id,
             param="item",
         )
+    _check_item(item, event_id, state)
+
+
+def _check_item(item: dict[str, Any], event_id: str | None, state: PolicyState) -> None:
     item_type = item.get("type")
     if item_type == "message":
         role = item.get("role")
@@ -194,6 +200,21 @@ def _check_response_create(event: dict[str, Any], event_id: str | None, state: P
                 event_id=event_id,
                 param="response." + changed[0],
             )
+    # A response's own input items pass the same checks as conversation.item.create.
+    items = response.get("input")
+    if items is None:
+        return
+    if not isinstance(items, list):
+        raise ClientEventRejected(
+            "response.input must be a list of items.", "invalid_response", event_id=event_id
+        )
+    for item in items:
+        if not isinstance(item, dict):
+            raise ClientEventRejected(
+                "response.input items must be objects.", "invalid_item", event_id=event_id
+            )
+        if item.get("type") != "item_reference":
+            _check_item(item, event_id, state)
 
 
 def _check_response_cancel(event: dict[str, Any], event_id: str | None, state: PolicyState) -> None:

@@ -82,6 +82,12 @@ class CallTracker:
         pending, self._pending = self._pending, Pending()
         return pending
 
+    def restore_pending(self, pending: Pending) -> None:
+        """Put back a batch the recorder could not store, ahead of anything newer."""
+        self._pending.transcript[:0] = pending.transcript
+        self._pending.usage[:0] = pending.usage
+        self._pending.interrupted_item_ids[:0] = pending.interrupted_item_ids
+
     def client_event(self, event_type: str) -> None:
         if event_type != events.INPUT_AUDIO_APPEND:
             self.last_activity = self.clock()
@@ -102,6 +108,17 @@ class CallTracker:
         elif event_type == events.INPUT_TRANSCRIPTION_COMPLETED:
             self.turn_count += 1
             self._add(TranscriptEntry("user", str(event.get("transcript", "")), _item_id(event)))
+        elif event_type in (events.OUTPUT_ITEM_ADDED, events.ITEM_ADDED):
+            # Claim server tools' calls as soon as the client can see their call_id, so it
+            # cannot answer one before the platform runs it.
+            item = event.get("item")
+            if (
+                isinstance(item, dict)
+                and item.get("type") == "function_call"
+                and item.get("name") in self.server_tools
+                and isinstance(item.get("call_id"), str)
+            ):
+                self.policy.server_call_ids.add(item["call_id"])
         elif event_type == events.RESPONSE_CREATED:
             self.policy.response_active = True
             self._response_has_audio = False

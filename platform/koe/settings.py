@@ -182,6 +182,8 @@ KOE_TRANSCRIPTION_MODEL = env_str("KOE_TRANSCRIPTION_MODEL", "gpt-4o-mini-transc
 KOE_REALTIME_MAX_FRAME_BYTES = env_int("KOE_REALTIME_MAX_FRAME_BYTES", 256 * 1024)
 KOE_SESSION_TOKEN_TTL_SECONDS = env_int("KOE_SESSION_TOKEN_TTL_SECONDS", 60)
 KOE_WIDGET_TOKENS_PER_MINUTE = env_int("KOE_WIDGET_TOKENS_PER_MINUTE", 20)
+# Proxies in front of Koe that append the client's address to X-Forwarded-For.
+KOE_TRUSTED_PROXIES = env_int("KOE_TRUSTED_PROXIES", 0)
 # How server-side tool calls run during a call (the tools layer plugs in here).
 KOE_TOOL_RUNNER = env_str("KOE_TOOL_RUNNER", "tools.runner.run_tool_call")
 # Calls marked active for longer than their limit plus this grace are not counted

@@ -190,3 +190,24 @@ def test_metrics_endpoint(settings: Any) -> None:
     settings.KOE_METRICS_TOKEN = "s3cret"
     assert Client().get("/metrics").status_code == 401
     assert Client().get("/metrics", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+
+
+def test_a_forged_forwarded_for_header_does_not_escape_the_rate_limit(
+    widget_agent: tuple[Agent, WidgetKey], settings: Any
+) -> None:
+    cache.clear()
+    settings.KOE_WIDGET_TOKENS_PER_MINUTE = 2
+    settings.KOE_TRUSTED_PROXIES = 1  # one proxy appends the real address
+    agent, key = widget_agent
+    statuses = [
+        Client()
+        .post(
+            "/v1/widget/client_secrets",
+            {"key": key.key, "agent": agent.public_id},
+            content_type="application/json",
+            headers={"Origin": ORIGIN, "X-Forwarded-For": f"10.0.0.{n}, 198.51.100.7"},
+        )
+        .status_code
+        for n in range(4)
+    ]
+    assert statuses == [200, 200, 429, 429]

@@ -59,7 +59,7 @@ class WebSocketConnection(ProviderConnection):
     async def _frames(self) -> AsyncIterator[str]:
         try:
             async for message in self.socket:
-                yield message if isinstance(message, str) else message.decode()
+                yield message if isinstance(message, str) else message.decode(errors="replace")
         except websockets.ConnectionClosedError as error:
             raise ProviderError(f"The provider connection broke ({error}).") from error
 
