@@ -574,24 +574,7 @@ class FakeRealtimeServer:
             "status": "completed",
             "content": [{"type": "output_audio", "transcript": text}],
         }
-        await self._send(
-            state,
-            {
-                "type": "response.output_item.done",
-                "response_id": response_id,
-                "output_index": 0,
-                "item": item,
-            },
-        )
-        await self._send(
-            state,
-            {
-                "type": "conversation.item.done",
-                "previous_item_id": state.last_item_id,
-                "item": item,
-            },
-        )
-        state.last_item_id = item_id
+        await self._output_item_done(state, response_id, item)
         return item
 
     async def _function_call(
@@ -646,15 +629,15 @@ class FakeRealtimeServer:
             },
         )
         item = {**item, "status": "completed", "arguments": arguments}
-        await self._send(
-            state,
-            {
-                "type": "response.output_item.done",
-                "response_id": response_id,
-                "output_index": 0,
-                "item": item,
-            },
-        )
+        await self._output_item_done(state, response_id, item)
+        return item
+
+    async def _output_item_done(
+        self, state: _Session, response_id: str, item: dict[str, Any]
+    ) -> None:
+        """The two events that close an output item, in the API's order."""
+        done = {"response_id": response_id, "output_index": 0, "item": item}
+        await self._send(state, {"type": "response.output_item.done", **done})
         await self._send(
             state,
             {
@@ -663,8 +646,7 @@ class FakeRealtimeServer:
                 "item": item,
             },
         )
-        state.last_item_id = item_id
-        return item
+        state.last_item_id = item["id"]
 
     # --- helpers ---------------------------------------------------------------------------
     @staticmethod
