@@ -15,7 +15,8 @@ COPY agents ./agents
 COPY tools ./tools
 COPY dashboard ./dashboard
 COPY manage.py ./
-RUN pip install .
+COPY requirements ./requirements
+RUN pip install . && pip install --no-deps -r requirements/no-deps.txt
 
 # Static files are collected at build time; production settings need real secrets, so a
 # throwaway key is given only to this build step.

@@ -26,11 +26,12 @@ koe_venv() {
   local digest
   # The editable install maps each package under platform/ by name: a new package
   # there needs a reinstall as much as a changed pyproject.toml does.
-  digest=$( (cat pyproject.toml; ls -d platform/*/) | .venv/bin/python -c 'import hashlib,sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())')
+  digest=$( (cat pyproject.toml requirements/no-deps.txt; ls -d platform/*/) | .venv/bin/python -c 'import hashlib,sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())')
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$digest" ]; then
     echo "==> installing Koe${extras:+ [$extras]} into .venv"
     .venv/bin/python -m pip install --quiet --upgrade pip
     .venv/bin/python -m pip install --quiet -e ".${extras:+[$extras]}"
+    .venv/bin/python -m pip install --quiet --no-deps -r requirements/no-deps.txt
     echo "$digest" > "$stamp"
   fi
 }

@@ -178,6 +178,19 @@ OPENAI_API_KEY = env_str("OPENAI_API_KEY")
 KOE_OPENAI_REALTIME_URL = env_str("KOE_OPENAI_REALTIME_URL", "wss://api.openai.com/v1")
 KOE_TRANSCRIPTION_MODEL = env_str("KOE_TRANSCRIPTION_MODEL", "gpt-4o-mini-transcribe")
 
+# The built-in offline provider ("local"): speech in and out inside this process.
+# CPU work (VAD, speech-to-text, text-to-speech) runs in one bounded pool per process.
+KOE_LOCAL_WORKERS = env_int("KOE_LOCAL_WORKERS", os.cpu_count() or 2)
+# "piper" (the bundled neural voice), "espeak" (espeak-ng, light) or "auto" (piper,
+# else espeak-ng when piper's voice is not installed).
+KOE_LOCAL_TTS = env_str("KOE_LOCAL_TTS", "auto")
+# The "llm" response engine: any OpenAI-compatible chat-completions server the operator
+# runs (Ollama, llama.cpp server, vLLM), e.g. http://127.0.0.1:11434/v1 for Ollama.
+KOE_LOCAL_LLM_BASE_URL = env_str("KOE_LOCAL_LLM_BASE_URL").rstrip("/")
+KOE_LOCAL_LLM_MODEL = env_str("KOE_LOCAL_LLM_MODEL", "llama3.2")
+KOE_LOCAL_LLM_API_KEY = env_str("KOE_LOCAL_LLM_API_KEY")
+KOE_LOCAL_LLM_TIMEOUT_SECONDS = env_int("KOE_LOCAL_LLM_TIMEOUT_SECONDS", 30)
+
 # --- realtime broker ---------------------------------------------------------------------
 KOE_REALTIME_MAX_FRAME_BYTES = env_int("KOE_REALTIME_MAX_FRAME_BYTES", 256 * 1024)
 KOE_SESSION_TOKEN_TTL_SECONDS = env_int("KOE_SESSION_TOKEN_TTL_SECONDS", 60)

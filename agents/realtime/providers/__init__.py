@@ -1,4 +1,4 @@
-"""Realtime providers: one interface, chosen per agent (openai, azure; local later)."""
+"""Realtime providers: one interface, chosen per agent (openai, azure, local)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,659 @@
+"""One local provider session: the Realtime protocol, spoken by a pipeline in this process.
+
+It takes the client events the broker forwards and answers with exactly the GA server
+events the ``openai`` provider relays, so the broker, transcripts, tools and usage cannot
+tell the difference. Audio in goes through voice activity detection (turns, barge-in),
+then Whisper; a response engine decides what to say; Piper speaks it sentence by sentence.
+
+Three kinds of tasks share the session's event stream:
+- the input task handles appended audio, commits and clears strictly in order;
+- a turn task per committed utterance transcribes it (turns finish in order) and may
+  start a response;
+- at most one response task at a time (the API's rule), cancellable by barge-in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import logging
+import time
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from agents.realtime import events
+from agents.realtime.providers.base import ProviderConnection, ProviderError
+from agents.realtime.providers.local import stt
+from agents.realtime.providers.local.audio import (
+    PROTOCOL_RATE,
+    SPEECH_RATE,
+    AudioFormatError,
+    FloatAudio,
+    InputBuffer,
+    Int16Audio,
+    StreamResampler,
+    decode_pcm16,
+    encode_pcm16,
+    milliseconds,
+    to_float,
+)
+from agents.realtime.providers.local.conversation import Conversation, SpokenPart, new_id
+from agents.realtime.providers.local.engine import (
+    CallFunction,
+    EngineError,
+    EngineRequest,
+    FaqEntry,
+    ResponseEngine,
+    Say,
+    ToolSpec,
+)
+from agents.realtime.providers.local.responses import AUDIO_FORMAT, Response, ResponseEvents
+from agents.realtime.providers.local.runtime import run_cpu
+from agents.realtime.providers.local.tts import Voice, sentences
+from agents.realtime.providers.local.vad import (
+    FRAME_MS,
+    MIN_SPEECH_FRAMES,
+    SilenceBegan,
+    SpeechStarted,
+    SpeechStopped,
+    TurnDetector,
+    TurnSettings,
+    VoiceActivity,
+)
+
+logger = logging.getLogger("koe.local")
+
+MODEL_NAME = "koe-local"
+# Audio deltas of 200 ms: small enough to start playing at once, few enough frames.
+AUDIO_DELTA_SAMPLES = PROTOCOL_RATE // 5
+# The input buffer keeps at most this much audio while nobody commits it.
+MAX_BUFFER_MS = 5 * 60 * 1000
+# A manual commit needs at least this much audio, as the API requires.
+MIN_COMMIT_MS = 100
+# The speech kept after the voice stops, so Whisper hears the word's end.
+TRANSCRIBE_TAIL_MS = 150
+
+
+@dataclass
+class _Commit:
+    """A manual input_audio_buffer.commit, queued behind the audio before it."""
+
+    event_id: str | None
+
+
+@dataclass
+class _Clear:
+    pass
+
+
+def _default_session(config: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "realtime",
+        "object": "realtime.session",
+        "id": new_id("sess"),
+        "model": MODEL_NAME,
+        "output_modalities": ["audio"],
+        "instructions": "",
+        "tools": [],
+        "tool_choice": "auto",
+        "max_output_tokens": "inf",
+        "tracing": None,
+        "prompt": None,
+        "expires_at": int(time.time()) + 3600,
+        "audio": {
+            "input": {
+                "format": dict(AUDIO_FORMAT),
+                "transcription": None,
+                "noise_reduction": None,
+                "turn_detection": {
+                    "type": "server_vad",
+                    "threshold": 0.5,
+                    "prefix_padding_ms": 300,
+                    "silence_duration_ms": 500,
+                    "idle_timeout_ms": None,
+                    "create_response": True,
+                    "interrupt_response": True,
+                },
+            },
+            "output": {
+                "format": dict(AUDIO_FORMAT),
+                "voice": config.get("voice") or "joe",
+                "speed": 1.0,
+            },
+        },
+        "include": None,
+    }
+
+
+def _merge(target: dict[str, Any], update: dict[str, Any]) -> None:
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            _merge(target[key], value)
+        else:
+            target[key] = copy.deepcopy(value)
+
+
+class LocalSession(ResponseEvents, ProviderConnection):
+    def __init__(
+        self,
+        config: dict[str, Any],
+        *,
+        engine: ResponseEngine,
+        voice: Voice,
+    ) -> None:
+        self.config = config
+        self.engine = engine
+        self.voice = voice
+        self.session = _default_session(config)
+        self.conversation = Conversation()
+        self.buffer = InputBuffer()
+        self.detector = TurnDetector(self._turn_settings())
+        self.activity = VoiceActivity()
+        self.resampler = StreamResampler(PROTOCOL_RATE, SPEECH_RATE)
+        self.response: Response | None = None
+        self.closed = False
+        self._outbox: asyncio.Queue[str | None] = asyncio.Queue()
+        self._input: asyncio.Queue[Int16Audio | _Commit | _Clear] = asyncio.Queue()
+        self._speech_item_id = ""
+        self._speech_start_ms = 0
+        self._speculation: tuple[int, asyncio.Future[str]] | None = None
+        self._last_turn: asyncio.Task[None] | None = None
+        self._uncharged_audio_ms = 0
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._spawn(self._process_input(), "local-input")
+        self._emit({"type": events.SESSION_CREATED, "session": copy.deepcopy(self.session)})
+
+    # --- ProviderConnection ----------------------------------------------------------------
+    async def send(self, frame: str) -> None:
+        if self.closed:
+            raise ProviderError("The local session is closed.")
+        try:
+            event = orjson.loads(frame)
+        except orjson.JSONDecodeError:
+            self._error("The event is not valid JSON.", "invalid_json")
+            return
+        if not isinstance(event, dict):
+            self._error("An event must be a JSON object.", "invalid_event")
+            return
+        try:
+            self._dispatch(event)
+        except AudioFormatError as error:
+            self._error(str(error), "invalid_audio", param="audio", event=event)
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self._frames()
+
+    async def _frames(self) -> AsyncIterator[str]:
+        while True:
+            frame = await self._outbox.get()
+            if frame is None:
+                return
+            yield frame
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(BaseException):
+                await task
+        with contextlib.suppress(Exception):
+            await self.engine.aclose()
+        self._outbox.put_nowait(None)
+
+    # --- client events ---------------------------------------------------------------------
+    def _dispatch(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        if kind == events.SESSION_UPDATE:
+            self._update_session(event)
+        elif kind == events.INPUT_AUDIO_APPEND:
+            self._input.put_nowait(decode_pcm16(str(event.get("audio") or "")))
+        elif kind == events.INPUT_AUDIO_COMMIT:
+            self._input.put_nowait(_Commit(event.get("event_id")))
+        elif kind == events.INPUT_AUDIO_CLEAR:
+            self._input.put_nowait(_Clear())
+        elif kind == events.OUTPUT_AUDIO_CLEAR:
+            self._cancel_response("client_cancelled")
+        elif kind == events.ITEM_CREATE:
+            self._create_item(event)
+        elif kind == events.ITEM_TRUNCATE:
+            self._truncate(event)
+        elif kind == events.ITEM_DELETE:
+            item_id = str(event.get("item_id") or "")
+            if self.conversation.delete(item_id):
+                self._emit({"type": "conversation.item.deleted", "item_id": item_id})
+            else:
+                self._error(f"Item {item_id!r} not found.", "item_not_found", event=event)
+        elif kind == events.ITEM_RETRIEVE:
+            item = self.conversation.get(str(event.get("item_id") or ""))
+            if item is None:
+                self._error("Item not found.", "item_not_found", event=event)
+            else:
+                self._emit({"type": "conversation.item.retrieved", "item": copy.deepcopy(item)})
+        elif kind == events.RESPONSE_CREATE:
+            if self.response is not None:
+                self._error(
+                    "Conversation already has an active response in progress.",
+                    "conversation_already_has_active_response",
+                    event=event,
+                )
+                return
+            options = event.get("response") or {}
+            instructions = options.get("instructions") if isinstance(options, dict) else None
+            self._start_response(instructions if isinstance(instructions, str) else None)
+        elif kind == events.RESPONSE_CANCEL:
+            if self.response is None:
+                self._error(
+                    "Cancellation failed: no active response found.",
+                    "response_cancel_not_active",
+                    event=event,
+                )
+            else:
+                self._cancel_response("client_cancelled")
+        else:
+            self._error(f"Invalid value: {kind!r}.", "invalid_value", param="type", event=event)
+
+    def _update_session(self, event: dict[str, Any]) -> None:
+        update = event.get("session")
+        if not isinstance(update, dict) or update.get("type", "realtime") != "realtime":
+            self._error("Invalid session type.", "invalid_value", param="session.type", event=event)
+            return
+        audio = update.get("audio") or {}
+        for direction in ("input", "output"):
+            audio_format = (audio.get(direction) or {}).get("format")
+            if audio_format is not None and (
+                audio_format.get("type") != "audio/pcm"
+                or int(audio_format.get("rate") or PROTOCOL_RATE) != PROTOCOL_RATE
+            ):
+                self._error(
+                    "The built-in provider speaks audio/pcm at 24 kHz only.",
+                    "unsupported_audio_format",
+                    param=f"session.audio.{direction}.format",
+                    event=event,
+                )
+                return
+        _merge(self.session, update)
+        self.detector.settings = self._turn_settings()
+        self._emit({"type": events.SESSION_UPDATED, "session": copy.deepcopy(self.session)})
+
+    def _turn_detection(self) -> dict[str, Any] | None:
+        detection = self.session["audio"]["input"].get("turn_detection")
+        return detection if isinstance(detection, dict) else None
+
+    def _turn_settings(self) -> TurnSettings:
+        return TurnSettings.from_session(self._turn_detection() or {})
+
+    def _create_item(self, event: dict[str, Any]) -> None:
+        item = event.get("item")
+        if not isinstance(item, dict) or item.get("type") not in (
+            "message",
+            "function_call",
+            "function_call_output",
+        ):
+            self._error("Invalid item.", "invalid_value", param="item.type", event=event)
+            return
+        if item.get("type") == "function_call_output" and not isinstance(item.get("output"), str):
+            self._error("A function_call_output needs an output string.", "invalid_value",
+                        param="item.output", event=event)  # fmt: skip
+            return
+        item = {
+            **copy.deepcopy(item),
+            "id": item.get("id") or new_id("item"),
+            "object": "realtime.item",
+            "status": "completed",
+        }
+        self._add_item(item)
+
+    def _truncate(self, event: dict[str, Any]) -> None:
+        item_id = str(event.get("item_id") or "")
+        audio_end_ms = event.get("audio_end_ms")
+        if not isinstance(audio_end_ms, int) or not self.conversation.truncate(
+            item_id, audio_end_ms
+        ):
+            self._error("Invalid item to truncate.", "item_truncate_invalid_item_id", event=event)
+            return
+        self._emit(
+            {
+                "type": events.ITEM_TRUNCATED,
+                "item_id": item_id,
+                "content_index": int(event.get("content_index") or 0),
+                "audio_end_ms": audio_end_ms,
+            }
+        )
+
+    # --- caller audio ----------------------------------------------------------------------
+    async def _process_input(self) -> None:
+        while True:
+            message = await self._input.get()
+            if isinstance(message, _Commit):
+                self._commit_by_hand(message.event_id)
+            elif isinstance(message, _Clear):
+                self.buffer.reset(self.buffer.end_ms)
+                self.detector.reset()
+                self._emit({"type": "input_audio_buffer.cleared"})
+            else:
+                probabilities = await run_cpu(self._analyse, message)
+                if self._turn_detection() is not None:
+                    for turn_event in self.detector.feed(probabilities):
+                        self._on_turn_event(turn_event)
+
+    def _analyse(self, samples: Int16Audio) -> list[float]:
+        """Resample, buffer and score one appended chunk (runs in the worker pool)."""
+        audio = self.resampler(to_float(samples))
+        detection = self._turn_detection()
+        if detection is not None and not self.detector.speaking:
+            # Between turns only the prefix padding (and the frames that confirm speech)
+            # before what was analysed can become part of the next turn.
+            settings = self.detector.settings
+            self.buffer.keep_from(
+                self.detector.position_ms
+                - settings.prefix_padding_ms
+                - FRAME_MS * MIN_SPEECH_FRAMES
+            )
+        self.buffer.append(audio)
+        self.buffer.keep_from(self.buffer.end_ms - MAX_BUFFER_MS)
+        return self.activity.probabilities(audio) if detection is not None else []
+
+    def _on_turn_event(self, turn_event: SpeechStarted | SilenceBegan | SpeechStopped) -> None:
+        detection = self._turn_detection() or {}
+        if isinstance(turn_event, SpeechStarted):
+            self._speech_item_id = new_id("item")
+            self._speech_start_ms = turn_event.audio_start_ms
+            self._speculation = None
+            self._emit(
+                {
+                    "type": events.SPEECH_STARTED,
+                    "audio_start_ms": turn_event.audio_start_ms,
+                    "item_id": self._speech_item_id,
+                }
+            )
+            if self.response is not None and detection.get("interrupt_response", True):
+                self._cancel_response("turn_detected")
+        elif isinstance(turn_event, SilenceBegan):
+            speech = self._speech(turn_event.speech_end_ms)
+            future = asyncio.ensure_future(run_cpu(stt.transcribe, speech))
+            self._speculation = (turn_event.speech_end_ms, future)
+        else:
+            self._emit(
+                {
+                    "type": events.SPEECH_STOPPED,
+                    "audio_end_ms": turn_event.audio_end_ms,
+                    "item_id": self._speech_item_id,
+                }
+            )
+            speculation = self._speculation
+            self._speculation = None
+            transcript: asyncio.Future[str]
+            if speculation is not None and speculation[0] == turn_event.speech_end_ms:
+                transcript = speculation[1]
+            else:
+                if speculation is not None:
+                    speculation[1].cancel()
+                speech = self._speech(turn_event.speech_end_ms)
+                transcript = asyncio.ensure_future(run_cpu(stt.transcribe, speech))
+            duration = turn_event.audio_end_ms - self._speech_start_ms
+            self.buffer.keep_from(turn_event.audio_end_ms)
+            self._commit(
+                self._speech_item_id,
+                transcript,
+                duration,
+                respond=bool(detection.get("create_response", True)),
+            )
+
+    def _speech(self, speech_end_ms: int) -> FloatAudio:
+        return self.buffer.audio(self._speech_start_ms, speech_end_ms + TRANSCRIBE_TAIL_MS)
+
+    def _commit_by_hand(self, event_id: str | None) -> None:
+        duration = self.buffer.end_ms - self.buffer.start_ms
+        if duration < MIN_COMMIT_MS:
+            self._error(
+                f"Error committing input audio buffer: buffer too small. Expected at least "
+                f"{MIN_COMMIT_MS}ms of audio, but buffer only has {duration}ms of audio.",
+                "input_audio_buffer_commit_empty",
+                event={"event_id": event_id},
+            )
+            return
+        speech = self.buffer.audio()
+        self.buffer.reset(self.buffer.end_ms)
+        self.detector.reset()
+        transcript = asyncio.ensure_future(run_cpu(stt.transcribe, speech))
+        # A hand commit answers only when the client asks (response.create), or when
+        # turn detection is on and would create one.
+        detection = self._turn_detection()
+        respond = bool(detection and detection.get("create_response", True))
+        self._commit(self._speech_item_id or new_id("item"), transcript, duration, respond=respond)
+        self._speech_item_id = ""
+
+    def _commit(
+        self, item_id: str, transcript: asyncio.Future[str], duration_ms: int, *, respond: bool
+    ) -> None:
+        item: dict[str, Any] = {
+            "id": item_id,
+            "object": "realtime.item",
+            "type": "message",
+            "role": "user",
+            "status": "completed",
+            "content": [{"type": "input_audio", "transcript": None}],
+        }
+        self._emit(
+            {
+                "type": events.INPUT_AUDIO_COMMITTED,
+                "item_id": item_id,
+                "previous_item_id": self.conversation.last_item_id,
+            }
+        )
+        self._add_item(item)
+        self._uncharged_audio_ms += duration_ms
+        previous = self._last_turn
+        self._last_turn = self._spawn(
+            self._finish_turn(item, transcript, duration_ms, previous, respond=respond),
+            "local-turn",
+        )
+
+    async def _finish_turn(
+        self,
+        item: dict[str, Any],
+        transcript: asyncio.Future[str],
+        duration_ms: int,
+        previous: asyncio.Task[None] | None,
+        *,
+        respond: bool,
+    ) -> None:
+        text = await transcript
+        if previous is not None:
+            # Transcripts complete in the order the caller spoke.
+            with contextlib.suppress(Exception):
+                await previous
+        item["content"][0]["transcript"] = text
+        self._emit(
+            {
+                "type": events.INPUT_TRANSCRIPTION_COMPLETED,
+                "item_id": item["id"],
+                "content_index": 0,
+                "transcript": text,
+                "usage": {"type": "duration", "seconds": round(duration_ms / 1000, 3)},
+            }
+        )
+        # If the caller is already speaking again, answer once they finish, with both.
+        if respond and self.response is None and not self.detector.speaking:
+            self._start_response(None)
+
+    # --- responses -------------------------------------------------------------------------
+    def _start_response(self, instructions: str | None) -> None:
+        response = Response(
+            id=new_id("resp"), instructions=instructions, input_audio_ms=self._uncharged_audio_ms
+        )
+        self._uncharged_audio_ms = 0
+        self.response = response
+        self._emit({"type": events.RESPONSE_CREATED, "response": self._response_object(response)})
+        response.task = self._spawn(self._run_response(response), "local-response")
+
+    def _cancel_response(self, reason: str) -> None:
+        response = self.response
+        if response is None or response.task is None or response.cancel_reason:
+            return
+        response.cancel_reason = reason
+        response.task.cancel()
+
+    async def _run_response(self, response: Response) -> None:
+        status = "completed"
+        try:
+            await self._generate(response)
+        except asyncio.CancelledError:
+            if self.closed or not response.cancel_reason:
+                raise
+            status = "cancelled"
+        except EngineError as error:
+            logger.warning("local response failed: %s", error)
+            status = "failed"
+            response.error = {"type": "server_error", "code": "engine_error", "message": str(error)}
+        except Exception as error:  # a failing turn must not end the session
+            logger.exception("local response failed")
+            status = "failed"
+            response.error = {
+                "type": "server_error",
+                "code": "engine_error",
+                "message": repr(error),
+            }
+        self._close_message(response, "completed" if status == "completed" else "incomplete")
+        self.response = None
+        done = self._response_object(response, status=status)
+        self._emit({"type": events.RESPONSE_DONE, "response": done})
+
+    def _engine_request(self, response: Response) -> EngineRequest:
+        example_phrases = {
+            tool.get("name"): tuple(tool.get("example_phrases") or ())
+            for tool in self.config.get("tools", [])
+        }
+        tools = [
+            ToolSpec(
+                name=str(tool.get("name", "")),
+                description=str(tool.get("description", "")),
+                parameters=tool.get("parameters") or {"type": "object", "properties": {}},
+                example_phrases=example_phrases.get(tool.get("name"), ()),
+            )
+            for tool in self.session.get("tools") or []
+            if isinstance(tool, dict) and tool.get("type", "function") == "function"
+        ]
+        instructions = "\n\n".join(
+            [str(self.session.get("instructions") or ""), *self.conversation.system_notes()]
+        ).strip()
+        return EngineRequest(
+            history=self.conversation.history(),
+            instructions=instructions,
+            tools=tools,
+            response_instructions=response.instructions,
+            greeting=str(self.config.get("greeting") or ""),
+            faq=[
+                FaqEntry(str(entry.get("question", "")), str(entry.get("answer", "")))
+                for entry in self.config.get("faq") or []
+                if isinstance(entry, dict)
+            ],
+            temperature=float(self.config.get("temperature") or 0.8),
+            agent_name=str(self.config.get("name") or ""),
+        )
+
+    async def _generate(self, response: Response) -> None:
+        request = self._engine_request(response)
+        outputs = self.engine.respond(request)
+        try:
+            async for output in outputs:
+                if isinstance(output, Say):
+                    for sentence in sentences(output.text):
+                        await self._speak(response, sentence)
+                elif isinstance(output, CallFunction):
+                    self._close_message(response, "completed")
+                    self._function_call(response, output)
+                    return  # the tool's output comes back as a new item, then a response
+        finally:
+            # Close the engine's generator at once (an HTTP stream to a language model),
+            # also when the caller interrupted.
+            if isinstance(outputs, AsyncGenerator):
+                await outputs.aclose()
+
+    async def _speak(self, response: Response, sentence: str) -> None:
+        item = response.message or self._open_message(response)
+        where = {
+            "response_id": response.id,
+            "item_id": item["id"],
+            "output_index": len(response.output) - 1,
+            "content_index": 0,
+        }
+        text_delta = sentence if not response.transcript else " " + sentence
+        response.transcript.append(sentence)
+        response.output_text_chars += len(text_delta)
+        if not self._speaks_audio():
+            self._emit({"type": "response.output_text.delta", **where, "delta": text_delta})
+            return
+        audio = await run_cpu(self.voice.speak, sentence)
+        duration = milliseconds(len(audio), PROTOCOL_RATE)
+        self.conversation.spoken.setdefault(item["id"], []).append(
+            SpokenPart(sentence, response.audio_ms, duration)
+        )
+        response.audio_ms += duration
+        self._emit({"type": events.OUTPUT_AUDIO_TRANSCRIPT_DELTA, **where, "delta": text_delta})
+        for start in range(0, len(audio), AUDIO_DELTA_SAMPLES):
+            chunk = audio[start : start + AUDIO_DELTA_SAMPLES]
+            self._emit({"type": events.OUTPUT_AUDIO_DELTA, **where, "delta": encode_pcm16(chunk)})
+
+    def _error(
+        self,
+        message: str,
+        code: str,
+        *,
+        param: str | None = None,
+        event: dict[str, Any] | None = None,
+    ) -> None:
+        # invalid_request_error: about one client event; the session goes on.
+        self._emit(
+            {
+                "type": events.ERROR,
+                "error": {
+                    "type": "invalid_request_error",
+                    "code": code,
+                    "message": message,
+                    "param": param,
+                    "event_id": (event or {}).get("event_id"),
+                },
+            }
+        )
+
+    def _emit(self, event: dict[str, Any]) -> None:
+        if self.closed:
+            return
+        self._outbox.put_nowait(orjson.dumps({"event_id": new_id("event"), **event}).decode())
+
+    def _spawn(self, coroutine: Any, name: str) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coroutine)
+        task.set_name(name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled() or self.closed:
+            return
+        error = task.exception()
+        if error is not None:
+            logger.error("local session task %s failed: %r", task.get_name(), error)
+            if task.get_name() == "local-input":
+                # Without its input task the session cannot hear: end it visibly.
+                self._emit(
+                    {
+                        "type": events.ERROR,
+                        "error": {
+                            "type": "server_error",
+                            "code": "local_pipeline_failed",
+                            "message": "The built-in speech pipeline failed.",
+                            "param": None,
+                            "event_id": None,
+                        },
+                    }
+                )

