@@ -418,3 +418,28 @@ def test_noise_and_silence_make_no_turn() -> None:
 
     seen = run(scenario)
     assert types(seen) == ["session.created", "error"]
+
+
+def test_several_function_calls_can_end_one_response() -> None:
+    async def scenario() -> list[dict[str, Any]]:
+        engine = TestEngine(
+            lambda r: [
+                CallFunction("current_time"),
+                CallFunction("lookup", {"q": "x"}),
+                Say("ignored"),
+            ]
+        )
+        client = Client(engine)
+        await client.send({"type": "response.create"})
+        seen = await client.until("response.done")
+        await client.close()
+        return seen
+
+    seen = run(scenario)
+    output = seen[-1]["response"]["output"]
+    assert [(item["type"], item["name"]) for item in output] == [
+        ("function_call", "current_time"),
+        ("function_call", "lookup"),
+    ]
+    assert len({item["call_id"] for item in output}) == 2
+    assert "response.output_audio.delta" not in types(seen)

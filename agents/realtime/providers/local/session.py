@@ -48,7 +48,6 @@ from agents.realtime.providers.local.engine import (
     EngineRequest,
     FaqEntry,
     ResponseEngine,
-    Say,
     ToolSpec,
 )
 from agents.realtime.providers.local.responses import AUDIO_FORMAT, Response, ResponseEvents
@@ -563,14 +562,17 @@ class LocalSession(ResponseEvents, ProviderConnection):
         request = self._engine_request(response)
         outputs = self.engine.respond(request)
         try:
+            calling = False
             async for output in outputs:
-                if isinstance(output, Say):
-                    for sentence in sentences(output.text):
-                        await self._speak(response, sentence)
-                elif isinstance(output, CallFunction):
+                if isinstance(output, CallFunction):
+                    # Several calls may end one response, as with the API; the outputs
+                    # come back as items, and the next response speaks about them.
                     self._close_message(response, "completed")
                     self._function_call(response, output)
-                    return  # the tool's output comes back as a new item, then a response
+                    calling = True
+                elif not calling:
+                    for sentence in sentences(output.text):
+                        await self._speak(response, sentence)
         finally:
             # Close the engine's generator at once (an HTTP stream to a language model),
             # also when the caller interrupted.
