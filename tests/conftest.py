@@ -1,12 +1,13 @@
 """Shared fixtures: two tenants with a member of every role, so isolation is tested by default.
 
-Services: tests marked ``postgres`` or ``redis`` need the real thing. Without it they skip
-with a reason, unless KOE_REQUIRE_SERVICES=1 (set by .ci/run), which makes them fail.
+Services: tests marked ``postgres``, ``redis`` or ``espeak`` need the real thing. Without
+it they skip with a reason, unless KOE_REQUIRE_SERVICES=1 (set by .ci/run): then they fail.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import tempfile
 from dataclasses import dataclass, field
@@ -46,6 +47,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
             reasons.append("needs Redis: set REDIS_URL=redis://... (CI does)")
         elif not _reachable(redis_url, 6379):
             reasons.append(f"needs Redis, but {redis_url} does not answer")
+    if item.get_closest_marker("espeak") and shutil.which("espeak-ng") is None:
+        reasons.append("needs espeak-ng: apt-get install espeak-ng (CI does)")
     if reasons:
         message = "; ".join(reasons)
         if REQUIRE_SERVICES:

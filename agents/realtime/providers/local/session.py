@@ -52,7 +52,8 @@ from agents.realtime.providers.local.engine import (
 )
 from agents.realtime.providers.local.responses import AUDIO_FORMAT, Response, ResponseEvents
 from agents.realtime.providers.local.runtime import run_cpu
-from agents.realtime.providers.local.tts import Voice, sentences
+from agents.realtime.providers.local.text import sentences
+from agents.realtime.providers.local.tts import Voice
 from agents.realtime.providers.local.vad import (
     FRAME_MS,
     MIN_SPEECH_FRAMES,

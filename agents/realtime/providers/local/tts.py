@@ -1,14 +1,13 @@
 """Text to speech for the local provider: the Piper voice, or espeak-ng as the light fallback.
 
-Both produce 24 kHz PCM16, the protocol's rate, one sentence at a time so that the
-first sentence plays while the rest are still being synthesised.
+Both produce 24 kHz PCM16, the protocol's rate, one sentence at a time (see ``text.sentences``)
+so that the first sentence plays while the rest are still being synthesised.
 """
 
 from __future__ import annotations
 
 import abc
 import io
-import re
 import subprocess
 import wave
 
@@ -29,14 +28,7 @@ from agents.realtime.providers.local.runtime import (
     piper_voice,
 )
 
-# Sentence ends: . ! ? followed by space, but not in "Dr. " or "e.g. " or "3.5".
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])|\n+")
 ESPEAK_TIMEOUT_SECONDS = 10
-
-
-def sentences(text: str) -> list[str]:
-    """Split text where a voice would pause, so each piece can be spoken as soon as ready."""
-    return [part.strip() for part in _SENTENCE_END.split(text) if part and part.strip()]
 
 
 class Voice(abc.ABC):
