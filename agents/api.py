@@ -9,7 +9,17 @@ from django.http import Http404, HttpRequest
 from ninja import Field, Query, Router, Schema, Status
 from pydantic import ConfigDict, StrictBool, StrictFloat, StrictInt
 
-from agents.models import Agent, AgentVersion, AudioFormat, Eagerness, TurnDetection
+from agents.models import (
+    MAX_FAQ_ANSWER_LENGTH,
+    MAX_FAQ_ENTRIES,
+    MAX_FAQ_QUESTION_LENGTH,
+    Agent,
+    AgentVersion,
+    AudioFormat,
+    Eagerness,
+    ResponseEngineKind,
+    TurnDetection,
+)
 from agents.versions import duplicate_agent, save_agent
 from koe.api import OMITTED, Pagination, error_responses, full_clean_or_raise, page, request_tenant
 from tenancy.models import Provider, ProviderCredential, Tenant
@@ -36,12 +46,14 @@ TURN_DETECTION_FIELDS = {
 PLAIN_FIELDS = (
     "name",
     "provider",
+    "response_engine",
     "model",
     "instructions",
     "voice",
     "audio_format",
     "temperature",
     "greeting",
+    "faq",
     "language",
     "max_call_duration_seconds",
     "idle_timeout_seconds",
@@ -59,10 +71,18 @@ class TurnDetectionOut(Schema):
     eagerness: Eagerness
 
 
+class FaqEntry(Schema):
+    question: str
+    answer: str
+
+
 class AgentOut(Schema):
     id: str
     name: str
     provider: Provider
+    response_engine: ResponseEngineKind = Field(
+        description="How the built-in provider decides what to say; other providers ignore it."
+    )
     model: str
     credential: str | None = Field(description="The id of the tenant's provider credential.")
     instructions: str
@@ -71,6 +91,7 @@ class AgentOut(Schema):
     temperature: float
     turn_detection: TurnDetectionOut
     greeting: str
+    faq: list[FaqEntry] = Field(description="Questions callers ask and the answers to give.")
     language: str
     max_call_duration_seconds: int
     idle_timeout_seconds: int
@@ -119,11 +140,19 @@ class TurnDetectionIn(Schema):
     eagerness: Eagerness = Field(OMITTED)
 
 
+class FaqEntryIn(FaqEntry):
+    model_config = ConfigDict(extra="forbid")
+
+
 class AgentPatch(Schema):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(OMITTED)
     provider: Provider = Field(OMITTED)
+    response_engine: ResponseEngineKind = Field(
+        OMITTED,
+        description="How the built-in provider decides what to say; other providers ignore it.",
+    )
     model: str = Field(OMITTED, description="The provider's model, or for Azure the deployment.")
     credential: str | None = Field(
         OMITTED, description="A provider credential's id; null uses the operator's default."
@@ -134,6 +163,12 @@ class AgentPatch(Schema):
     temperature: StrictFloat = Field(OMITTED)
     turn_detection: TurnDetectionIn = Field(OMITTED)
     greeting: str = Field(OMITTED)
+    faq: list[FaqEntryIn] = Field(
+        OMITTED,
+        description=f"Questions callers ask and the answers to give (at most {MAX_FAQ_ENTRIES}; "
+        f"a question up to {MAX_FAQ_QUESTION_LENGTH} characters, an answer up to "
+        f"{MAX_FAQ_ANSWER_LENGTH}). Replaces the whole list.",
+    )
     language: str = Field(OMITTED)
     max_call_duration_seconds: StrictInt = Field(OMITTED)
     idle_timeout_seconds: StrictInt = Field(OMITTED)
@@ -152,6 +187,7 @@ def agent_json(agent: Agent) -> dict[str, Any]:
         "id": agent.public_id,
         "name": agent.name,
         "provider": agent.provider,
+        "response_engine": agent.response_engine,
         "model": agent.model,
         "credential": agent.credential.public_id if agent.credential else None,
         "instructions": agent.instructions,
@@ -166,6 +202,7 @@ def agent_json(agent: Agent) -> dict[str, Any]:
             "eagerness": agent.semantic_eagerness,
         },
         "greeting": agent.greeting,
+        "faq": agent.faq,
         "language": agent.language,
         "max_call_duration_seconds": agent.max_call_duration_seconds,
         "idle_timeout_seconds": agent.idle_timeout_seconds,

@@ -36,6 +36,10 @@ OPENAI_MODELS = [
 LOCAL_MODEL = "koe-local"
 DEFAULT_LOCAL_VOICE = "joe"
 
+MAX_FAQ_ENTRIES = 100
+MAX_FAQ_QUESTION_LENGTH = 300
+MAX_FAQ_ANSWER_LENGTH = 2000
+
 
 def new_agent_id() -> str:
     return public_id("agt")
@@ -54,10 +58,59 @@ class Eagerness(models.TextChoices):
     HIGH = "high", "High"
 
 
+class ResponseEngineKind(models.TextChoices):
+    """How the built-in provider decides what to say (other providers have their model)."""
+
+    SCRIPTED = "scripted", "Scripted (greeting, FAQ and tools; needs nothing)"
+    LLM = "llm", "Language model (the operator's OpenAI-compatible server)"
+
+
 class AudioFormat(models.TextChoices):
     PCM16 = "pcm16", "PCM16, 24 kHz (web and apps)"
     G711_ULAW = "g711_ulaw", "G.711 μ-law, 8 kHz (telephony)"
     G711_ALAW = "g711_alaw", "G.711 A-law, 8 kHz (telephony)"
+
+
+def clean_faq(value: Any) -> tuple[list[dict[str, str]], list[str]]:
+    """The FAQ with its spaces tidied, and what is wrong with it (no messages: valid).
+
+    Each entry is {"question", "answer"}. Runs of spaces and line breaks become one space:
+    the answers are spoken, and the dashboard edits each on a line of its own.
+    """
+    shape = 'A list of {"question": "…", "answer": "…"} objects.'
+    if not isinstance(value, list):
+        return [], [shape]
+    entries: list[dict[str, str]] = []
+    problems: list[str] = []
+    if len(value) > MAX_FAQ_ENTRIES:
+        problems.append(
+            f"At most {MAX_FAQ_ENTRIES} questions and answers (there are {len(value)})."
+        )
+    for number, entry in enumerate(value, start=1):
+        if (
+            not isinstance(entry, dict)
+            or set(entry) != {"question", "answer"}
+            or not all(isinstance(text, str) for text in entry.values())
+        ):
+            problems.append(
+                f'Entry {number}: write it as {{"question": "…", "answer": "…"}}, both text.'
+            )
+            continue
+        question = " ".join(entry["question"].split())
+        answer = " ".join(entry["answer"].split())
+        for part, text, limit in (
+            ("question", question, MAX_FAQ_QUESTION_LENGTH),
+            ("answer", answer, MAX_FAQ_ANSWER_LENGTH),
+        ):
+            if not text:
+                problems.append(f"Entry {number}: the {part} is empty.")
+            elif len(text) > limit:
+                problems.append(
+                    f"Entry {number}: the {part} is longer than {limit} characters "
+                    f"(it has {len(text)})."
+                )
+        entries.append({"question": question, "answer": answer})
+    return entries, problems
 
 
 class Agent(models.Model):
@@ -69,6 +122,12 @@ class Agent(models.Model):
         max_length=80,
         default=LOCAL_MODEL,
         help_text="The provider's model, or for Azure the deployment name.",
+    )
+    response_engine = models.CharField(
+        max_length=16,
+        choices=ResponseEngineKind.choices,
+        default=ResponseEngineKind.SCRIPTED,
+        help_text="How the built-in provider decides what to say; other providers ignore it.",
     )
     credential = models.ForeignKey(
         ProviderCredential,
@@ -111,6 +170,13 @@ class Agent(models.Model):
     greeting = models.TextField(
         blank=True, max_length=2000, help_text="Spoken first when the call starts."
     )
+    faq = models.JSONField(
+        default=list,
+        blank=True,
+        verbose_name="FAQ",
+        help_text="Questions callers ask and the answers to give: a list of "
+        '{"question", "answer"} objects.',
+    )
     language = models.CharField(max_length=16, default="en", help_text="BCP-47, e.g. en or en-US.")
     max_call_duration_seconds = models.PositiveIntegerField(
         default=600, validators=[MinValueValidator(30), MaxValueValidator(3600)]
@@ -147,13 +213,17 @@ class Agent(models.Model):
             models.CheckConstraint(
                 condition=models.Q(provider__in=Provider.values), name="agent_provider_valid"
             ),
+            models.CheckConstraint(
+                condition=models.Q(response_engine__in=ResponseEngineKind.values),
+                name="agent_response_engine_valid",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.public_id})"
 
     def clean(self) -> None:
-        errors: dict[str, str] = {}
+        errors: dict[str, str | list[str]] = {}
         if self.provider in (Provider.OPENAI, Provider.AZURE) and self.voice not in OPENAI_VOICES:
             errors["voice"] = "Choose one of the provider's voices: " + ", ".join(OPENAI_VOICES)
         if self.provider == Provider.OPENAI and self.model not in OPENAI_MODELS:
@@ -169,6 +239,11 @@ class Agent(models.Model):
                 errors["credential"] = "This credential is for another provider."
         if self.provider == Provider.AZURE and self.credential_id is None:
             errors["credential"] = "Azure needs a credential with the resource's endpoint and key."
+        faq, problems = clean_faq(self.faq)
+        if problems:
+            errors["faq"] = problems
+        else:
+            self.faq = faq
         if errors:
             raise ValidationError(errors)
 
@@ -177,6 +252,7 @@ class Agent(models.Model):
         return {
             "name": self.name,
             "provider": self.provider,
+            "response_engine": self.response_engine,
             "model": self.model,
             "credential": self.credential.public_id if self.credential else None,
             "instructions": self.instructions,
@@ -191,6 +267,7 @@ class Agent(models.Model):
                 "eagerness": self.semantic_eagerness,
             },
             "greeting": self.greeting,
+            "faq": self.faq,
             "language": self.language,
             "max_call_duration_seconds": self.max_call_duration_seconds,
             "idle_timeout_seconds": self.idle_timeout_seconds,

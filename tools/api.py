@@ -53,7 +53,9 @@ class ToolOut(Schema):
     kind: ToolKind
     execution: Execution
     timeout_seconds: int
+    example_phrases: list[str] = Field(description="What callers say to ask for this tool.")
     builtin_name: str
+    mock_response: str = Field(description="A mock tool's reply, with {argument} placeholders.")
     webhook: WebhookOut
     mcp: McpOut
     created_at: datetime
@@ -114,7 +116,17 @@ class ToolPatch(Schema):
     kind: ToolKind = Field(OMITTED)
     execution: Execution = Field(OMITTED)
     timeout_seconds: StrictInt = Field(OMITTED)
+    example_phrases: list[str] = Field(
+        OMITTED,
+        description="What callers say to ask for this tool (at most 20, each up to 200 "
+        "characters); the built-in provider's scripted engine recognises requests by them.",
+    )
     builtin_name: str = Field(OMITTED)
+    mock_response: str = Field(
+        OMITTED,
+        description="Kind mock: the reply (up to 2000 characters); {name} placeholders are "
+        "filled from the call's arguments and must name properties of the parameters.",
+    )
     webhook: WebhookIn = Field(OMITTED)
     mcp: McpIn = Field(OMITTED)
 
@@ -132,7 +144,9 @@ def tool_json(tool: ToolDefinition) -> dict[str, Any]:
         "kind": tool.kind,
         "execution": tool.execution,
         "timeout_seconds": tool.timeout_seconds,
+        "example_phrases": tool.example_phrases if isinstance(tool.example_phrases, list) else [],
         "builtin_name": tool.builtin_name,
+        "mock_response": tool.mock_response,
         "webhook": {
             "url": tool.webhook_url,
             "method": tool.http_method,
@@ -158,7 +172,9 @@ def apply_changes(tool: ToolDefinition, changes: ToolPatch) -> None:
         "kind",
         "execution",
         "timeout_seconds",
+        "example_phrases",
         "builtin_name",
+        "mock_response",
     ):
         if name in sent:
             setattr(tool, name, sent[name])

@@ -14,7 +14,12 @@ from django.utils import timezone
 from koe.encryption import EncryptedTextField
 from koe.ids import public_id
 from tenancy.models import Tenant
+from tools.mock import placeholder_names
 from tools.schema import EMPTY_PARAMETERS, validate_function_name, validate_parameters_schema
+
+MAX_EXAMPLE_PHRASES = 20
+MAX_EXAMPLE_PHRASE_LENGTH = 200
+MAX_MOCK_RESPONSE_LENGTH = 2000
 
 
 def new_tool_id() -> str:
@@ -33,6 +38,7 @@ class ToolKind(models.TextChoices):
     WEBHOOK = "webhook", "Webhook (HTTP request to your server)"
     BUILTIN = "builtin", "Built-in"
     MCP = "mcp", "MCP server"
+    MOCK = "mock", "Mock reply (a fixed response, for demos and testing)"
 
 
 class Execution(models.TextChoices):
@@ -78,6 +84,30 @@ def validate_headers_json(value: str) -> None:
         )
 
 
+def clean_example_phrases(value: Any) -> tuple[list[str], list[str]]:
+    """The phrases with their spaces tidied, and what is wrong with them (no messages: valid).
+
+    Line breaks become spaces too: a phrase is one thing a caller says.
+    """
+    if not isinstance(value, list) or not all(isinstance(phrase, str) for phrase in value):
+        return [], ['A list of phrases (text), e.g. ["book a table", "a table for two"].']
+    phrases = [" ".join(phrase.split()) for phrase in value]
+    problems: list[str] = []
+    if len(phrases) > MAX_EXAMPLE_PHRASES:
+        problems.append(
+            f"At most {MAX_EXAMPLE_PHRASES} example phrases (there are {len(phrases)})."
+        )
+    for number, phrase in enumerate(phrases, start=1):
+        if not phrase:
+            problems.append(f"Phrase {number} is empty.")
+        elif len(phrase) > MAX_EXAMPLE_PHRASE_LENGTH:
+            problems.append(
+                f"Phrase {number} is longer than {MAX_EXAMPLE_PHRASE_LENGTH} characters "
+                f"(it has {len(phrase)})."
+            )
+    return phrases, problems
+
+
 class ToolDefinition(models.Model):
     public_id = models.CharField(max_length=40, unique=True, default=new_tool_id, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="tools")
@@ -98,6 +128,12 @@ class ToolDefinition(models.Model):
     execution = models.CharField(max_length=16, choices=Execution.choices, default=Execution.INLINE)
     timeout_seconds = models.PositiveIntegerField(
         default=10, validators=[MinValueValidator(1), MaxValueValidator(300)]
+    )
+    example_phrases = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="What callers say to ask for this tool, e.g. “book a table”; the built-in "
+        "provider's scripted engine recognises requests by them.",
     )
 
     # webhook
@@ -130,6 +166,15 @@ class ToolDefinition(models.Model):
         default=list, blank=True, help_text="The server's tools to expose (empty: all)."
     )
 
+    # mock
+    mock_response = models.TextField(
+        blank=True,
+        max_length=MAX_MOCK_RESPONSE_LENGTH,
+        verbose_name="Mock reply",
+        help_text="What the tool answers. {argument_name} placeholders are filled from the "
+        "call's arguments, e.g. “Your table for {party_size} at {time} is booked.”",
+    )
+
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -146,7 +191,7 @@ class ToolDefinition(models.Model):
         return f"{self.name} ({self.get_kind_display()})"
 
     def clean(self) -> None:
-        errors: dict[str, str] = {}
+        errors: dict[str, str | list[str]] = {}
         if self.kind == ToolKind.WEBHOOK and not self.webhook_url:
             errors["webhook_url"] = "A webhook tool needs the URL to call."
         if self.kind == ToolKind.BUILTIN and not self.builtin_name:
@@ -157,8 +202,36 @@ class ToolDefinition(models.Model):
             isinstance(name, str) for name in self.mcp_tool_names
         ):
             errors["mcp_tool_names"] = "A list of tool names."
+        phrases, problems = clean_example_phrases(self.example_phrases)
+        if problems:
+            errors["example_phrases"] = problems
+        else:
+            self.example_phrases = phrases
+        if self.kind == ToolKind.MOCK:
+            problem = self._mock_response_problem()
+            if problem:
+                errors["mock_response"] = problem
         if errors:
             raise ValidationError(errors)
+
+    def parameter_names(self) -> list[str]:
+        """The names of the arguments the parameters schema declares."""
+        properties = (
+            self.parameters.get("properties") if isinstance(self.parameters, dict) else None
+        )
+        return list(properties) if isinstance(properties, dict) else []
+
+    def _mock_response_problem(self) -> str:
+        if not (self.mock_response or "").strip():
+            return "A mock tool needs the reply to give."
+        known = self.parameter_names()
+        unknown = [name for name in placeholder_names(self.mock_response) if name not in known]
+        if not unknown:
+            return ""
+        listed = ", ".join("{" + name + "}" for name in unknown)
+        if known:
+            return f"Unknown placeholders: {listed}. Use the parameters' names: {', '.join(known)}."
+        return f"Unknown placeholders: {listed}. The parameters declare no properties."
 
     @property
     def headers(self) -> dict[str, str]:
@@ -166,7 +239,7 @@ class ToolDefinition(models.Model):
 
     def snapshot(self) -> dict[str, Any]:
         """What an agent version records of this tool (no secrets)."""
-        return {
+        snapshot: dict[str, Any] = {
             "id": self.public_id,
             "name": self.name,
             "description": self.description,
@@ -179,4 +252,8 @@ class ToolDefinition(models.Model):
             "http_method": self.http_method,
             "mcp_server_url": self.mcp_server_url,
             "mcp_tool_names": self.mcp_tool_names,
+            "example_phrases": self.example_phrases,
         }
+        if self.kind == ToolKind.MOCK:
+            snapshot["mock_response"] = self.mock_response
+        return snapshot

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from django import forms
@@ -12,6 +13,9 @@ from django.utils import timezone
 
 from agents.models import (
     LOCAL_MODEL,
+    MAX_FAQ_ANSWER_LENGTH,
+    MAX_FAQ_ENTRIES,
+    MAX_FAQ_QUESTION_LENGTH,
     OPENAI_MODELS,
     OPENAI_VOICES,
     Agent,
@@ -35,7 +39,19 @@ VOICE_SUGGESTIONS = OPENAI_VOICES
 
 AGENT_FIELDSETS: list[tuple[str, list[str]]] = [
     ("Basics", ["name", "instructions", "greeting", "language"]),
-    ("Voice & model", ["provider", "model", "credential", "voice", "audio_format", "temperature"]),
+    ("Questions and answers", ["faq"]),
+    (
+        "Voice & model",
+        [
+            "provider",
+            "response_engine",
+            "model",
+            "credential",
+            "voice",
+            "audio_format",
+            "temperature",
+        ],
+    ),
     (
         "Turn detection",
         [
@@ -51,6 +67,133 @@ AGENT_FIELDSETS: list[tuple[str, list[str]]] = [
     ("Consent", ["consent_prompt", "recording_offered"]),
     ("Realtime clients", ["client_may_override"]),
 ]
+
+
+# --- the FAQ as text -------------------------------------------------------------------------
+
+FAQ_QUESTION_PREFIX = "Q:"
+FAQ_ANSWER_PREFIX = "A:"
+FAQ_EXAMPLE = "Q: When are you open?\nA: Every day from noon to eleven."
+
+
+def faq_as_text(entries: list[dict[str, str]]) -> str:
+    """The FAQ as the dashboard edits it: "Q: …" and "A: …" lines, a blank line between."""
+    return "\n\n".join(
+        f"{FAQ_QUESTION_PREFIX} {entry['question']}\n{FAQ_ANSWER_PREFIX} {entry['answer']}"
+        for entry in entries
+    )
+
+
+@dataclass
+class _FaqBlock:
+    """One entry being read: where its question and answer start, and their lines."""
+
+    question_line: int
+    question: list[str] = field(default_factory=list)
+    answer_line: int = 0
+    answer: list[str] = field(default_factory=list)
+    is_broken: bool = False  # already reported; its other lines are skipped
+
+
+def parse_faq_text(text: str) -> list[dict[str, str]]:
+    """Read "Q: …" / "A: …" entries; raises ValidationError naming the lines at fault.
+
+    Entries are separated by blank lines (a new "Q:" line also starts one); a question or
+    answer may go on over several lines, which are joined with spaces.
+    """
+    entries: list[dict[str, str]] = []
+    problems: list[str] = []
+
+    def finish(block: _FaqBlock | None) -> None:
+        if block is None or block.is_broken:
+            return
+        question = " ".join(" ".join(block.question).split())
+        answer = " ".join(" ".join(block.answer).split())
+        if not question:
+            problems.append(f"Line {block.question_line}: the question is empty.")
+        elif len(question) > MAX_FAQ_QUESTION_LENGTH:
+            problems.append(
+                f"Line {block.question_line}: the question is longer than "
+                f"{MAX_FAQ_QUESTION_LENGTH} characters (it has {len(question)})."
+            )
+        if not block.answer_line:
+            problems.append(
+                f"Line {block.question_line}: the question has no answer: "
+                f"add a line “{FAQ_ANSWER_PREFIX} …” after it."
+            )
+        elif not answer:
+            problems.append(f"Line {block.answer_line}: the answer is empty.")
+        elif len(answer) > MAX_FAQ_ANSWER_LENGTH:
+            problems.append(
+                f"Line {block.answer_line}: the answer is longer than "
+                f"{MAX_FAQ_ANSWER_LENGTH} characters (it has {len(answer)})."
+            )
+        entries.append({"question": question, "answer": answer})
+
+    block: _FaqBlock | None = None
+    for number, raw_line in enumerate(text.splitlines(), start=1):
+        line = raw_line.strip()
+        prefix = line[:2].upper()
+        if not line:
+            finish(block)
+            block = None
+        elif prefix == FAQ_QUESTION_PREFIX:
+            finish(block)
+            block = _FaqBlock(question_line=number, question=[line[2:]])
+        elif block is not None and block.is_broken:
+            continue
+        elif block is None and prefix == FAQ_ANSWER_PREFIX:
+            problems.append(
+                f"Line {number}: this answer has no question: put a line "
+                f"“{FAQ_QUESTION_PREFIX} …” right above it, with no blank line between."
+            )
+            block = _FaqBlock(question_line=number, is_broken=True)
+        elif block is None:
+            problems.append(
+                f"Line {number}: start each entry with a line “{FAQ_QUESTION_PREFIX} …” "
+                f"(the question), then a line “{FAQ_ANSWER_PREFIX} …” (the answer)."
+            )
+            block = _FaqBlock(question_line=number, is_broken=True)
+        elif prefix == FAQ_ANSWER_PREFIX and block.answer_line:
+            problems.append(
+                f"Line {number}: the question on line {block.question_line} already has an "
+                "answer: leave a blank line, then start the next entry with "
+                f"“{FAQ_QUESTION_PREFIX} …”."
+            )
+            block.is_broken = True
+        elif prefix == FAQ_ANSWER_PREFIX:
+            block.answer_line = number
+            block.answer.append(line[2:])
+        elif block.answer_line:
+            block.answer.append(line)
+        else:
+            block.question.append(line)
+    finish(block)
+    if len(entries) > MAX_FAQ_ENTRIES:
+        problems.append(
+            f"At most {MAX_FAQ_ENTRIES} questions and answers (there are {len(entries)})."
+        )
+    if problems:
+        raise ValidationError(problems, code="invalid_faq")
+    return entries
+
+
+class FaqField(forms.Field):
+    """The FAQ as one textarea of "Q: …" / "A: …" entries, stored as a list of objects."""
+
+    widget = forms.Textarea(attrs={"rows": 12, "placeholder": FAQ_EXAMPLE, "spellcheck": "true"})
+
+    def prepare_value(self, value: Any) -> Any:
+        # A list comes from the agent; text is what was typed, shown back as it was.
+        return faq_as_text(value) if isinstance(value, list) else value
+
+    def to_python(self, value: Any) -> list[dict[str, str]]:
+        if isinstance(value, list):
+            return value
+        return parse_faq_text("" if value is None else str(value))
+
+
+# --- agents ----------------------------------------------------------------------------------
 
 
 class ToolChoiceField(forms.ModelMultipleChoiceField):
@@ -76,6 +219,15 @@ class AgentForm(TenantModelForm):
         widget=forms.CheckboxSelectMultiple,
         help_text="Functions the agent may call during a call.",
     )
+    faq = FaqField(
+        label="Questions and answers",
+        required=False,
+        help_text=f"What callers ask and what to answer. Write each question on a line "
+        f"starting with “{FAQ_QUESTION_PREFIX}”, its answer on the next starting with "
+        f"“{FAQ_ANSWER_PREFIX}”, and leave a blank line between entries. On the built-in "
+        "provider, the scripted engine answers questions close to these; the language "
+        "model reads them as reference.",
+    )
 
     class Meta:
         model = Agent
@@ -90,6 +242,7 @@ class AgentForm(TenantModelForm):
             "vad_threshold": forms.NumberInput(attrs={"step": "0.05"}),
         }
         labels = {
+            "response_engine": "Response engine",
             "turn_detection": "Turn detection",
             "vad_threshold": "VAD threshold",
             "semantic_eagerness": "Eagerness",

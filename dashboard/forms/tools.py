@@ -15,7 +15,13 @@ from django.forms.fields import InvalidJSONInput, JSONString
 from dashboard.forms.base import TenantModelForm
 from tenancy.scoping import for_tenant
 from tools.actions import save_tool
-from tools.models import ToolDefinition, ToolKind, default_parameters
+from tools.models import (
+    MAX_EXAMPLE_PHRASE_LENGTH,
+    MAX_EXAMPLE_PHRASES,
+    ToolDefinition,
+    ToolKind,
+    default_parameters,
+)
 from tools.schema import FUNCTION_NAME_PATTERN
 
 User = AbstractBaseUser | AnonymousUser
@@ -25,11 +31,12 @@ MAX_JSON_DEPTH = 32
 
 # Shared fields first, then one fieldset per kind (tool-form.js shows only the chosen one).
 TOOL_FIELDSETS: list[tuple[str, str, list[str]]] = [
-    ("Function", "", ["name", "description", "parameters"]),
+    ("Function", "", ["name", "description", "parameters", "example_phrases"]),
     ("Execution", "", ["kind", "execution", "timeout_seconds"]),
     ("Webhook", ToolKind.WEBHOOK, ["webhook_url", "http_method", "webhook_headers"]),
     ("Built-in", ToolKind.BUILTIN, ["builtin_name"]),
     ("MCP server", ToolKind.MCP, ["mcp_server_url", "mcp_auth_header", "mcp_tool_names"]),
+    ("Mock reply", ToolKind.MOCK, ["mock_response"]),
 ]
 
 
@@ -151,6 +158,38 @@ class NameListField(forms.Field):
             )
 
 
+class PhraseListField(forms.Field):
+    """Phrases one per line, stored as a list; blank lines and repeats are dropped."""
+
+    widget = forms.Textarea(attrs={"rows": 4})
+
+    def prepare_value(self, value: Any) -> Any:
+        return "\n".join(value) if isinstance(value, list) else value
+
+    def to_python(self, value: Any) -> list[str]:
+        if isinstance(value, list):
+            return value
+        text = "" if value is None else str(value)
+        phrases: list[str] = []
+        problems: list[str] = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            phrase = " ".join(line.split())
+            if len(phrase) > MAX_EXAMPLE_PHRASE_LENGTH:
+                problems.append(
+                    f"Line {number} is longer than {MAX_EXAMPLE_PHRASE_LENGTH} characters "
+                    f"(it has {len(phrase)})."
+                )
+            elif phrase and phrase not in phrases:
+                phrases.append(phrase)
+        if len(phrases) > MAX_EXAMPLE_PHRASES:
+            problems.append(
+                f"At most {MAX_EXAMPLE_PHRASES} example phrases (there are {len(phrases)})."
+            )
+        if problems:
+            raise ValidationError(problems, code="invalid_phrases")
+        return phrases
+
+
 class ToolForm(TenantModelForm):
     parameters = JsonTextField(
         # Declared fields do not inherit the model default: a new tool starts from it here.
@@ -180,6 +219,13 @@ class ToolForm(TenantModelForm):
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
         help_text="Sent as the Authorization header, e.g. “Bearer …”; stored encrypted.",
     )
+    example_phrases = PhraseListField(
+        label="Example phrases",
+        required=False,
+        help_text="What callers say to ask for this tool, one per line, e.g. “book a table” "
+        "or “a table for four tonight”. The built-in provider's scripted engine recognises "
+        "requests by them and fills the arguments from what the caller said.",
+    )
     mcp_tool_names = NameListField(
         label="MCP tool names",
         required=False,
@@ -190,7 +236,10 @@ class ToolForm(TenantModelForm):
     class Meta:
         model = ToolDefinition
         fields = [name for _, _, names in TOOL_FIELDSETS for name in names]
-        widgets = {"description": forms.Textarea(attrs={"rows": 3})}
+        widgets = {
+            "description": forms.Textarea(attrs={"rows": 3}),
+            "mock_response": forms.Textarea(attrs={"rows": 3}),
+        }
         labels = {"http_method": "HTTP method", "timeout_seconds": "Timeout (seconds)"}
         help_texts = {
             "execution": "Background suits slow work: the agent keeps talking meanwhile.",

@@ -49,10 +49,11 @@ def test_create_with_only_a_name_uses_the_model_defaults(tenant_a: TenantWorld) 
     assert body["credential"] is None
     assert body["tools"] == []
     assert body["current_version"] == 1
+    assert (body["response_engine"], body["faq"]) == ("scripted", [])
     assert agent.versions.count() == 1
     assert set(body) == {
-        "id", "name", "provider", "model", "credential", "instructions", "voice", "audio_format",
-        "temperature", "turn_detection", "greeting", "language",
+        "id", "name", "provider", "response_engine", "model", "credential", "instructions",
+        "voice", "audio_format", "temperature", "turn_detection", "greeting", "faq", "language",
         "max_call_duration_seconds", "idle_timeout_seconds", "tools", "consent_prompt",
         "recording_offered", "client_may_override", "current_version", "created_at",
         "updated_at",
@@ -250,6 +251,23 @@ def test_delete_and_duplicate(tenant_a: TenantWorld) -> None:
             "integer",
         ),
         ({"id": "agt_chosen"}, "id", "not permitted"),
+        ({"response_engine": "oracle"}, "response_engine", "scripted"),
+        ({"response_engine": None}, "response_engine", "scripted"),
+        ({"faq": "Q: Why?"}, "faq", "valid list"),
+        ({"faq": [{"question": "Why?"}]}, "faq.0.answer", "required"),
+        ({"faq": [{"question": "Why?", "answer": 42}]}, "faq.0.answer", "valid string"),
+        ({"faq": [{"question": "Why?", "answer": "Yes.", "x": 1}]}, "faq.0.x", "not permitted"),
+        ({"faq": [{"question": " ", "answer": "Yes."}]}, "faq", "Entry 1: the question is empty"),
+        (
+            {"faq": [{"question": "Why?", "answer": "a" * 2001}]},
+            "faq",
+            "Entry 1: the answer is longer than 2000 characters",
+        ),
+        (
+            {"faq": [{"question": "Why?", "answer": "Yes."}] * 101},
+            "faq",
+            "At most 100 questions and answers",
+        ),
     ],
 )
 def test_invalid_agents_are_400_with_field_messages(
@@ -427,3 +445,39 @@ def test_audio_format_round_trip(tenant_a: TenantWorld) -> None:
     )
     assert refused.status_code == 400
     assert "audio_format" in refused.json()["error"]["fields"]
+
+
+def test_faq_and_response_engine_round_trip_and_re_version(tenant_a: TenantWorld) -> None:
+    faq = [
+        {"question": "When are you open?", "answer": "Every day from noon to eleven."},
+        {"question": "Is there parking?", "answer": "On  Quay\nRoad."},
+    ]
+    created = _post(tenant_a, {"name": "Host", "response_engine": "llm", "faq": faq})
+    assert created.status_code == 201, created.content
+    body = created.json()
+    tidied = [faq[0], {"question": "Is there parking?", "answer": "On Quay Road."}]
+    assert (body["response_engine"], body["faq"]) == ("llm", tidied)
+    agent = Agent.objects.get(public_id=body["id"])
+    assert agent.faq == tidied
+    assert agent.versions.get().config["faq"] == tidied
+    assert api_client(tenant_a.secret).get(f"/v1/agents/{agent.public_id}").json() == body
+
+    # PATCH replaces the whole list; what is not sent stays.
+    patched = _patch(tenant_a, agent.public_id, {"faq": [faq[0]]})
+    assert patched.status_code == 200, patched.content
+    assert patched.json()["faq"] == [faq[0]]
+    assert patched.json()["response_engine"] == "llm"
+    assert patched.json()["current_version"] == 2
+    engine = _patch(tenant_a, agent.public_id, {"response_engine": "scripted"})
+    assert engine.json()["current_version"] == 3
+    assert agent.versions.get(number=3).config["response_engine"] == "scripted"
+    assert agent.versions.get(number=1).config["faq"] == tidied
+
+    refused = _patch(tenant_a, agent.public_id, {"faq": [{"question": "", "answer": ""}]})
+    assert _field_errors(refused)["faq"] == [
+        "Entry 1: the question is empty.",
+        "Entry 1: the answer is empty.",
+    ]
+    agent.refresh_from_db()
+    assert agent.faq == [faq[0]]
+    assert agent.versions.count() == 3

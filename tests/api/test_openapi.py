@@ -55,6 +55,15 @@ def test_openapi_schema_never_offers_secrets_for_reading() -> None:
     assert "headers" in components["WebhookIn"]["properties"]
 
 
+def test_openapi_schema_describes_the_faq_engine_phrases_and_mock_reply() -> None:
+    components = Client().get("/v1/openapi.json").json()["components"]["schemas"]
+    for schema in ("AgentOut", "AgentPatch", "AgentCreate"):
+        assert {"faq", "response_engine"} <= set(components[schema]["properties"]), schema
+    for schema in ("ToolOut", "ToolPatch", "ToolCreate"):
+        assert {"example_phrases", "mock_response"} <= set(components[schema]["properties"])
+    assert set(components["FaqEntryIn"]["required"]) == {"question", "answer"}
+
+
 def test_docs_page_is_public_and_loads_nothing_from_other_hosts() -> None:
     response = Client().get("/v1/docs")
     assert response.status_code == 200

@@ -251,6 +251,15 @@ def _field_errors(response: Any) -> dict[str, list[str]]:
         ({"timeout_seconds": True}, "timeout_seconds", "integer"),
         ({"execution": "later"}, "execution", "inline"),
         ({"surprise": True}, "surprise", "not permitted"),
+        ({"example_phrases": "book a table"}, "example_phrases", "valid list"),
+        ({"example_phrases": ["book a table", 3]}, "example_phrases.1", "valid string"),
+        ({"example_phrases": ["ok", " "]}, "example_phrases", "Phrase 2 is empty."),
+        ({"example_phrases": ["x" * 201]}, "example_phrases", "longer than 200 characters"),
+        ({"example_phrases": ["a table"] * 21}, "example_phrases", "At most 20 example phrases"),
+        ({"kind": "mock"}, "mock_response", "needs the reply"),
+        ({"kind": "mock", "mock_response": "{party_size} {who}"}, "mock_response", "{who}"),
+        ({"kind": "mock", "mock_response": "x" * 2001}, "mock_response", "at most 2000"),
+        ({"mock_response": None}, "mock_response", "valid string"),
     ],
 )
 def test_invalid_tools_are_400_with_field_messages(
@@ -381,3 +390,45 @@ def test_deeply_nested_parameters_are_refused_not_a_crash(tenant_a: TenantWorld)
     accepted = _post(tenant_a, _webhook_tool(parameters=_nested_parameters(10)))
     assert accepted.status_code == 201, accepted.content
     assert ToolDefinition.objects.get().parameters == _nested_parameters(10)
+
+
+def test_a_mock_tool_with_example_phrases_round_trips_and_re_versions_agents(
+    tenant_a: TenantWorld,
+) -> None:
+    created = _post(
+        tenant_a,
+        {
+            "name": "book_table",
+            "description": "Book a table.",
+            "parameters": PARAMETERS,
+            "kind": "mock",
+            "mock_response": "Your table for {party_size} is booked.",
+            "example_phrases": ["book a table", "a table  for two"],
+        },
+    )
+    assert created.status_code == 201, created.content
+    body = created.json()
+    assert body["kind"] == "mock"
+    assert body["mock_response"] == "Your table for {party_size} is booked."
+    assert body["example_phrases"] == ["book a table", "a table for two"]
+    tool = ToolDefinition.objects.get(public_id=body["id"])
+    assert tool.example_phrases == ["book a table", "a table for two"]
+    fetched = api_client(tenant_a.secret).get(f"/v1/tools/{tool.public_id}").json()
+    assert fetched["example_phrases"] == body["example_phrases"]
+    assert fetched["mock_response"] == body["mock_response"]
+
+    agent = AgentFactory(tenant=tenant_a.tenant, tools=[tool])
+    patched = _patch(tenant_a, tool.public_id, {"example_phrases": ["can I make a reservation"]})
+    assert patched.status_code == 200, patched.content
+    assert patched.json()["mock_response"] == "Your table for {party_size} is booked."
+    latest = agent.versions.order_by("-number").first()
+    assert latest is not None
+    assert latest.number == 2
+    assert latest.config["tools"][0]["example_phrases"] == ["can I make a reservation"]
+    assert latest.config["tools"][0]["mock_response"] == "Your table for {party_size} is booked."
+
+    refused = _patch(tenant_a, tool.public_id, {"mock_response": "At {time}."})
+    assert "{time}" in _field_errors(refused)["mock_response"][0]
+    tool.refresh_from_db()
+    assert tool.mock_response == "Your table for {party_size} is booked."
+    assert agent.versions.count() == 2

@@ -25,6 +25,7 @@ def agent_data(**overrides: Any) -> dict[str, Any]:
         "greeting": "Hello, Acme Dental.",
         "language": "en",
         "provider": "local",
+        "response_engine": "scripted",
         "model": "koe-local",
         "credential": "",
         "voice": "joe",
@@ -38,6 +39,7 @@ def agent_data(**overrides: Any) -> dict[str, Any]:
         "max_call_duration_seconds": "600",
         "idle_timeout_seconds": "60",
         "consent_prompt": "May we record this call?",
+        "faq": "",
     }
     data.update(overrides)
     return data
@@ -124,7 +126,15 @@ def test_create_form_groups_fields_in_fieldsets(tenant_a: TenantWorld) -> None:
 
     page = text_of(response)
     assert response.status_code == 200
-    for legend in ["Basics", "Voice & model", "Turn detection", "Call limits", "Tools", "Consent"]:
+    for legend in [
+        "Basics",
+        "Questions and answers",
+        "Voice & model",
+        "Turn detection",
+        "Call limits",
+        "Tools",
+        "Consent",
+    ]:
         assert f"<legend>{legend}</legend>" in page
 
 
@@ -323,6 +333,170 @@ def test_the_edit_form_shows_the_current_configuration(tenant_a: TenantWorld) ->
     assert f'<option value="{credential.public_id}" selected>' in page
     assert f'value="{tool.public_id}"' in page
     assert "checked" in page.split(f'value="{tool.public_id}"')[1].split(">")[0]
+
+
+# --- FAQ and response engine --------------------------------------------------------------
+
+FAQ_TEXT = """Q: When are you open?
+A: Every day from noon
+   to eleven.
+
+q: Is there parking?
+a: On Quay Road.
+"""
+
+
+def test_creating_an_agent_parses_the_faq_text(tenant_a: TenantWorld) -> None:
+    response = tenant_a.client_for(Role.EDITOR).post(
+        reverse("dashboard:agent_create"), agent_data(faq=FAQ_TEXT, response_engine="llm")
+    )
+
+    assert response.status_code == 302
+    agent = Agent.objects.get(name="Reception")
+    expected = [
+        {"question": "When are you open?", "answer": "Every day from noon to eleven."},
+        {"question": "Is there parking?", "answer": "On Quay Road."},
+    ]
+    assert agent.faq == expected
+    assert agent.response_engine == "llm"
+    assert agent.versions.get().config["faq"] == expected
+    assert agent.versions.get().config["response_engine"] == "llm"
+
+
+def test_the_edit_form_writes_the_faq_back_as_text_and_saving_it_changes_nothing(
+    tenant_a: TenantWorld,
+) -> None:
+    agent = AgentFactory(
+        tenant=tenant_a.tenant,
+        name="Reception",
+        faq=[
+            {"question": "When are you open?", "answer": "Every day."},
+            {"question": "Where are you?", "answer": "12 Harbour Street."},
+        ],
+    )
+    client = tenant_a.client_for(Role.EDITOR)
+
+    form = client.get(reverse("dashboard:agent_edit", args=[agent.public_id])).context["form"]
+    text = form["faq"].value()
+    response = client.post(
+        reverse("dashboard:agent_edit", args=[agent.public_id]),
+        agent_data(faq=text, instructions=agent.instructions, greeting=agent.greeting),
+    )
+
+    assert text == (
+        "Q: When are you open?\nA: Every day.\n\nQ: Where are you?\nA: 12 Harbour Street."
+    )
+    assert response.status_code == 302
+    agent.refresh_from_db()
+    assert agent.faq[1] == {"question": "Where are you?", "answer": "12 Harbour Street."}
+
+
+def test_the_form_offers_the_engine_and_an_faq_box_with_a_label_and_help(
+    tenant_a: TenantWorld,
+) -> None:
+    page = text_of(tenant_a.client_for(Role.EDITOR).get(reverse("dashboard:agent_create")))
+
+    assert '<label for="id_faq">Questions and answers:</label>' in page
+    assert 'aria-describedby="id_faq_helptext"' in page
+    assert '<option value="scripted" selected>Scripted (greeting, FAQ and tools' in page
+    assert '<option value="llm">Language model' in page
+    assert "built-in provider" in page
+
+
+MALFORMED_FAQ = """Q: When are you open?
+A: Every day.
+
+When can I come?
+Any time.
+
+Q: Is there parking?
+
+A: On Quay Road.
+
+Q: Where are you?
+A: Harbour Street.
+A: Next to the market.
+
+Q:
+A: Nothing.
+"""
+
+
+def test_a_malformed_faq_names_the_lines_and_keeps_what_was_typed(tenant_a: TenantWorld) -> None:
+    agent = AgentFactory(tenant=tenant_a.tenant, name="Reception", instructions="Be brief.")
+    before = database_state()
+
+    response = tenant_a.client_for(Role.EDITOR).post(
+        reverse("dashboard:agent_edit", args=[agent.public_id]),
+        agent_data(faq=MALFORMED_FAQ, instructions="Be warm."),
+    )
+
+    assert response.status_code == 200
+    assert response.context["form"].errors["faq"] == [
+        "Line 4: start each entry with a line “Q: …” (the question), "
+        "then a line “A: …” (the answer).",
+        "Line 7: the question has no answer: add a line “A: …” after it.",
+        "Line 9: this answer has no question: put a line “Q: …” right above it, "
+        "with no blank line between.",
+        "Line 13: the question on line 11 already has an answer: leave a blank line, "
+        "then start the next entry with “Q: …”.",
+        "Line 15: the question is empty.",
+    ]
+    page = text_of(response)
+    assert "Line 13: the question on line 11 already has an answer" in page
+    # Nothing typed is lost: the FAQ and the other fields come back as they were sent.
+    assert MALFORMED_FAQ in page
+    assert "Be warm." in page
+    assert database_state() == before
+
+
+@pytest.mark.parametrize(
+    ("faq", "message"),
+    [
+        ("Q: " + "q" * 301 + "\nA: Yes.", "Line 1: the question is longer than 300 characters"),
+        ("Q: Why?\nA: " + "a" * 2001, "Line 2: the answer is longer than 2000 characters"),
+        ("Q: Why?\nA:   ", "Line 2: the answer is empty."),
+        ("\n\n".join(["Q: Why?\nA: Because."] * 101), "At most 100 questions and answers"),
+    ],
+)
+def test_faq_limits_are_field_errors(faq: str, message: str, tenant_a: TenantWorld) -> None:
+    response = tenant_a.client_for(Role.EDITOR).post(
+        reverse("dashboard:agent_create"), agent_data(faq=faq)
+    )
+
+    assert response.status_code == 200
+    assert message in " ".join(response.context["form"].errors["faq"])
+    assert not Agent.objects.exists()
+
+
+def test_an_empty_faq_box_clears_the_faq(tenant_a: TenantWorld) -> None:
+    agent = AgentFactory(
+        tenant=tenant_a.tenant, name="Reception", faq=[{"question": "Why?", "answer": "Yes."}]
+    )
+
+    response = tenant_a.client_for(Role.EDITOR).post(
+        reverse("dashboard:agent_edit", args=[agent.public_id]), agent_data(faq="  \n")
+    )
+
+    assert response.status_code == 302
+    agent.refresh_from_db()
+    assert agent.faq == []
+    assert agent.current_version.config["faq"] == []
+
+
+def test_detail_shows_the_engine_the_faq_and_tool_phrases(tenant_a: TenantWorld) -> None:
+    tool = ToolFactory(tenant=tenant_a.tenant, example_phrases=["book a table"])
+    agent = AgentFactory(
+        tenant=tenant_a.tenant,
+        tools=[tool],
+        faq=[{"question": "Is there parking?", "answer": "On Quay Road."}],
+    )
+
+    page = text_of(tenant_a.client_for(Role.AUDITOR).get(detail_url(agent)))
+
+    assert "<dt>Response engine</dt><dd>Scripted (greeting, FAQ and tools" in page
+    assert "<dt>Is there parking?</dt><dd>On Quay Road.</dd>" in page
+    assert "Callers say: “book a table”" in page
 
 
 # --- versions -----------------------------------------------------------------------------

@@ -42,6 +42,8 @@ def tool_data(**overrides: Any) -> dict[str, Any]:
         "mcp_server_url": "",
         "mcp_auth_header": "",
         "mcp_tool_names": "",
+        "example_phrases": "",
+        "mock_response": "",
     }
     data.update(overrides)
     return data
@@ -168,10 +170,52 @@ def test_creating_an_mcp_tool_parses_tool_names(tenant_a: TenantWorld) -> None:
     assert tool.mcp_auth_header == "Bearer mcp-secret-99"
 
 
+def test_creating_a_mock_tool_with_example_phrases(tenant_a: TenantWorld) -> None:
+    response = tenant_a.client_for(Role.EDITOR).post(
+        reverse("dashboard:tool_create"),
+        tool_data(
+            kind="mock",
+            webhook_url="",
+            mock_response="Your table for {party_size} is booked.",
+            example_phrases="book a table\n\n  a table   for two \nbook a table\n",
+        ),
+    )
+
+    tool = ToolDefinition.objects.get(name="book_table")
+    assert response.status_code == 302
+    assert response["Location"] == edit_url(tool)
+    assert tool.kind == "mock"
+    assert tool.mock_response == "Your table for {party_size} is booked."
+    assert tool.example_phrases == ["book a table", "a table for two"]
+    assert tool.snapshot()["mock_response"] == "Your table for {party_size} is booked."
+
+
+def test_the_edit_page_shows_phrases_one_per_line_and_the_mock_reply(
+    tenant_a: TenantWorld,
+) -> None:
+    tool = ToolFactory(
+        tenant=tenant_a.tenant,
+        kind="mock",
+        parameters=PARAMETERS,
+        mock_response="Booked for {party_size}.",
+        example_phrases=["book a table", "a table for two"],
+    )
+
+    response = tenant_a.client_for(Role.AUDITOR).get(edit_url(tool))
+
+    page = text_of(response)
+    assert response.status_code == 200
+    assert "book a table\na table for two</textarea>" in page
+    assert "Booked for {party_size}.</textarea>" in page
+    assert '<label for="id_example_phrases">Example phrases:</label>' in page
+    assert '<label for="id_mock_response">Mock reply:</label>' in page
+    assert "Mock reply (a fixed response, for demos and testing)" in page
+
+
 def test_the_create_form_has_a_fieldset_per_kind(tenant_a: TenantWorld) -> None:
     page = text_of(tenant_a.client_for(Role.EDITOR).get(reverse("dashboard:tool_create")))
 
-    for kind in ["webhook", "builtin", "mcp"]:
+    for kind in ["webhook", "builtin", "mcp", "mock"]:
         assert f'<fieldset data-kind="{kind}">' in page
     assert '"type": "object"' in page
 
@@ -251,6 +295,36 @@ INVALID_SUBMISSIONS = [
         "mcp_tool_names",
         "Not valid tool names: a b",
         id="mcp-bad-name",
+    ),
+    pytest.param(
+        {"kind": "mock", "mock_response": "  "},
+        "mock_response",
+        "A mock tool needs the reply to give.",
+        id="mock-without-reply",
+    ),
+    pytest.param(
+        {"kind": "mock", "mock_response": "Booked for {party_size} at {time}, {__class__}."},
+        "mock_response",
+        "Unknown placeholders: {time}, {__class__}. Use the parameters' names: party_size.",
+        id="mock-unknown-placeholders",
+    ),
+    pytest.param(
+        {"kind": "mock", "mock_response": "x" * 2001},
+        "mock_response",
+        "at most 2000 characters",
+        id="mock-reply-too-long",
+    ),
+    pytest.param(
+        {"example_phrases": "book a table\n\n" + "x" * 201},
+        "example_phrases",
+        "Line 3 is longer than 200 characters (it has 201).",
+        id="phrase-too-long",
+    ),
+    pytest.param(
+        {"example_phrases": "\n".join(f"phrase {n}" for n in range(21))},
+        "example_phrases",
+        "At most 20 example phrases (there are 21).",
+        id="too-many-phrases",
     ),
     pytest.param({"timeout_seconds": "0"}, "timeout_seconds", "greater than", id="timeout-0"),
     pytest.param({"kind": "email"}, "kind", "Select a valid choice", id="unknown-kind"),

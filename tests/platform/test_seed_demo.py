@@ -1,4 +1,4 @@
-"""seed_demo: idempotent, prints working credentials, --json for scripts."""
+"""seed_demo: a demo restaurant, idempotent, prints working credentials, --json for scripts."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from django.core.management import call_command
 from agents.models import Agent, WidgetKey
 from tenancy.models import ApiKey, Membership, Tenant
 from tools.models import ToolDefinition
+from tools.runner import run_mock_tool
 
 
 def _seed() -> dict[str, str]:
@@ -32,8 +33,8 @@ def test_seed_demo_is_idempotent_and_its_credentials_work() -> None:
     agent = Agent.objects.get(tenant=tenant)
     assert agent.public_id == first["agent_id"] == second["agent_id"]
     assert agent.provider == "local"
-    assert agent.tools.count() == 2
-    assert ToolDefinition.objects.filter(tenant=tenant).count() == 2
+    assert agent.tools.count() == 3
+    assert ToolDefinition.objects.filter(tenant=tenant).count() == 3
     assert agent.versions.count() == 1
     assert WidgetKey.objects.get(agent=agent).key == first["publishable_key"]
 
@@ -52,3 +53,34 @@ def test_seed_demo_prints_the_dashboard_login() -> None:
     assert "/login/" in text
     assert "owner@demo.koe.local" in text
     assert "Password:" in text
+
+
+@pytest.mark.django_db
+def test_seed_demo_is_a_restaurant_whose_host_books_tables() -> None:
+    result = _seed()
+
+    tenant = Tenant.objects.get(public_id=result["tenant_id"])
+    agent = Agent.objects.get(public_id=result["agent_id"])
+    assert tenant.name == "Koe Demo Bistro"
+    assert result["owner_email"] == "owner@demo.koe.local"
+    assert (agent.name, agent.provider, agent.response_engine) == ("Host", "local", "scripted")
+    assert agent.voice == "joe"
+    assert agent.greeting == "Hello, you've reached Koe Bistro. How can I help you today?"
+    questions = " ".join(entry["question"] for entry in agent.faq).lower()
+    for topic in ("open", "address", "parking", "vegetarian"):
+        assert topic in questions
+    agent.full_clean()
+
+    config = agent.versions.get().config
+    tools = {tool["name"]: tool for tool in config["tools"]}
+    assert set(tools) == {"book_table", "current_time", "transfer_to_human"}
+    booking = tools["book_table"]
+    assert (booking["kind"], booking["execution"]) == ("mock", "inline")
+    assert "I'd like a table for two at seven" in booking["example_phrases"]
+    assert booking["parameters"]["required"] == ["party_size", "time"]
+    assert booking["parameters"]["properties"]["time"]["pattern"] == r"^([01]\d|2[0-3]):[0-5]\d$"
+    for tool in ToolDefinition.objects.filter(tenant=tenant):
+        tool.full_clean()
+
+    reply = json.loads(run_mock_tool(booking, '{"party_size": 2, "time": "19:00"}'))
+    assert reply == {"ok": True, "message": "Your table for 2 at 19:00 is booked. See you then!"}

@@ -7,6 +7,7 @@ secret key (revoking the previous one) in order to print working credentials.
 
 from __future__ import annotations
 
+import copy
 import json
 import secrets
 from typing import Any
@@ -18,27 +19,92 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from agents.models import Agent, WidgetKey
+from agents.models import Agent, ResponseEngineKind, WidgetKey
 from agents.versions import save_agent
-from tenancy.models import ApiKey, Membership, Tenant
+from tenancy.models import ApiKey, Membership, Provider, Tenant
 from tenancy.roles import Role
-from tools.models import BuiltinTool, ToolDefinition, ToolKind
+from tools.models import BuiltinTool, Execution, ToolDefinition, ToolKind
 
-DEMO_TENANT = "Koe Demo Dental"
+DEMO_TENANT = "Koe Demo Bistro"
 DEMO_EMAIL = "owner@demo.koe.local"
-DEMO_AGENT = "Reception"
+DEMO_AGENT = "Host"
 DEMO_KEY_NAME = "Demo backend (seed_demo)"
+
+DEMO_INSTRUCTIONS = (
+    "You are the host of Koe Bistro, a small neighbourhood restaurant. Answer briefly and "
+    "warmly. Book tables with book_table: ask for the number of guests and the time if the "
+    "caller has not said them, and read the booking back. Offer to transfer callers to a "
+    "member of staff for anything you cannot help with."
+)
+DEMO_GREETING = "Hello, you've reached Koe Bistro. How can I help you today?"
+DEMO_FAQ: list[dict[str, str]] = [
+    {
+        "question": "When are you open?",
+        "answer": "We're open every day from noon to eleven in the evening; "
+        "the kitchen takes last orders at ten.",
+    },
+    {
+        "question": "What is your address?",
+        "answer": "We're at 12 Harbour Street, next to the old fish market.",
+    },
+    {
+        "question": "Is there parking nearby?",
+        "answer": "There's a public car park on Quay Road, two minutes' walk away; "
+        "it's free after six.",
+    },
+    {
+        "question": "Do you have vegetarian options?",
+        "answer": "Yes: about half of our menu is vegetarian, and there's always a vegan "
+        "main course.",
+    },
+]
+
+BOOKING_PARAMETERS: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "party_size": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 12,
+            "description": "Number of guests",
+        },
+        "time": {
+            "type": "string",
+            "pattern": r"^([01]\d|2[0-3]):[0-5]\d$",
+            "description": "Time of the booking, 24-hour HH:MM",
+        },
+        "name": {"type": "string", "description": "Name for the booking"},
+    },
+    "required": ["party_size", "time"],
+}
 
 DEMO_TOOLS: list[dict[str, Any]] = [
     {
+        "name": "book_table",
+        "kind": ToolKind.MOCK,
+        "description": "Books a table for the caller: the number of guests, the time "
+        "(24-hour HH:MM) and, if given, a name for the booking.",
+        "parameters": BOOKING_PARAMETERS,
+        "example_phrases": [
+            "I'd like a table for two at seven",
+            "book a table",
+            "can I make a reservation",
+            "a table for four tonight",
+        ],
+        "mock_response": "Your table for {party_size} at {time} is booked. See you then!",
+        "execution": Execution.INLINE,
+    },
+    {
         "name": "current_time",
+        "kind": ToolKind.BUILTIN,
         "builtin_name": BuiltinTool.CURRENT_TIME,
-        "description": "Tells the current date and time at the clinic.",
+        "description": "Tells the current date and time at the restaurant.",
     },
     {
         "name": "transfer_to_human",
+        "kind": ToolKind.BUILTIN,
         "builtin_name": BuiltinTool.TRANSFER_TO_HUMAN,
-        "description": "Hands the caller over to the front desk when they ask for a person.",
+        "description": "Hands the caller over to a member of staff when they ask for a person.",
         "parameters": {
             "type": "object",
             "properties": {"reason": {"type": "string", "description": "Why to transfer."}},
@@ -49,7 +115,7 @@ DEMO_TOOLS: list[dict[str, Any]] = [
 
 
 class Command(BaseCommand):
-    help = "Create or refresh the demo tenant, its owner, an agent with two tools and keys."
+    help = "Create or refresh the demo restaurant: its owner, a host agent with tools, and keys."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--json", action="store_true", help="Print one JSON object.")
@@ -84,18 +150,11 @@ def seed_demo() -> dict[str, str]:
 
     tools = []
     for spec in DEMO_TOOLS:
-        tool, _ = ToolDefinition.objects.get_or_create(
-            tenant=tenant,
-            name=spec["name"],
-            defaults={
-                "kind": ToolKind.BUILTIN,
-                "builtin_name": spec["builtin_name"],
-                "description": spec["description"],
-                "parameters": spec.get(
-                    "parameters", {"type": "object", "properties": {}, "required": []}
-                ),
-            },
-        )
+        tool = ToolDefinition.objects.filter(tenant=tenant, name=spec["name"]).first()
+        if tool is None:
+            tool = ToolDefinition(tenant=tenant, **copy.deepcopy(spec))
+            tool.full_clean()
+            tool.save()
         tools.append(tool)
 
     agent = Agent.objects.filter(tenant=tenant, name=DEMO_AGENT).first()
@@ -103,13 +162,14 @@ def seed_demo() -> dict[str, str]:
         agent = Agent(
             tenant=tenant,
             name=DEMO_AGENT,
-            instructions=(
-                "You are the friendly receptionist of a small dental clinic. Answer briefly, "
-                "offer to transfer callers to the front desk for bookings."
-            ),
-            greeting="Hello, you're through to Koe Demo Dental. How can I help you today?",
+            provider=Provider.LOCAL,
+            response_engine=ResponseEngineKind.SCRIPTED,
+            instructions=DEMO_INSTRUCTIONS,
+            greeting=DEMO_GREETING,
+            faq=DEMO_FAQ,
             recording_offered=True,
         )
+        agent.full_clean()
         save_agent(agent, tools)
 
     origins = sorted({settings.KOE_SITE_URL, "http://127.0.0.1:8000", "http://localhost:8000"})
