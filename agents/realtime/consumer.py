@@ -94,6 +94,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         self.ended = False
+        self.live = False  # accepted and relaying (the provider session is open)
         self.background: set[asyncio.Task[Any]] = set()
         self.flush_lock = asyncio.Lock()
         caller = caller_from_scope(self.scope)
@@ -138,6 +139,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         await self.channel_layer.group_add(self.grant.group_name, self.channel_name)
         await self.accept(subprotocol=_chosen_subprotocol(self.scope.get("subprotocols") or []))
         ACTIVE_CALLS.labels(self.grant.provider).inc()
+        self.live = True
         CALLS_STARTED.labels(self.grant.provider).inc()
         shutdown.track(self)
         self._log(
@@ -342,7 +344,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
 
     async def _record_end(self, reason: str, detail: str) -> None:
         try:
-            await self._flush()
+            if self.live:  # a call cut short while connecting has nothing to flush
+                await self._flush()
         except Exception:
             # What could not be stored is lost, but the call must still end.
             logger.exception("final flush failed tenant=%s call=%s", *self._ids())
@@ -350,7 +353,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             await database_sync_to_async(end_call)(self.grant.call_id, reason, detail)
         except Exception:
             logger.exception("recording the end failed tenant=%s call=%s", *self._ids())
-        ACTIVE_CALLS.labels(self.grant.provider).dec()
+        if self.live:
+            ACTIVE_CALLS.labels(self.grant.provider).dec()
         CALLS_ENDED.labels(reason).inc()
         if reason == EndReason.PROVIDER_ERROR:
             UPSTREAM_ERRORS.labels(self.grant.provider).inc()

@@ -283,3 +283,43 @@ def test_an_operator_ends_the_call_through_the_channel_layer(
     event = asyncio.run(scenario())
     assert event["error"]["code"] == "call_ended_operator"
     assert CallSession.objects.get().end_reason == "operator"
+
+
+def test_a_call_cut_short_while_its_provider_connects_is_recorded_cleanly(
+    tenant_a: TenantWorld, openai_agent: Agent, caplog: Any
+) -> None:
+    """Daphne cancels a connecting consumer (client gone, or shutdown): no flush, no gauge."""
+    from agents.realtime.providers import registry
+    from calls.metrics import ACTIVE_CALLS
+
+    class SlowProvider(ScriptedProvider):
+        async def connect(self, config: dict[str, Any], credentials: Any) -> Any:
+            await asyncio.sleep(30)  # e.g. the local provider loading its models
+
+    saved = dict(registry._PROVIDERS)
+    registry._PROVIDERS["openai"] = SlowProvider
+    active_before = ACTIVE_CALLS.labels("openai")._value.get()
+
+    async def scenario() -> None:
+        from channels.testing import WebsocketCommunicator
+
+        from koe.asgi import application
+
+        communicator = WebsocketCommunicator(
+            application,
+            f"/v1/realtime?model={openai_agent.public_id}",
+            headers=auth_headers(tenant_a.secret),
+        )
+        with pytest.raises(asyncio.TimeoutError):
+            await communicator.connect(timeout=0.5)  # cancels the application
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        registry._PROVIDERS.clear()
+        registry._PROVIDERS.update(saved)
+    call = CallSession.objects.get()
+    assert call.status == "ended"
+    assert call.end_reason == "server_shutdown"
+    assert ACTIVE_CALLS.labels("openai")._value.get() == active_before
+    assert not [record for record in caplog.records if record.levelname == "ERROR"]
