@@ -21,6 +21,10 @@ from tenancy.models import ApiKey, Membership, Tenant
 from tenancy.roles import Role
 from tests.factories import PASSWORD, MembershipFactory, TenantFactory, UserFactory
 
+# Test processes (and the Daphne processes they start) load the local provider's models
+# when a test needs them, not on importing the ASGI application.
+os.environ.setdefault("KOE_LOCAL_WARM_UP", "0")
+
 REQUIRE_SERVICES = os.environ.get("KOE_REQUIRE_SERVICES", "") in {"1", "true", "yes"}
 
 

@@ -11,6 +11,7 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from koe.env import env_bool  # noqa: E402
 from koe.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
@@ -19,3 +20,11 @@ application = ProtocolTypeRouter(
         "websocket": URLRouter(websocket_urlpatterns),
     }
 )
+
+# A process that serves calls loads the local provider's models now, in the background,
+# so that its first call does not wait a few seconds for them. Read from the environment
+# here, not settings, so the test suite can turn it off before this module is imported.
+if env_bool("KOE_LOCAL_WARM_UP", default=True):
+    from agents.realtime.providers.local.runtime import warm_up_in_background
+
+    warm_up_in_background()

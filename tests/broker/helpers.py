@@ -16,11 +16,12 @@ async def connect(
     path: str,
     headers: list[tuple[bytes, bytes]] | None = None,
     subprotocols: list[str] | None = None,
+    timeout: float = 1,
 ) -> WebsocketCommunicator:
     communicator = WebsocketCommunicator(
         application, path, headers=headers or [], subprotocols=subprotocols
     )
-    connected, _ = await communicator.connect()
+    connected, _ = await communicator.connect(timeout=timeout)
     assert connected
     return communicator
 

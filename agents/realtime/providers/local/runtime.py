@@ -182,3 +182,15 @@ def warm_up() -> None:
 
 
 _lock_warm = threading.Lock()
+
+
+def warm_up_in_background() -> None:
+    """Start warm_up in a daemon thread; a failure is logged, and calls retry on their own."""
+
+    def run() -> None:
+        try:
+            warm_up()
+        except Exception:
+            logger.exception("local provider warm-up failed; calls will load what they need")
+
+    threading.Thread(target=run, name="koe-local-warm-up", daemon=True).start()
