@@ -207,7 +207,8 @@ def _start(tenant: Tenant, agent: Agent, details: dict[str, Any]) -> CallGrant:
         call_public_id=call.public_id,
         tenant_public_id=tenant.public_id,
         agent_public_id=agent.public_id,
-        config=config,
+        # The tenant's time zone rides along for the built-in provider ("tomorrow" is local).
+        config={**config, "tenant_time_zone": tenant.time_zone},
         provider=config["provider"],
         model=config["model"],
         credentials=_credentials(tenant, config),

@@ -6,6 +6,9 @@ provider registry; it answers with the same Realtime server events as OpenAI.
 
 from __future__ import annotations
 
+import datetime
+import zoneinfo
+from collections.abc import Callable
 from typing import Any
 
 from agents.realtime.providers.base import (
@@ -32,8 +35,17 @@ def make_engine(config: dict[str, Any]) -> ResponseEngine:
     if name == "scripted":
         from agents.realtime.providers.local.scripted import ScriptedEngine
 
-        return ScriptedEngine()
+        return ScriptedEngine(today=_local_today(config.get("tenant_time_zone") or "UTC"))
     raise EngineError(f"Unknown response engine {name!r}; choose one of {', '.join(ENGINES)}.")
+
+
+def _local_today(time_zone: str) -> Callable[[], datetime.date]:
+    """Today where the tenant is: callers say "tomorrow" in their own time zone."""
+    try:
+        zone = zoneinfo.ZoneInfo(time_zone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        zone = zoneinfo.ZoneInfo("UTC")
+    return lambda: datetime.datetime.now(zone).date()
 
 
 class LocalProvider(RealtimeProvider):
