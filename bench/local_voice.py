@@ -1,0 +1,308 @@
+"""Benchmark of the built-in offline provider: voice-to-voice latency and real-time factors.
+
+Three measurements, all on this machine, nothing downloaded:
+
+1. Components, in this process: Whisper tiny.en's real-time factor on the test
+   utterances (seconds of compute per second of speech) and the Piper voice's, plus its
+   time to the first sentence of each answer.
+2. Voice to voice, through Koe under Daphne like a real client: a call to a local
+   agent (scripted engine, FAQ answers), speaking each utterance in real time (20 ms
+   chunks, paced), then silence; latency = first agent audio byte received minus the
+   moment the caller's voice ended (the last loud sample of the utterance was sent). It
+   includes the turn detector's silence (the agent's 500 ms by default), transcription,
+   the engine and the first synthesised sentence.
+3. The same with N calls at once, to say how many concurrent local calls the machine
+   holds.
+
+    .venv/bin/python bench/local_voice.py                       # 24 utterances; N = 1, 2, 3, 4
+    .venv/bin/python bench/local_voice.py --utterances 40 --concurrency 1 2 4 8
+    .venv/bin/python bench/local_voice.py --silence-ms 300
+
+The caller's speech is synthesised by the local voice before the run starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+from relay import free_port, percentile  # noqa: E402
+
+RATE = 24000
+CHUNK_MS = 20
+CHUNK_BYTES = 2 * RATE * CHUNK_MS // 1000
+LOUD = 500  # a sample above this (PCM16) is voice, not the voice's own trailing quiet
+
+FAQ = [
+    ("When are you open?", "We are open every day from noon until eleven at night."),
+    ("Where are you located?", "We are at twelve Harbour Street, next to the old lighthouse."),
+    ("Is there parking nearby?", "Yes, there is free parking behind the restaurant."),
+    ("Do you have vegetarian dishes?", "Yes, a third of our menu is vegetarian."),
+    ("Can I bring my dog?", "Dogs are welcome on the terrace."),
+    ("Do you take credit cards?", "We take all major cards and contactless payments."),
+]
+QUESTIONS = [
+    "When are you open?",
+    "Where are you located?",
+    "Is there any parking nearby?",
+    "Do you have vegetarian dishes?",
+    "Can I bring my dog with me?",
+    "Do you take credit cards?",
+    "What are your opening hours?",
+    "Where exactly is the restaurant?",
+]
+
+
+def prepare_database(env: dict[str, str], silence_ms: int) -> tuple[str, str]:
+    code = f"""
+import django, json
+django.setup()
+from django.core.management import call_command
+call_command("migrate", verbosity=0)
+from agents.models import Agent
+from agents.versions import save_agent
+from tenancy.models import ApiKey, Tenant
+tenant = Tenant.objects.create(name="Bench", max_concurrent_calls=1000)
+agent = Agent(tenant=tenant, name="Bench host", provider="local", response_engine="scripted",
+              greeting="Hello.", idle_timeout_seconds=0, max_call_duration_seconds=3600,
+              vad_silence_duration_ms={silence_ms},
+              faq=[{{"question": q, "answer": a}} for q, a in {FAQ!r}])
+save_agent(agent, [])
+_, secret = ApiKey.issue(tenant, "bench")
+print(json.dumps({{"key": secret, "agent": agent.public_id}}))
+"""
+    output = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, check=True, capture_output=True, text=True
+    ).stdout
+    data = json.loads(output.strip().splitlines()[-1])
+    return data["key"], data["agent"]
+
+
+def synthesise(texts: list[str]) -> dict[str, bytes]:
+    from agents.realtime.providers.local.tts import PiperSpeech
+
+    voice = PiperSpeech()
+    return {text: voice.speak(text).astype("<i2").tobytes() for text in texts}
+
+
+def voice_end(audio: bytes) -> int:
+    """Byte offset just after the last loud sample."""
+    import numpy as np
+
+    samples = np.frombuffer(audio, dtype="<i2")
+    loud = np.nonzero(np.abs(samples.astype(np.int32)) > LOUD)[0]
+    return int(loud[-1] + 1) * 2 if len(loud) else len(audio)
+
+
+def components(speech: dict[str, bytes]) -> None:
+    import numpy as np
+
+    from agents.realtime.providers.local import runtime, stt
+    from agents.realtime.providers.local.audio import SPEECH_RATE, resample, to_float
+    from agents.realtime.providers.local.text import sentences
+    from agents.realtime.providers.local.tts import PiperSpeech
+
+    runtime.warm_up()
+    stt_factors, words_right = [], 0
+    for text, audio in speech.items():
+        samples = resample(to_float(np.frombuffer(audio, dtype="<i2")), RATE, SPEECH_RATE)
+        started = time.perf_counter()
+        heard = stt.transcribe(samples)
+        stt_factors.append((time.perf_counter() - started) / (len(samples) / SPEECH_RATE))
+        words_right += _normal(heard) == _normal(text)
+    # Whisper's cost is mostly fixed per pass (it pads to 30 s windows): a longer passage
+    # shows the real-time factor of continuous speech.
+    passage = resample(
+        to_float(np.frombuffer(b"".join(speech.values()), dtype="<i2")), RATE, SPEECH_RATE
+    )
+    started = time.perf_counter()
+    stt.transcribe(passage)
+    passage_factor = (time.perf_counter() - started) / (len(passage) / SPEECH_RATE)
+    voice = PiperSpeech()
+    tts_factors, first_sentence = [], []
+    for _question, answer in FAQ:
+        started = time.perf_counter()
+        first = voice.speak(sentences(answer)[0])
+        first_sentence.append(time.perf_counter() - started)
+        rest = [voice.speak(s) for s in sentences(answer)[1:]]
+        produced = (len(first) + sum(len(r) for r in rest)) / RATE
+        tts_factors.append((time.perf_counter() - started) / produced)
+    print("Components (in process, one at a time)")
+    print(
+        f"  speech to text  RTF mean {statistics.mean(stt_factors):.3f}  "
+        f"p95 {percentile(stt_factors, 0.95):.3f}  "
+        f"exact transcripts {words_right}/{len(speech)}; "
+        f"one {len(passage) / SPEECH_RATE:.0f} s passage: RTF {passage_factor:.3f}"
+    )
+    print(
+        f"  text to speech  RTF mean {statistics.mean(tts_factors):.3f}  "
+        f"first sentence p50 {statistics.median(first_sentence) * 1000:.0f} ms"
+    )
+
+
+def _normal(text: str) -> str:
+    return "".join(c for c in text.lower() if c.isalnum() or c == " ").split().__str__()
+
+
+async def one_call(
+    url: str, headers: dict[str, str], utterances: list[bytes], latencies: list[float]
+) -> None:
+    from websockets.asyncio.client import connect
+
+    async with connect(url, additional_headers=headers, max_size=None, compression=None) as ws:
+        first_audio: asyncio.Event = asyncio.Event()
+        done: asyncio.Event = asyncio.Event()
+        state: dict[str, Any] = {"first_audio_at": 0.0}
+
+        async def reader() -> None:
+            async for frame in ws:
+                kind = json.loads(frame)["type"] if '"type"' in frame[:40] else ""
+                if not kind:
+                    kind = json.loads(frame)["type"]
+                if kind == "response.output_audio.delta" and not first_audio.is_set():
+                    state["first_audio_at"] = time.perf_counter()
+                    first_audio.set()
+                elif kind == "response.done":
+                    done.set()
+                elif kind == "error":
+                    print("error event:", frame, file=sys.stderr)
+
+        task = asyncio.create_task(reader())
+        await asyncio.wait_for(done.wait(), 30)  # the greeting
+        silence = base64.b64encode(bytes(CHUNK_BYTES)).decode()
+        for audio in utterances:
+            first_audio.clear()
+            done.clear()
+            end = voice_end(audio)
+            spoke_until = 0.0
+            next_send = time.perf_counter()
+            for offset in range(0, len(audio), CHUNK_BYTES):
+                chunk = audio[offset : offset + CHUNK_BYTES]
+                await ws.send(
+                    json.dumps(
+                        {
+                            "type": "input_audio_buffer.append",
+                            "audio": base64.b64encode(chunk).decode(),
+                        }
+                    )
+                )
+                if offset < end <= offset + CHUNK_BYTES:
+                    # The chunk holding the voice's end plays out over its 20 ms.
+                    spoke_until = next_send + (end - offset) / (2 * RATE)
+                next_send += CHUNK_MS / 1000
+                await asyncio.sleep(max(0.0, next_send - time.perf_counter()))
+            while not first_audio.is_set():
+                await ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": silence}))
+                next_send += CHUNK_MS / 1000
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        first_audio.wait(), max(0.001, next_send - time.perf_counter())
+                    )
+            latencies.append(state["first_audio_at"] - spoke_until)
+            await asyncio.wait_for(done.wait(), 30)
+            await asyncio.sleep(0.3)
+        task.cancel()
+
+
+async def run_calls(
+    url: str, headers: dict[str, str], calls: int, speech: list[bytes], per_call: int
+) -> list[float]:
+    latencies: list[float] = []
+
+    async def call(index: int) -> None:
+        await asyncio.sleep(0.7 * index)  # calls start apart, as real ones do
+        mine = [speech[(index + k) % len(speech)] for k in range(per_call)]
+        await one_call(url, headers, mine, latencies)
+
+    await asyncio.gather(*(call(index) for index in range(calls)))
+    return latencies
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--utterances", type=int, default=24)
+    parser.add_argument("--concurrency", type=int, nargs="*", default=[1, 2, 3, 4])
+    parser.add_argument("--silence-ms", type=int, default=500)
+    args = parser.parse_args()
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "koe.settings")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import django
+
+    django.setup()
+    speech_by_text = synthesise(QUESTIONS)
+    components(speech_by_text)
+    speech = list(speech_by_text.values())
+
+    workdir = Path(tempfile.mkdtemp(prefix="koe-bench-"))
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{workdir / 'bench.sqlite3'}",
+        "LOG_LEVEL": "WARNING",
+    }
+    env.pop("REDIS_URL", None)
+    key, agent = prepare_database(env, args.silence_ms)
+    daphne = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "koe.asgi:application",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        import httpx
+
+        for _ in range(300):
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        url = f"ws://127.0.0.1:{port}/v1/realtime?model={agent}"
+        headers = {"Authorization": f"Bearer {key}"}
+        print(
+            f"\nVoice to voice through Daphne (end of caller's voice to first agent audio; "
+            f"VAD silence {args.silence_ms} ms; {os.cpu_count()} cores)"
+        )
+        print(f"  {'calls':>5} {'turns':>6} {'p50 ms':>7} {'p95 ms':>7} {'max ms':>7}")
+        for calls in args.concurrency:
+            per_call = args.utterances if calls == 1 else max(4, args.utterances // calls)
+            latencies = asyncio.run(run_calls(url, headers, calls, speech, per_call))
+            print(
+                f"  {calls:>5} {len(latencies):>6} {percentile(latencies, 0.5) * 1000:>7.0f} "
+                f"{percentile(latencies, 0.95) * 1000:>7.0f} {max(latencies) * 1000:>7.0f}",
+                flush=True,
+            )
+    finally:
+        daphne.terminate()
+        daphne.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()
