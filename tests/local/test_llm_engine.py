@@ -152,7 +152,7 @@ def test_first_sentence_is_spoken_before_the_stream_ends(chat_server: FakeChatSe
     assert first == Say("Sure, I can help.")
     assert streams_done_at_first == 0
     assert rest == [Say("Let me see what is free.")]
-    assert chat_server.completed_streams == 1
+    assert chat_server.wait_for(1, "completed_streams")  # the server counts after its last write
 
 
 def test_a_slow_steady_stream_does_not_time_out(chat_server: FakeChatServer) -> None:
@@ -579,3 +579,21 @@ def test_the_fake_serves_from_the_test_event_loop() -> None:
 
     assert spoken == [Say("Hello."), Say("How can I help?"), Say("One.")]
     assert is_hung_up
+
+
+def test_reasoning_inside_think_tags_is_not_spoken(chat_server: FakeChatServer) -> None:
+    # Tags split across chunks, as a streaming server sends them.
+    chat_server.queue(
+        Reply(["<thi", "nk>The caller wants hours. ", "Say noon.</th", "ink>We open at noon."])
+    )
+
+    outputs = run(collect(engine_for(chat_server)))
+
+    assert outputs == [Say("We open at noon.")]
+
+
+def test_a_lone_angle_bracket_is_still_spoken() -> None:
+    from agents.realtime.providers.local.text import ThinkingFilter
+
+    thinking = ThinkingFilter()
+    assert thinking.add("Two <") + thinking.add(" three") + thinking.flush() == "Two < three"

@@ -31,7 +31,7 @@ from agents.realtime.providers.local.engine import (
     ToolResult,
     Turn,
 )
-from agents.realtime.providers.local.text import SentenceSplitter
+from agents.realtime.providers.local.text import SentenceSplitter, ThinkingFilter
 
 SPOKEN_STYLE = (
     "Your reply is spoken aloud to a caller on the phone: keep it brief and plain, in short "
@@ -218,6 +218,7 @@ class ChatStream:
         self.is_done = False
         self._data: list[str] = []
         self._sentences = SentenceSplitter()
+        self._thinking = ThinkingFilter()
         self._calls: dict[int, _PendingCall] = {}
         self._has_finished = False
 
@@ -238,7 +239,7 @@ class ChatStream:
         sentences = self._dispatch()
         if not (self.is_done or self._has_finished):
             raise EngineError("The language model server ended its answer early.")
-        return sentences + self._sentences.flush()
+        return sentences + self._sentences.add(self._thinking.flush()) + self._sentences.flush()
 
     def function_calls(self) -> Iterator[CallFunction]:
         for index in sorted(self._calls):
@@ -281,7 +282,7 @@ class ChatStream:
         for choice in chunk.get("choices") or []:
             delta = choice.get("delta") or {}
             if delta.get("content"):
-                sentences += self._sentences.add(delta["content"])
+                sentences += self._sentences.add(self._thinking.add(delta["content"]))
             for fragment in delta.get("tool_calls") or []:
                 self._add_call_fragment(fragment)
             if choice.get("finish_reason"):

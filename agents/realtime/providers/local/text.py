@@ -67,3 +67,43 @@ def sentences(text: str) -> list[str]:
     """Split a whole text where a voice pauses, so each piece is spoken as soon as ready."""
     splitter = SentenceSplitter()
     return splitter.add(text) + splitter.flush()
+
+
+class ThinkingFilter:
+    """Drops <think>…</think> from streamed text: reasoning models' notes are not for callers.
+
+    Some servers (Ollama, llama.cpp with reasoning models) put the model's reasoning
+    inside the answer between these tags; a tag may arrive split across chunks.
+    """
+
+    OPEN, CLOSE = "<think>", "</think>"
+
+    def __init__(self) -> None:
+        self._pending = ""
+        self._thinking = False
+
+    def add(self, text: str) -> str:
+        self._pending += text
+        visible: list[str] = []
+        while True:
+            tag = self.CLOSE if self._thinking else self.OPEN
+            found = self._pending.find(tag)
+            if found >= 0:
+                if not self._thinking:
+                    visible.append(self._pending[:found])
+                self._pending = self._pending[found + len(tag) :]
+                self._thinking = not self._thinking
+                continue
+            # Keep what could be the start of a tag split across chunks.
+            keep = next(
+                (n for n in range(len(tag) - 1, 0, -1) if self._pending.endswith(tag[:n])), 0
+            )
+            cut = len(self._pending) - keep
+            if not self._thinking:
+                visible.append(self._pending[:cut])
+            self._pending = self._pending[cut:]
+            return "".join(visible)
+
+    def flush(self) -> str:
+        rest, self._pending = ("" if self._thinking else self._pending), ""
+        return rest
