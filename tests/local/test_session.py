@@ -443,3 +443,23 @@ def test_several_function_calls_can_end_one_response() -> None:
     ]
     assert len({item["call_id"] for item in output}) == 2
     assert "response.output_audio.delta" not in types(seen)
+
+
+def test_a_turn_with_no_words_gets_no_answer() -> None:
+    async def scenario() -> list[dict[str, Any]]:
+        engine = TestEngine(echo)
+        client = Client(engine)
+        for frame in appends(silence(600)):
+            await client.send(frame)
+        await client.send({"type": "input_audio_buffer.commit"})  # server_vad would answer
+        seen = await client.until("conversation.item.input_audio_transcription.completed")
+        await client.send({"type": "response.create"})
+        seen += await client.until("response.done")
+        await client.close()
+        assert len(engine.requests) == 1  # only the one asked for
+        return seen
+
+    seen = run(scenario)
+    transcribed = next(e for e in seen if e["type"].endswith("transcription.completed"))
+    assert transcribed["transcript"] == ""
+    assert types(seen).count("response.created") == 1

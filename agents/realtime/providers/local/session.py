@@ -481,7 +481,8 @@ class LocalSession(ResponseEvents, ProviderConnection):
             }
         )
         # If the caller is already speaking again, answer once they finish, with both.
-        if respond and self.response is None and not self.detector.speaking:
+        # Nothing heard (a cough, a door) is no turn to answer.
+        if respond and text and self.response is None and not self.detector.speaking:
             self._start_response(None)
 
     # --- responses -------------------------------------------------------------------------
