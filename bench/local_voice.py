@@ -30,17 +30,13 @@ import contextlib
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))
-
-from relay import free_port, percentile  # noqa: E402
+from common import bench_environment, free_port, percentile, run_setup, start_daphne
 
 RATE = 24000
 CHUNK_MS = 20
@@ -68,27 +64,24 @@ QUESTIONS = [
 
 
 def prepare_database(env: dict[str, str], silence_ms: int) -> tuple[str, str]:
-    code = f"""
-import django, json
-django.setup()
-from django.core.management import call_command
-call_command("migrate", verbosity=0)
+    """A tenant, key and scripted local agent with an FAQ; returns (key, agent id)."""
+    faq = [{"question": question, "answer": answer} for question, answer in FAQ]
+    data = run_setup(
+        env,
+        f"""
+import json
 from agents.models import Agent
 from agents.versions import save_agent
 from tenancy.models import ApiKey, Tenant
 tenant = Tenant.objects.create(name="Bench", max_concurrent_calls=1000)
 agent = Agent(tenant=tenant, name="Bench host", provider="local", response_engine="scripted",
               greeting="Hello.", idle_timeout_seconds=0, max_call_duration_seconds=3600,
-              vad_silence_duration_ms={silence_ms},
-              faq=[{{"question": q, "answer": a}} for q, a in {FAQ!r}])
+              vad_silence_duration_ms={silence_ms}, faq={faq!r})
 save_agent(agent, [])
 _, secret = ApiKey.issue(tenant, "bench")
 print(json.dumps({{"key": secret, "agent": agent.public_id}}))
-"""
-    output = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=env, check=True, capture_output=True, text=True
-    ).stdout
-    data = json.loads(output.strip().splitlines()[-1])
+""",
+    )
     return data["key"], data["agent"]
 
 
@@ -252,38 +245,10 @@ def main() -> None:
 
     workdir = Path(tempfile.mkdtemp(prefix="koe-bench-"))
     port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite:///{workdir / 'bench.sqlite3'}",
-        "LOG_LEVEL": "WARNING",
-    }
-    env.pop("REDIS_URL", None)
+    env = bench_environment(workdir)
     key, agent = prepare_database(env, args.silence_ms)
-    daphne = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "koe.asgi:application",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    daphne = start_daphne(env, port)
     try:
-        import httpx
-
-        for _ in range(300):
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
         url = f"ws://127.0.0.1:{port}/v1/realtime?model={agent}"
         headers = {"Authorization": f"Bearer {key}"}
         print(

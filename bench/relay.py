@@ -28,7 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import bench_environment, free_port, percentile, run_setup, start_daphne
+
 WARM_UP_SECONDS = 2.0
 CHUNK = base64.b64encode(bytes(960)).decode()  # 20 ms of 24 kHz mono PCM16
 UPSTREAM_CODE = r"""
@@ -58,14 +59,6 @@ asyncio.run(main())
 """
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
@@ -80,12 +73,11 @@ def rss_bytes(pid: int) -> int:
 
 
 def prepare_database(env: dict[str, str]) -> tuple[str, str]:
-    """Migrate a throwaway database and create a tenant, key and agent; returns (key, agent)."""
-    code = """
-import django, json
-django.setup()
-from django.core.management import call_command
-call_command("migrate", verbosity=0)
+    """A tenant, key and agent in the throwaway database; returns (key, agent id)."""
+    data = run_setup(
+        env,
+        """
+import json
 from agents.models import Agent
 from agents.versions import save_agent
 from tenancy.models import ApiKey, Tenant
@@ -96,11 +88,8 @@ agent = Agent(tenant=tenant, name="Bench agent", provider="openai", model="gpt-r
 save_agent(agent, [])
 _, secret = ApiKey.issue(tenant, "bench")
 print(json.dumps({"key": secret, "agent": agent.public_id}))
-"""
-    output = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=env, check=True, capture_output=True, text=True
-    ).stdout
-    data = json.loads(output.strip().splitlines()[-1])
+""",
+    )
     return data["key"], data["agent"]
 
 
@@ -168,11 +157,6 @@ async def run_watched(
     return await task, peak_rss
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -183,45 +167,19 @@ def main() -> None:
 
     workdir = Path(tempfile.mkdtemp(prefix="koe-bench-"))
     upstream_port, koe_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "koe.settings",
-        "DATABASE_URL": f"sqlite:///{workdir / 'bench.sqlite3'}",
-        "KOE_OPENAI_REALTIME_URL": f"ws://127.0.0.1:{upstream_port}/v1",
-        "OPENAI_API_KEY": "sk-bench",
-        "LOG_LEVEL": "WARNING",
-    }
-    env.pop("REDIS_URL", None)
+    env = bench_environment(
+        workdir,
+        KOE_OPENAI_REALTIME_URL=f"ws://127.0.0.1:{upstream_port}/v1",
+        OPENAI_API_KEY="sk-bench",
+        KOE_LOCAL_WARM_UP="0",  # this benchmark's agent is on OpenAI's protocol
+    )
     key, agent = prepare_database(env)
     upstream = subprocess.Popen(
         [sys.executable, "-c", UPSTREAM_CODE, str(upstream_port)], stdout=subprocess.PIPE, text=True
     )
     assert upstream.stdout is not None and upstream.stdout.readline().strip() == "ready"
-    daphne = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(koe_port),
-            "koe.asgi:application",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    daphne = start_daphne(env, koe_port)
     try:
-        import httpx
-
-        for _ in range(300):
-            try:
-                httpx.get(f"http://127.0.0.1:{koe_port}/healthz", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
         koe_url = f"ws://127.0.0.1:{koe_port}/v1/realtime?model={agent}"
         direct_url = f"ws://127.0.0.1:{upstream_port}/v1/realtime?model=gpt-realtime"
         koe_headers = {"Authorization": f"Bearer {key}"}
