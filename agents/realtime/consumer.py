@@ -40,6 +40,7 @@ from calls.metrics import (
 )
 from calls.models import EndReason
 from calls.recording import end_call, store_progress
+from tools.functions import functions_by_name
 from tools.runner import ToolCallContext
 
 logger = logging.getLogger("koe.realtime")
@@ -132,7 +133,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             max_frame_bytes=settings.KOE_REALTIME_MAX_FRAME_BYTES,
         )
         self.tracker = CallTracker(
-            server_tools=frozenset(tool["name"] for tool in config.get("tools", [])),
+            server_tools=frozenset(functions_by_name(config.get("tools", []))),
             policy=self.policy,
         )
         self.started = time.monotonic()

@@ -6,6 +6,8 @@ from typing import Any
 
 from django.conf import settings
 
+from tools.functions import model_functions
+
 PCM16_24K = {"type": "audio/pcm", "rate": 24000}
 # The agent's audio_format, as the GA protocol names the formats.
 AUDIO_FORMATS: dict[str, dict[str, Any]] = {
@@ -38,15 +40,7 @@ def turn_detection(config: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def function_tools(config: dict[str, Any]) -> list[dict[str, Any]]:
-    return [
-        {
-            "type": "function",
-            "name": tool["name"],
-            "description": tool["description"],
-            "parameters": tool["parameters"],
-        }
-        for tool in config.get("tools", [])
-    ]
+    return [function.as_session_tool() for function in model_functions(config.get("tools", []))]
 
 
 def session_update(config: dict[str, Any]) -> dict[str, Any]:

@@ -199,6 +199,14 @@ KOE_WIDGET_TOKENS_PER_MINUTE = env_int("KOE_WIDGET_TOKENS_PER_MINUTE", 20)
 KOE_TRUSTED_PROXIES = env_int("KOE_TRUSTED_PROXIES", 0)
 # How server-side tool calls run during a call (the tools layer plugs in here).
 KOE_TOOL_RUNNER = env_str("KOE_TOOL_RUNNER", "tools.runner.run_tool_call")
+# Outbound requests to tenants' servers (tool webhooks, MCP servers, event webhooks) never
+# reach private, loopback, link-local or otherwise non-public addresses, except hosts or
+# networks listed here (e.g. "127.0.0.1,10.0.0.0/8,tools.internal" for on-premise tools).
+KOE_OUTBOUND_ALLOWLIST = env_list("KOE_OUTBOUND_ALLOWLIST")
+# The most of a tool's response that is read; a bigger one is an error the model hears.
+KOE_TOOL_MAX_RESPONSE_BYTES = env_int("KOE_TOOL_MAX_RESPONSE_BYTES", 64 * 1024)
+# How long the tool list of an MCP server is reused before it is asked again.
+KOE_MCP_TOOLS_CACHE_SECONDS = env_int("KOE_MCP_TOOLS_CACHE_SECONDS", 300)
 # Calls marked active for longer than their limit plus this grace are not counted
 # against the concurrency cap (their process died without ending them).
 KOE_STALE_CALL_GRACE_SECONDS = env_int("KOE_STALE_CALL_GRACE_SECONDS", 120)
