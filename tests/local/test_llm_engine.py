@@ -597,3 +597,29 @@ def test_a_lone_angle_bracket_is_still_spoken() -> None:
 
     thinking = ThinkingFilter()
     assert thinking.add("Two <") + thinking.add(" three") + thinking.flush() == "Two < three"
+
+
+def test_a_background_tools_late_result_keeps_the_chat_well_formed() -> None:
+    from agents.realtime.providers.local.llm import history_messages
+
+    messages = history_messages(
+        [
+            Message("user", "How many left?"),
+            ToolCall("call_1", "check_stock", {"sku": "A1"}),
+            Message("assistant", "One moment, I'm checking."),
+            Message("user", "Thanks."),
+            ToolResult("call_1", '{"count": 3}'),
+        ]
+    )
+
+    assert [m["role"] for m in messages] == [
+        "user",
+        "assistant",
+        "tool",
+        "assistant",
+        "user",
+        "user",
+    ]
+    assert messages[2]["tool_call_id"] == "call_1"
+    assert "running" in messages[2]["content"]
+    assert messages[-1]["content"] == '(The result of check_stock is in: {"count": 3})'

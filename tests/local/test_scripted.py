@@ -402,3 +402,21 @@ def test_a_turn_in_a_long_call_is_quick() -> None:
     started = time.perf_counter()
     collect(call.engine, call.request())  # remembers the call so far: one turn's work
     assert time.perf_counter() - started < 0.05
+
+
+def test_while_a_background_tool_runs_it_says_it_is_working_on_it() -> None:
+    call = Call()
+    call.history.append(Message("user", "A table for two at seven please."))
+    assert called(call.respond()) is not None
+    # The broker asks for a response before the (background) tool's result is in.
+    working = collect(
+        call.engine,
+        EngineRequest(
+            history=list(call.history),
+            tools=call.tools,
+            faq=call.faq,
+            response_instructions="A tool you called is still running.",
+        ),
+    )
+    assert spoken(working) == "One moment, I'm working on that."
+    assert called(working) is None

@@ -176,15 +176,40 @@ def _faq_reference(faq: Sequence[FaqEntry]) -> str:
     return f"Answers to common questions, to use when they fit:\n{entries}"
 
 
+RUNNING = json.dumps({"status": "running in the background; the result will follow"})
+
+
 def history_messages(history: Sequence[Turn]) -> list[dict[str, Any]]:
-    """The conversation as chat messages; tool calls in a row share one assistant message."""
+    """The conversation as chat messages; tool calls in a row share one assistant message.
+
+    Chat servers want each tool call answered by a tool message right after it. A
+    background tool answers later, after other turns: its call is answered "running" in
+    place, and its result comes as a user message when it arrives.
+    """
     messages: list[dict[str, Any]] = []
+    open_calls: dict[str, str] = {}  # call id -> name, of the last assistant turn's calls
+    late_calls: dict[str, str] = {}
+
+    def close_open_calls() -> None:
+        for call_id in open_calls:
+            messages.append({"role": "tool", "tool_call_id": call_id, "content": RUNNING})
+        late_calls.update(open_calls)
+        open_calls.clear()
+
     for turn in history:
         if isinstance(turn, Message):
+            close_open_calls()
             messages.append({"role": turn.role, "content": turn.text})
         elif isinstance(turn, ToolCall):
             previous = messages[-1] if messages else None
-            if previous is None or previous["role"] != "assistant":
+            # A call joins the assistant turn before it: its words, or calls made with it.
+            joins = (
+                previous is not None
+                and previous["role"] == "assistant"
+                and ("tool_calls" not in previous or bool(open_calls))
+            )
+            if previous is None or not joins:
+                close_open_calls()
                 previous = {"role": "assistant", "content": None}
                 messages.append(previous)
             # What the agent said just before calling belongs to the same assistant turn,
@@ -197,8 +222,20 @@ def history_messages(history: Sequence[Turn]) -> list[dict[str, Any]]:
                     "function": {"name": turn.name, "arguments": json.dumps(turn.arguments)},
                 }
             )
+            open_calls[turn.call_id] = turn.name
         elif isinstance(turn, ToolResult):
-            messages.append({"role": "tool", "tool_call_id": turn.call_id, "content": turn.output})
+            if turn.call_id in open_calls:
+                del open_calls[turn.call_id]
+                messages.append(
+                    {"role": "tool", "tool_call_id": turn.call_id, "content": turn.output}
+                )
+            else:
+                close_open_calls()
+                name = late_calls.pop(turn.call_id, "a tool")
+                messages.append(
+                    {"role": "user", "content": f"(The result of {name} is in: {turn.output})"}
+                )
+    close_open_calls()
     return messages
 
 

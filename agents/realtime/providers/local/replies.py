@@ -12,6 +12,7 @@ from agents.realtime.providers.local.words import STOPWORDS, name_words, tokeniz
 
 ANYTHING_ELSE = "Is there anything else I can help with?"
 DIDNT_CATCH = "Sorry, I didn't catch that."
+WORKING_ON_IT = "One moment, I'm working on that."
 COULDNT_COMPLETE = "Sorry, I couldn't complete that right now."
 GIVE_UP = "Sorry, I'm having trouble understanding, so let's leave that for now."
 CANNOT_ASK = "Sorry, I can't take the details for that by voice."

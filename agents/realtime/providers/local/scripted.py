@@ -49,6 +49,7 @@ from agents.realtime.providers.local.replies import (
     COULDNT_COMPLETE,
     DIDNT_CATCH,
     GIVE_UP,
+    WORKING_ON_IT,
     fallback,
     greeting,
     question_for,
@@ -116,6 +117,9 @@ class ScriptedEngine(ResponseEngine):
         has_user_turn = any(_is_user(turn) for turn in history)
         if request.response_instructions is not None and not has_user_turn:
             return [Say(greeting(request))]
+        if history and isinstance(history[-1], ToolCall):
+            # A background tool is still running (its result comes as a later turn).
+            return [Say(WORKING_ON_IT)]
         answerable = [i for i, turn in enumerate(history) if _is_user(turn) or _is_result(turn)]
         if not answerable:
             return [Say(greeting(request))]
