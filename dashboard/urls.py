@@ -2,7 +2,17 @@
 
 from django.urls import path
 
-from dashboard.views import accounts, agents, calls, credentials, keys, members, tenants, tools
+from dashboard.views import (
+    accounts,
+    agents,
+    calls,
+    credentials,
+    events,
+    keys,
+    members,
+    tenants,
+    tools,
+)
 
 app_name = "dashboard"
 
@@ -16,6 +26,16 @@ urlpatterns = [
     path("tenants/new/", tenants.tenant_create, name="tenant_create"),
     path("tenants/<str:tenant_id>/switch/", tenants.tenant_switch, name="tenant_switch"),
     path("settings/", tenants.tenant_settings, name="tenant_settings"),
+    # outbound events
+    path("settings/events/", events.events_endpoint, name="events_endpoint"),
+    path(
+        "settings/events/rotate-secret/",
+        events.events_rotate_secret,
+        name="events_rotate_secret",
+    ),
+    path("settings/events/test/", events.events_test, name="events_test"),
+    path("events/", events.event_list, name="event_list"),
+    path("events/<str:event_id>/", events.event_detail, name="event_detail"),
     # members and invitations
     path("members/", members.member_list, name="member_list"),
     path("members/invite/", members.member_invite, name="member_invite"),

@@ -9,11 +9,14 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from dashboard.access import tenant_view
+from dashboard.forms.events import EventEndpointForm
 from dashboard.forms.tenancy import TenantForm, TenantSettingsForm
+from events.models import EventEndpoint
 from tenancy.actions import create_tenant
 from tenancy.current import current_membership, switch_tenant
 from tenancy.models import Membership, Tenant
 from tenancy.roles import Permission
+from tenancy.scoping import for_tenant
 
 
 @login_required
@@ -55,4 +58,24 @@ def tenant_settings(request: HttpRequest, membership: Membership) -> HttpRespons
         form.save()
         messages.success(request, "Settings saved.")
         return redirect("dashboard:tenant_settings")
-    return render(request, "dashboard/tenants/settings.html", {"form": form, "nav": "settings"})
+    return render_settings(request, membership, form=form)
+
+
+def render_settings(
+    request: HttpRequest,
+    membership: Membership,
+    *,
+    form: TenantSettingsForm | None = None,
+    events_form: EventEndpointForm | None = None,
+) -> HttpResponse:
+    """The settings page: the tenant's own settings and its events endpoint."""
+    if form is None:
+        form = TenantSettingsForm(instance=Tenant.objects.get(pk=membership.tenant_id))
+    endpoint = for_tenant(EventEndpoint, membership.tenant).first()
+    if events_form is None:
+        events_form = EventEndpointForm(initial={"events_url": endpoint.url if endpoint else ""})
+    return render(
+        request,
+        "dashboard/tenants/settings.html",
+        {"form": form, "events_form": events_form, "endpoint": endpoint, "nav": "settings"},
+    )

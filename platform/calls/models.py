@@ -99,6 +99,10 @@ class CallSession(models.Model):
     server_instance = models.CharField(
         max_length=120, blank=True, help_text="The process that holds the live call."
     )
+    needs_follow_up = models.BooleanField(
+        default=False, help_text="The agent asked for a person to follow this call up."
+    )
+    follow_up_reason = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-started_at"]
@@ -106,6 +110,7 @@ class CallSession(models.Model):
             models.Index(fields=["tenant", "-started_at"]),
             models.Index(fields=["tenant", "status"]),
             models.Index(fields=["agent", "-started_at"]),
+            models.Index(fields=["tenant", "needs_follow_up"]),
         ]
         constraints = [
             models.CheckConstraint(

@@ -13,6 +13,7 @@ from django.db.models import F, Max
 from django.utils import timezone
 
 from calls.models import CallSession, CallStatus, TranscriptItem, UsageRecord
+from events.actions import emit_call_ended
 
 
 @transaction.atomic
@@ -72,7 +73,8 @@ def store_progress(
 
 
 def end_call(call_id: int, reason: str, detail: str = "") -> CallSession:
-    """Mark the call ended once; a second end (e.g. client close after a timeout) is a no-op."""
+    """Mark the call ended once and emit ``call.ended``; a second end (e.g. client close after
+    a timeout) is a no-op."""
     with transaction.atomic():
         call = CallSession.objects.select_for_update().get(pk=call_id)
         if call.status == CallStatus.ENDED:
@@ -84,4 +86,7 @@ def end_call(call_id: int, reason: str, detail: str = "") -> CallSession:
         call.end_reason = reason
         call.end_detail = detail[:2000]
         call.save(update_fields=["status", "ended_at", "duration_ms", "end_reason", "end_detail"])
+        # In the same transaction: the event exists exactly when the call ended, and is
+        # delivered after the commit.
+        emit_call_ended(call)
         return call

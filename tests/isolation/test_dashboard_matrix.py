@@ -19,6 +19,7 @@ from django.urls import URLPattern, get_resolver, reverse
 from agents.models import WidgetKey
 from calls.models import CallSession
 from dashboard import urls as dashboard_urls
+from events.models import OutboundEvent
 from tenancy.models import Invitation
 from tenancy.roles import Permission, Role, role_allows
 from tests.conftest import TenantWorld
@@ -36,6 +37,7 @@ class Objects:
     membership_id: int
     invitation_id: int
     call_id: str
+    event_id: str
 
 
 def _objects(world: TenantWorld) -> Objects:
@@ -54,6 +56,11 @@ def _objects(world: TenantWorld) -> Objects:
         model="koe-local",
         status="ended",
     )
+    # No events endpoint: the settings' event actions then change nothing, as the page
+    # checks below expect of an empty POST.
+    event = OutboundEvent.objects.create(
+        tenant=world.tenant, type="call.ended", payload={"call_id": call.public_id}
+    )
     assert world.api_key is not None
     return Objects(
         world=world,
@@ -65,6 +72,7 @@ def _objects(world: TenantWorld) -> Objects:
         membership_id=world.members[Role.EDITOR].pk,
         invitation_id=invitation.pk,
         call_id=call.public_id,
+        event_id=event.public_id,
     )
 
 
@@ -150,6 +158,7 @@ ENDPOINTS = [
     ),
     Endpoint("call_detail", lambda o: {"call_id": o.call_id}, "GET", Permission.VIEW),
     Endpoint("call_end", lambda o: {"call_id": o.call_id}, "POST", Permission.EDIT),
+    Endpoint("event_detail", lambda o: {"event_id": o.event_id}, "GET", Permission.MANAGE),
     Endpoint(
         "tenant_switch", lambda o: {"tenant_id": o.world.tenant.public_id}, "POST", Permission.VIEW
     ),
@@ -162,7 +171,7 @@ NOT_TENANT_SCOPED = {"invitation_accept"}
 def _database_state() -> dict[str, list[tuple[Any, ...]]]:
     state = {}
     for model in apps.get_models():
-        if model._meta.app_label in {"tenancy", "agents", "tools", "calls"}:
+        if model._meta.app_label in {"tenancy", "agents", "tools", "calls", "events"}:
             fields = [f.attname for f in model._meta.concrete_fields if f.attname != "last_used_at"]
             state[model._meta.label] = sorted(model._default_manager.values_list(*fields), key=repr)
     return state
@@ -232,6 +241,10 @@ PAGES = [
     ("credential_create", "POST", Permission.MANAGE),
     ("tenant_settings", "GET", Permission.MANAGE),
     ("tenant_settings", "POST", Permission.MANAGE),
+    ("events_endpoint", "POST", Permission.MANAGE),
+    ("events_rotate_secret", "POST", Permission.MANAGE),
+    ("events_test", "POST", Permission.MANAGE),
+    ("event_list", "GET", Permission.MANAGE),
 ]
 
 
