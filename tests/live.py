@@ -10,7 +10,9 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -80,4 +82,87 @@ def daphne_server(**env: str) -> Iterator[str]:
         if os.environ.get("KOE_SHOW_DAPHNE_LOG"):
             log.seek(0)
             print(log.read())
+        log.close()
+
+
+@dataclass
+class Worker:
+    """A real Celery worker process (prefork, one child) on the test's Redis and database."""
+
+    process: subprocess.Popen[str]
+    log: IO[str]
+
+    def child_pids(self) -> list[int]:
+        """The pool's child processes (the ones running tasks), from /proc."""
+        children = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # the process has gone
+            if int(fields[1]) == self.process.pid:
+                children.append(int(stat.parent.name))
+        return children
+
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read()
+
+
+@contextmanager
+def celery_worker(**env: str) -> Iterator[Worker]:
+    """Start ``celery -A koe worker`` and wait until it is ready for tasks."""
+    environment = {
+        **os.environ,
+        "DATABASE_URL": test_database_url(),
+        "CELERY_TASK_ALWAYS_EAGER": "false",
+        **env,
+    }
+    # Tasks left in the queue by an earlier run would name rows of another database.
+    subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "koe", "purge", "-f"],
+        cwd=ROOT,
+        env=environment,
+        check=True,
+        capture_output=True,
+    )
+    log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115  (closed in the finally below)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "koe",
+            "worker",
+            "--pool=prefork",
+            "--concurrency=1",
+            "--loglevel=INFO",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            f"--hostname=test-{os.getpid()}@%h",
+        ],
+        cwd=ROOT,
+        env=environment,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    worker = Worker(process, log)
+    try:
+        deadline = time.monotonic() + 60
+        while "ready." not in worker.output():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"The Celery worker did not start:\n{worker.output()}")
+            time.sleep(0.1)
+        yield worker
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        if os.environ.get("KOE_SHOW_WORKER_LOG"):
+            print(worker.output())
         log.close()

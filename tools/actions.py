@@ -2,7 +2,8 @@
 
 A tool's definition is part of every agent version that uses it, so each change here
 sends ``tool_changed`` with the affected agents' ids; the agents layer listens and
-records their new versions (tools must not import agents).
+records their new versions (tools must not import agents). An MCP tool's server is
+asked for its tools on every save, so the versions carry what the server offers now.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from django.dispatch import Signal
 from django.utils import timezone
 
 from tenancy.scoping import for_tenant
-from tools.models import ToolDefinition, new_signing_secret, new_tool_id
+from tools.mcp_servers import McpListing, list_tools_of
+from tools.models import ToolDefinition, ToolKind, new_signing_secret, new_tool_id
 from tools.schema import validate_function_name
 
 # Sent with agent_ids (list of Agent pks) and user (who made the change, or None).
@@ -24,8 +26,16 @@ COPY_SUFFIX = "_copy"
 NAME_MAX_LENGTH = 64
 
 
-def save_tool(tool: ToolDefinition, user: Any = None) -> ToolDefinition:
-    """Save a validated tool and tell the agents that use it."""
+def save_tool(
+    tool: ToolDefinition, user: Any = None, *, mcp_listing: McpListing | None = None
+) -> ToolDefinition:
+    """Save a validated tool and tell the agents that use it.
+
+    An MCP tool records its server's tools: ``mcp_listing`` when the caller already asked
+    (the dashboard form does, to check the tool names), else they are listed here.
+    """
+    if tool.kind == ToolKind.MCP:
+        record_mcp_listing(tool, mcp_listing)
     with transaction.atomic():
         tool.save()
         agent_ids = list(tool.agents.values_list("pk", flat=True))
@@ -49,8 +59,24 @@ def duplicate_tool(tool: ToolDefinition) -> ToolDefinition:
     copy.signing_secret = new_signing_secret()
     copy.name = _copy_name(tool)
     copy.created_at = timezone.now()
+    if copy.kind == ToolKind.MCP:
+        record_mcp_listing(copy)
     copy.save()
     return copy
+
+
+def record_mcp_listing(tool: ToolDefinition, listing: McpListing | None = None) -> McpListing:
+    """Put the server's tools on the (unsaved) tool, or keep its previous list on failure.
+
+    A server that is down must not cost the tenant an edit: the returned listing says
+    what happened, for the caller to warn about.
+    """
+    if listing is None:
+        listing = list_tools_of(tool)
+    if listing.tools is not None:
+        tool.mcp_tools_listed = [remote.as_snapshot() for remote in listing.tools]
+        tool.mcp_tools_listed_at = timezone.now()
+    return listing
 
 
 def rotate_signing_secret(tool: ToolDefinition) -> str:

@@ -108,6 +108,14 @@ def clean_example_phrases(value: Any) -> tuple[list[str], list[str]]:
     return phrases, problems
 
 
+def select_mcp_tools(listed: list[dict[str, Any]], names: list[str]) -> list[dict[str, Any]]:
+    """The listed remote tools that the tenant selected (no names: all), in the server's order."""
+    if not names:
+        return list(listed)
+    wanted = set(names)
+    return [remote for remote in listed if remote.get("name") in wanted]
+
+
 class ToolDefinition(models.Model):
     public_id = models.CharField(max_length=40, unique=True, default=new_tool_id, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="tools")
@@ -165,6 +173,10 @@ class ToolDefinition(models.Model):
     mcp_tool_names = models.JSONField(
         default=list, blank=True, help_text="The server's tools to expose (empty: all)."
     )
+    # What the server listed ({"name", "description", "input_schema"} each) when the tool
+    # was last saved; a failed listing keeps the previous one (see tools.actions).
+    mcp_tools_listed = models.JSONField(default=list, blank=True, editable=False)
+    mcp_tools_listed_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     # mock
     mock_response = models.TextField(
@@ -256,4 +268,10 @@ class ToolDefinition(models.Model):
         }
         if self.kind == ToolKind.MOCK:
             snapshot["mock_response"] = self.mock_response
+        if self.kind == ToolKind.MCP:
+            snapshot["mcp_tools"] = select_mcp_tools(self.mcp_tools_listed, self.mcp_tool_names)
         return snapshot
+
+
+# Invocations live in their own module; Django finds models through this one.
+from tools.invocations import ToolInvocation  # noqa: E402, F401

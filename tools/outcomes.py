@@ -36,6 +36,8 @@ class ToolOutcome:
     end_call: bool = False  # hang up once the agent has said its goodbye
     transfer_reason: str | None = None  # a human should take over (reason given)
     exchanges: tuple[HttpExchange, ...] = ()  # what was sent and received, in order
+    # A background tool was queued: its output reaches the call later, not now.
+    pending: bool = False
 
     @classmethod
     def success(cls, result: Any, **extra: Any) -> ToolOutcome:
@@ -43,8 +45,13 @@ class ToolOutcome:
         return cls(output=output, **extra)
 
     @classmethod
-    def failure(cls, code: str, message: str, **extra: Any) -> ToolOutcome:
-        output = json.dumps({"error": {"code": code, "message": message}}, ensure_ascii=False)
+    def failure(
+        cls, code: str, message: str, *, details: list[str] | None = None, **extra: Any
+    ) -> ToolOutcome:
+        error: dict[str, Any] = {"code": code, "message": message}
+        if details:
+            error["details"] = details
+        output = json.dumps({"error": error}, ensure_ascii=False)
         return cls(output=output, ok=False, error_code=code, **extra)
 
 

@@ -1,24 +1,39 @@
-"""The seam between a live call and tool execution.
+"""The seam between a live call and tool execution: one ToolInvocation per function call.
 
 The realtime broker hands each server-side function call to the runner named by
-``settings.KOE_TOOL_RUNNER`` (an async callable taking a ToolCallContext and returning
-the output string given back to the model). Mock tools are answered here, from their
-template. Executing webhook, built-in and MCP tools is the tools layer's next step;
-until it lands, this default runner answers those calls with a structured error the
-model can speak about, instead of leaving the caller in silence.
+``settings.KOE_TOOL_RUNNER``: an async callable taking a ToolCallContext and returning a
+ToolOutcome. This default runner checks the arguments against the function's schema,
+records the invocation, and either runs the tool now (inline, bounded by the tool's
+timeout) or queues it for a Celery worker (background), whose result reaches the live
+call later through the call's channel-layer group.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
-from tools.mock import render_template
-from tools.models import ToolKind
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
 
-logger = logging.getLogger(__name__)
+from calls.models import CallSession
+from tools.execution import ToolSecrets, execute, parse_arguments
+from tools.invocations import Delivery, InvocationSource, InvocationStatus, ToolInvocation
+from tools.models import Execution, ToolDefinition
+from tools.outcomes import ToolOutcome, ToolRequest
+
+logger = logging.getLogger("koe.tools")
+
+PENDING_MESSAGE = (
+    "This is running in the background. Tell the caller briefly that you are working on it; "
+    "the result will follow in the conversation."
+)
 
 
 @dataclass(frozen=True)
@@ -29,35 +44,154 @@ class ToolCallContext:
     tool: dict[str, Any]  # the tool's snapshot in the agent version
     function_call_id: str
     arguments: str  # JSON text, as the model produced it
+    function_name: str = ""  # the model's name for it (an MCP tool's functions differ)
+    parameters: dict[str, Any] | None = None  # the function's JSON Schema
+    remote_name: str = ""  # an MCP tool's name on its server
 
 
-async def run_tool_call(context: ToolCallContext) -> str:
-    if context.tool.get("kind") == ToolKind.MOCK:
-        return run_mock_tool(context.tool, context.arguments)
-    return error_output(
-        "tool_unavailable",
-        f"The tool {context.tool.get('name')} cannot be run on this deployment yet. "
-        "Apologise and offer another way to help.",
+@dataclass(frozen=True)
+class Prepared:
+    invocation_id: int
+    request: ToolRequest
+    secrets: ToolSecrets
+    stores_content: bool
+    already_done: ToolOutcome | None = None  # the same function call ran before
+
+
+async def run_tool_call(context: ToolCallContext) -> ToolOutcome:
+    name = context.function_name or str(context.tool.get("name", ""))
+    parameters = context.parameters
+    if parameters is None:
+        parameters = context.tool.get("parameters")
+    arguments = parse_arguments(context.arguments, name, parameters)
+    prepared = await sync_to_async(prepare)(context, arguments)
+    if prepared.already_done is not None:
+        return prepared.already_done
+    if isinstance(arguments, ToolOutcome):
+        return arguments  # recorded as failed by prepare()
+    if context.tool.get("execution") == Execution.BACKGROUND:
+        await queue(prepared.invocation_id, arguments)
+        return ToolOutcome.success({"status": "running", "message": PENDING_MESSAGE}, pending=True)
+    return await run_prepared(prepared, context.remote_name)
+
+
+_eager_runs: set[asyncio.Task[Any]] = set()
+
+
+async def queue(invocation_id: int, arguments: dict[str, Any]) -> None:
+    """Hand a background invocation to Celery; the arguments travel in the message only."""
+    from tools.tasks import run_tool_invocation
+
+    if not settings.CELERY_TASK_ALWAYS_EAGER:
+        await sync_to_async(run_tool_invocation.delay)(invocation_id, arguments)
+        return
+    # The embedded default has no worker: run it on this process once the caller has been
+    # told it is running, as a worker would, and deliver through the same channel layer.
+    task = asyncio.get_running_loop().create_task(
+        sync_to_async(run_tool_invocation.apply)(args=(invocation_id, arguments))
+    )
+    _eager_runs.add(task)
+    task.add_done_callback(_eager_runs.discard)
+
+
+async def run_prepared(prepared: Prepared, remote_name: str = "") -> ToolOutcome:
+    """Run an invocation now, bounded by the tool's timeout, and record how it went."""
+    timeout = float(prepared.request.tool.get("timeout_seconds") or 10)
+    started = time.perf_counter()
+    await sync_to_async(mark_running)(prepared.invocation_id)
+    try:
+        outcome = await asyncio.wait_for(
+            execute(prepared.request, prepared.secrets, remote_name), timeout + 1
+        )
+    except TimeoutError:
+        outcome = ToolOutcome.failure(
+            "timeout", f"{prepared.request.tool.get('name')} took longer than {timeout:g} seconds."
+        )
+    except Exception as error:  # a failing tool must not fail the call
+        logger.exception("tool %s failed", prepared.request.tool.get("name"))
+        outcome = ToolOutcome.failure(
+            "tool_failed", f"{prepared.request.tool.get('name')} failed ({type(error).__name__})."
+        )
+    duration_ms = round((time.perf_counter() - started) * 1000)
+    await sync_to_async(record_outcome)(prepared.invocation_id, outcome, duration_ms)
+    return outcome
+
+
+def prepare(context: ToolCallContext, arguments: dict[str, Any] | ToolOutcome) -> Prepared:
+    """Create the invocation row (or find the finished one) and gather what running needs."""
+    call = CallSession.objects.select_related("tenant").get(public_id=context.call_id)
+    definition = ToolDefinition.objects.filter(
+        tenant=call.tenant, public_id=context.tool.get("id", "")
+    ).first()
+    request = ToolRequest(
+        tool=context.tool,
+        arguments=arguments if isinstance(arguments, dict) else {},
+        tenant_id=context.tenant_id,
+        agent_id=context.agent_id,
+        call_id=context.call_id,
+        function_call_id=context.function_call_id,
+        end_user=call.end_user_ref,
+        time_zone=call.tenant.time_zone,
+    )
+    stores_content = call.stores_transcript
+    failed = arguments if isinstance(arguments, ToolOutcome) else None
+    try:
+        with transaction.atomic():
+            invocation = ToolInvocation.objects.create(
+                tenant=call.tenant,
+                tool=definition,
+                tool_name=context.function_name or str(context.tool.get("name", "")),
+                call=call,
+                function_call_id=context.function_call_id,
+                idempotency_key=request.idempotency_key,
+                source=InvocationSource.CALL,
+                execution=str(context.tool.get("execution") or Execution.INLINE),
+                stores_content=stores_content,
+                arguments=request.arguments if stores_content and failed is None else None,
+                delivery=Delivery.INLINE
+                if context.tool.get("execution") != Execution.BACKGROUND
+                else Delivery.PENDING,
+            )
+    except IntegrityError:
+        # The model repeated a function call id: answer with what the first run produced.
+        earlier = ToolInvocation.objects.get(idempotency_key=request.idempotency_key)
+        return Prepared(earlier.pk, request, ToolSecrets(), stores_content, _earlier(earlier))
+    if failed is not None:
+        record_outcome(invocation.pk, failed, 0)
+    return Prepared(invocation.pk, request, secrets_of(definition), stores_content)
+
+
+def secrets_of(definition: ToolDefinition | None) -> ToolSecrets:
+    if definition is None:
+        return ToolSecrets()
+    return ToolSecrets(
+        signing_secret=definition.signing_secret,
+        headers=definition.headers,
+        mcp_auth_header=definition.mcp_auth_header,
     )
 
 
-def run_mock_tool(tool: dict[str, Any], arguments: str) -> str:
-    """The mock reply with the call's arguments filled in, as {"ok": true, "message"}."""
-    try:
-        # An empty string is what some models send for a function without arguments.
-        parsed = json.loads(arguments) if (arguments or "").strip() else {}
-    except (json.JSONDecodeError, RecursionError) as error:
-        logger.info("mock tool %s got arguments that are not JSON: %s", tool.get("name"), error)
-        parsed = None
-    if not isinstance(parsed, dict):
-        return error_output(
-            "invalid_arguments",
-            f"The arguments of {tool.get('name')} must be a JSON object; "
-            "call it again with valid arguments.",
-        )
-    message = render_template(str(tool.get("mock_response") or ""), parsed)
-    return json.dumps({"ok": True, "message": message}, ensure_ascii=False)
+def mark_running(invocation_id: int) -> None:
+    ToolInvocation.objects.filter(pk=invocation_id).update(
+        status=InvocationStatus.RUNNING, attempts=F("attempts") + 1
+    )
 
 
-def error_output(code: str, message: str) -> str:
-    return json.dumps({"error": {"code": code, "message": message}}, ensure_ascii=False)
+def record_outcome(invocation_id: int, outcome: ToolOutcome, duration_ms: int) -> None:
+    invocation = ToolInvocation.objects.get(pk=invocation_id)
+    invocation.status = InvocationStatus.SUCCEEDED if outcome.ok else InvocationStatus.FAILED
+    invocation.error_code = outcome.error_code
+    invocation.result = outcome.output if invocation.stores_content else ""
+    invocation.duration_ms = duration_ms
+    invocation.finished_at = timezone.now()
+    invocation.save(update_fields=["status", "error_code", "result", "duration_ms", "finished_at"])
+
+
+def _earlier(invocation: ToolInvocation) -> ToolOutcome:
+    if invocation.status in (InvocationStatus.PENDING, InvocationStatus.RUNNING):
+        return ToolOutcome.success({"status": "running", "message": PENDING_MESSAGE}, pending=True)
+    if invocation.stores_content:
+        return ToolOutcome(output=invocation.result, ok=invocation.status == "succeeded")
+    return ToolOutcome.failure(
+        "duplicate_call", "This function call was already answered; do not repeat it."
+    )

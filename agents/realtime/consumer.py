@@ -41,6 +41,7 @@ from calls.metrics import (
 from calls.models import EndReason
 from calls.recording import end_call, store_progress
 from tools.functions import functions_by_name
+from tools.outcomes import ToolOutcome
 from tools.runner import ToolCallContext
 
 logger = logging.getLogger("koe.realtime")
@@ -54,6 +55,11 @@ CLOSE_CODES = {
     "invalid_request_error": 4000,
 }
 PROVIDER_ERROR_CLOSE = 1011
+MAX_GOODBYE_SECONDS = 15.0
+WORKING_ON_IT = (
+    "A tool you called is still running. Tell the caller in one short sentence that you are "
+    "working on it; its result will follow."
+)
 
 
 def caller_from_scope(scope: dict[str, Any]) -> Caller:
@@ -96,6 +102,10 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         self.ended = False
         self.live = False  # accepted and relaying (the provider session is open)
+        self.hang_up_after_response = False  # the end_call tool was used
+        self.response_wanted: str | None = None  # a response.create deferred (its instructions)
+        self.response_audio_seconds = 0.0
+        self.response_audio_started = 0.0
         self.background: set[asyncio.Task[Any]] = set()
         self.flush_lock = asyncio.Lock()
         caller = caller_from_scope(self.scope)
@@ -220,8 +230,11 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                     return
                 if outcome:
                     self._spawn(self._run_tools(outcome))
+                self._follow_audio(event)
                 if event.get("type") == events.RESPONSE_DONE:
                     self._spawn(self._flush())
+                    if not outcome:
+                        self._spawn(self._after_response())
             if not self.ended:
                 await self._end(
                     EndReason.PROVIDER_ERROR, "The provider closed the session.", notify=True
@@ -234,45 +247,108 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             if not self.ended:
                 await self._end(EndReason.PROVIDER_ERROR, f"Relay failed: {error!r}", notify=True)
 
+    def _follow_audio(self, event: dict[str, Any]) -> None:
+        """How much agent audio the current response has sent (for a polite hang-up)."""
+        kind = event.get("type")
+        if kind == events.RESPONSE_CREATED:
+            self.response_audio_seconds = 0.0
+            self.response_audio_started = time.monotonic()
+        elif kind == events.OUTPUT_AUDIO_DELTA:
+            # base64 of 24 kHz PCM16: 4 characters carry 3 bytes; 48,000 bytes a second.
+            self.response_audio_seconds += len(event.get("delta") or "") * 3 / 4 / 48000
+
     # --- server-side tools -------------------------------------------------------------
     async def _run_tools(self, requests: list[ToolCallRequest]) -> None:
         runner = import_string(settings.KOE_TOOL_RUNNER)
-        tools = {tool["name"]: tool for tool in self.grant.config.get("tools", [])}
+        functions = functions_by_name(self.grant.config.get("tools", []))
+        answered = False
         for request in requests:
-            tool = tools[request.name]
+            function = functions[request.name]
             context = ToolCallContext(
                 tenant_id=self.grant.tenant_public_id,
                 agent_id=self.grant.agent_public_id,
                 call_id=self.grant.call_public_id,
-                tool=tool,
+                tool=function.tool,
                 function_call_id=request.call_id,
                 arguments=request.arguments,
+                function_name=function.name,
+                parameters=function.parameters,
+                remote_name=function.remote_name,
             )
+            timeout = float(function.tool.get("timeout_seconds") or 10) + 5
             try:
-                output = await asyncio.wait_for(runner(context), tool.get("timeout_seconds", 10))
+                # The runner bounds the tool by its own timeout; this only guards the runner.
+                result = await asyncio.wait_for(runner(context), timeout)
+                outcome = result if isinstance(result, ToolOutcome) else ToolOutcome(result)
             except TimeoutError:
-                output = orjson.dumps(
-                    {"error": {"code": "timeout", "message": f"{request.name} took too long."}}
-                ).decode()
+                outcome = ToolOutcome.failure("timeout", f"{request.name} took too long.")
             except Exception as error:  # a failing tool must not end the call
                 self._log("tool %s failed: %r", request.name, error)
-                output = orjson.dumps(
-                    {"error": {"code": "tool_failed", "message": f"{request.name} failed."}}
-                ).decode()
-            self.tracker.tool_result(request, output)
+                outcome = ToolOutcome.failure("tool_failed", f"{request.name} failed.")
             if self.ended:
                 return
-            item = {
-                "type": "conversation.item.create",
-                "item": {
-                    "type": "function_call_output",
-                    "call_id": request.call_id,
-                    "output": output,
-                },
-            }
-            await self.upstream.send(orjson.dumps(item).decode())
-        if not self.ended:
-            await self.upstream.send(orjson.dumps({"type": "response.create"}).decode())
+            if outcome.end_call:
+                self.hang_up_after_response = True
+            if outcome.pending:
+                continue  # a background tool: its output arrives later (tool_result)
+            self.tracker.tool_result(request, outcome.output)
+            await self._send_function_output(request.call_id, outcome.output)
+            answered = True
+        if self.ended:
+            return
+        if answered:
+            await self._request_response()
+        else:
+            # Only background tools: the model tells the caller it is on it meanwhile.
+            await self._request_response(instructions=WORKING_ON_IT)
+
+    async def tool_result(self, message: dict[str, Any]) -> None:
+        """Group message from a Celery worker: a background tool's output for this call."""
+        if self.ended:
+            return
+        output = str(message.get("output") or "")
+        request = ToolCallRequest(
+            call_id=str(message.get("function_call_id") or ""),
+            name=str(message.get("name") or ""),
+            arguments="",
+        )
+        self.tracker.tool_result(request, output)
+        if message.get("end_call"):
+            self.hang_up_after_response = True
+        await self._send_function_output(request.call_id, output)
+        await self._request_response()
+
+    async def _send_function_output(self, call_id: str, output: str) -> None:
+        item = {
+            "type": "conversation.item.create",
+            "item": {"type": "function_call_output", "call_id": call_id, "output": output},
+        }
+        await self.upstream.send(orjson.dumps(item).decode())
+
+    async def _request_response(self, instructions: str | None = None) -> None:
+        """Ask for a response now, or once the one in progress is done (the API allows one)."""
+        if self.policy.response_active:
+            self.response_wanted = instructions or self.response_wanted or ""
+            return
+        event: dict[str, Any] = {"type": "response.create"}
+        if instructions:
+            event["response"] = {"instructions": instructions}
+        self.policy.response_active = True  # until response.done: no second request
+        await self.upstream.send(orjson.dumps(event).decode())
+
+    async def _after_response(self) -> None:
+        """A response finished: hang up if the agent said goodbye, or make a deferred request."""
+        if self.hang_up_after_response:
+            # Let the goodbye play out: the client received it faster than real time.
+            playing = max(
+                0.0, self.response_audio_seconds - (time.monotonic() - self.response_audio_started)
+            )
+            await asyncio.sleep(min(playing, MAX_GOODBYE_SECONDS))
+            await self._end(EndReason.AGENT, "The agent ended the call.")
+            return
+        if self.response_wanted is not None:
+            instructions, self.response_wanted = self.response_wanted, None
+            await self._request_response(instructions or None)
 
     # --- limits and control messages -----------------------------------------------------
     async def _watch_limits(self) -> None:

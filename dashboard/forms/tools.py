@@ -15,6 +15,7 @@ from django.forms.fields import InvalidJSONInput, JSONString
 from dashboard.forms.base import TenantModelForm
 from tenancy.scoping import for_tenant
 from tools.actions import save_tool
+from tools.mcp_servers import SAVE_LISTING_TIMEOUT_SECONDS, McpListing, list_tools_of
 from tools.models import (
     MAX_EXAMPLE_PHRASE_LENGTH,
     MAX_EXAMPLE_PHRASES,
@@ -246,6 +247,9 @@ class ToolForm(TenantModelForm):
             "timeout_seconds": "How long a call waits for the tool (1 to 300).",
         }
 
+    # What the MCP server listed while validating (None: not an MCP tool, or not asked).
+    mcp_listing: McpListing | None = None
+
     def __init__(self, *args: Any, read_only: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if self.instance.webhook_headers:
@@ -293,6 +297,47 @@ class ToolForm(TenantModelForm):
         value = self.cleaned_data["mcp_auth_header"].strip()
         return value or self.instance.mcp_auth_header or ""
 
+    def clean(self) -> dict[str, Any] | None:
+        """For an MCP tool, ask its server for its tools: the chosen names must be among them."""
+        cleaned_data = super().clean()
+        data = self.cleaned_data
+        self.mcp_listing = None
+        if data.get("kind") != ToolKind.MCP or not data.get("mcp_server_url"):
+            return cleaned_data
+        timeout = min(data.get("timeout_seconds") or 10, SAVE_LISTING_TIMEOUT_SECONDS)
+        self.mcp_listing = list_tools_of(
+            self.instance,
+            url=data["mcp_server_url"],
+            auth_header=data.get("mcp_auth_header") or "",
+            timeout=float(timeout),
+        )
+        if self.mcp_listing.tools is not None:
+            available = self.mcp_listing.names
+            unknown = [name for name in data.get("mcp_tool_names") or [] if name not in available]
+            if unknown:
+                self.add_error(
+                    "mcp_tool_names",
+                    ValidationError(
+                        "The server does not offer %(unknown)s. Its tools: %(available)s.",
+                        code="unknown_tool",
+                        params={
+                            "unknown": ", ".join(unknown),
+                            "available": ", ".join(available) or "none",
+                        },
+                    ),
+                )
+        return cleaned_data
+
+    def mcp_listing_warning(self) -> str:
+        """Why the server's tools could not be listed on save ("" when they were)."""
+        if self.mcp_listing is None or self.mcp_listing.error is None:
+            return ""
+        return (
+            f"The MCP server's tools could not be listed: {self.mcp_listing.error.message} "
+            "The tool was saved and keeps the tools listed before; save it again once the "
+            "server answers."
+        )
+
     def save_tool(self, user: User) -> ToolDefinition:
         """Save, and re-version the agents using the tool: its definition is in their config."""
-        return save_tool(self.save(commit=False), user)
+        return save_tool(self.save(commit=False), user, mcp_listing=self.mcp_listing)

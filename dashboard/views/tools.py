@@ -40,6 +40,7 @@ def tool_create(request: HttpRequest, membership: Membership) -> HttpResponse:
         if tool.kind == ToolKind.WEBHOOK:
             return _show_secret_once(request, tool, tool.signing_secret, "created")
         messages.success(request, f"Tool “{tool.name}” created.")
+        _warn_about_listing(request, form)
         return redirect("dashboard:tool_edit", tool_id=tool.public_id)
     return _render_form(request, form, tool=None)
 
@@ -56,6 +57,7 @@ def tool_edit(request: HttpRequest, membership: Membership, tool_id: str) -> Htt
     if data is not None and form.is_valid():
         tool = form.save_tool(request.user)
         messages.success(request, f"Tool “{tool.name}” saved.")
+        _warn_about_listing(request, form)
         return redirect("dashboard:tool_edit", tool_id=tool.public_id)
     return _render_form(request, form, tool=tool)
 
@@ -94,6 +96,12 @@ def tool_rotate_secret(request: HttpRequest, membership: Membership, tool_id: st
     require(membership, Permission.EDIT)
     secret = rotate_signing_secret(tool)
     return _show_secret_once(request, tool, secret, "rotated")
+
+
+def _warn_about_listing(request: HttpRequest, form: ToolForm) -> None:
+    warning = form.mcp_listing_warning()
+    if warning:
+        messages.warning(request, warning)
 
 
 def _render_form(request: HttpRequest, form: ToolForm, tool: ToolDefinition | None) -> HttpResponse:

@@ -53,8 +53,13 @@ def test_an_llm_agent_without_a_configured_server_is_refused_clearly(
     tenant_a: TenantWorld, settings: Any
 ) -> None:
     settings.KOE_LOCAL_LLM_BASE_URL = ""
-    agent = AgentFactory(tenant=tenant_a.tenant, provider="local", model="koe-local",
-                         voice="joe", response_engine="llm")  # fmt: skip
+    agent = AgentFactory(
+        tenant=tenant_a.tenant,
+        provider="local",
+        model="koe-local",
+        voice="joe",
+        response_engine="llm",
+    )
 
     async def scenario() -> dict[str, Any]:
         communicator = await connect(

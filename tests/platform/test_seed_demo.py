@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 
@@ -11,8 +12,9 @@ from django.core.management import call_command
 
 from agents.models import Agent, WidgetKey
 from tenancy.models import ApiKey, Membership, Tenant
+from tools.execution import ToolSecrets, execute
 from tools.models import ToolDefinition
-from tools.runner import run_mock_tool
+from tools.outcomes import ToolRequest
 
 
 def _seed() -> dict[str, str]:
@@ -82,5 +84,6 @@ def test_seed_demo_is_a_restaurant_whose_host_books_tables() -> None:
     for tool in ToolDefinition.objects.filter(tenant=tenant):
         tool.full_clean()
 
-    reply = json.loads(run_mock_tool(booking, '{"party_size": 2, "time": "19:00"}'))
+    request = ToolRequest(booking, {"party_size": 2, "time": "19:00"}, "ten", "agt", "", "fc_1")
+    reply = json.loads(asyncio.run(execute(request, ToolSecrets())).output)
     assert reply == {"ok": True, "message": "Your table for 2 at 19:00 is booked. See you then!"}
