@@ -395,3 +395,71 @@ def test_the_form_saves_the_listing_and_warns_when_the_server_cannot_list(
         level == "warning" and "could not be listed" in text and "loopback" in text
         for level, text in shown
     )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_agent_in_a_live_call_calls_an_mcp_tool_end_to_end(
+    tenant_a: TenantWorld,
+    mcp_server: RunningServer,
+    scripted_provider: Any,
+    settings: Any,
+) -> None:
+    """The model calls calendar__add; the platform calls the server's add; the sum comes back."""
+    from tests.broker.conftest import auth_headers, usage
+    from tests.broker.helpers import connect, receive, receive_until
+    from tools.invocations import ToolInvocation
+
+    settings.KOE_OUTBOUND_ALLOWLIST = ["127.0.0.1"]
+    tool = save_tool(mcp_tool(tenant_a, mcp_server))
+    agent = AgentFactory(
+        tenant=tenant_a.tenant,
+        provider="openai",
+        model="gpt-realtime",
+        voice="marin",
+        tools=[tool],
+    )
+
+    async def scenario() -> list[dict[str, Any]]:
+        communicator = await connect(
+            f"/v1/realtime?model={agent.public_id}&consent=transcript",
+            auth_headers(tenant_a.secret),
+        )
+        await receive(communicator)
+        connection = scripted_provider.connections[0]
+        declared = connection.sent[0]["session"]["tools"]
+        assert [function["name"] for function in declared] == ["calendar__add", "calendar__refuse"]
+        connection.push({"type": "response.created", "response": {"id": "resp_1"}})
+        connection.push(
+            {
+                "type": "response.done",
+                "response": {
+                    "id": "resp_1",
+                    "status": "completed",
+                    "usage": usage(),
+                    "output": [
+                        {
+                            "id": "item_1",
+                            "type": "function_call",
+                            "call_id": "call_sum",
+                            "name": "calendar__add",
+                            "arguments": '{"a": 2, "b": 3}',
+                        }
+                    ],
+                },
+            }
+        )
+        await receive_until(communicator, "response.done")
+        deadline = time.monotonic() + 10
+        while not any(e["type"] == "conversation.item.create" for e in connection.sent):
+            assert time.monotonic() < deadline, "the MCP tool's output never came back"
+            await asyncio.sleep(0.05)
+        await communicator.disconnect()
+        return connection.sent
+
+    sent = asyncio.run(scenario())
+
+    output = next(e for e in sent if e["type"] == "conversation.item.create")["item"]
+    assert output["call_id"] == "call_sum"
+    assert json.loads(output["output"]) == {"result": 5}
+    invocation = ToolInvocation.objects.get()
+    assert (invocation.tool_name, invocation.status) == ("calendar__add", "succeeded")
