@@ -251,3 +251,39 @@ def test_a_background_result_for_an_ended_call_is_stored_not_delivered(
     run_tool_invocation.apply(args=(invocation.pk, {"party_size": 3, "time": "18:00"}))
     invocation.refresh_from_db()
     assert invocation.attempts == 1
+
+
+def test_transfer_to_human_marks_the_call_and_tells_the_tenant(
+    tenant_a: TenantWorld, settings: Any
+) -> None:
+    from events.actions import set_events_url
+    from events.models import OutboundEvent
+    from tests.fakes.http_receiver import HttpReceiver
+
+    settings.KOE_OUTBOUND_ALLOWLIST = ["127.0.0.1"]
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    tool = booking_tool(
+        tenant_a,
+        name="transfer_to_human",
+        kind="builtin",
+        builtin_name="transfer_to_human",
+        parameters={
+            "type": "object",
+            "properties": {"reason": {"type": "string"}},
+            "required": ["reason"],
+        },
+    )
+    call = start_call(tenant_a, tool)
+    with HttpReceiver() as receiver:
+        set_events_url(tenant_a.tenant, receiver.url("/events"))
+        outcome = run(context(call, tool, '{"reason": "Wants to speak to the chef."}'))
+        received = [json.loads(request.body) for request in receiver.requests]
+
+    assert outcome.ok and outcome.transfer_reason == "Wants to speak to the chef."
+    call.refresh_from_db()
+    assert (call.needs_follow_up, call.follow_up_reason) == (True, "Wants to speak to the chef.")
+    event = OutboundEvent.objects.get(type="call.transfer_requested")
+    assert event.status == "delivered"
+    [delivered] = [body for body in received if body["type"] == "call.transfer_requested"]
+    assert delivered["data"]["reason"] == "Wants to speak to the chef."
+    assert delivered["data"]["call_id"] == call.public_id
