@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -42,19 +41,3 @@ def openai_agent(tenant_a: TenantWorld) -> Agent:
 
 def auth_headers(secret: str) -> list[tuple[bytes, bytes]]:
     return [(b"authorization", f"Bearer {secret}".encode())]
-
-
-def usage(total: int = 30) -> dict[str, Any]:
-    return {
-        "total_tokens": total,
-        "input_tokens": 20,
-        "output_tokens": total - 20,
-        "input_token_details": {
-            "text_tokens": 5,
-            "audio_tokens": 15,
-            "image_tokens": 0,
-            "cached_tokens": 4,
-            "cached_tokens_details": {"text_tokens": 4, "audio_tokens": 0, "image_tokens": 0},
-        },
-        "output_token_details": {"text_tokens": 2, "audio_tokens": total - 22},
-    }

@@ -3,12 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
 
 from agents.realtime.providers import ProviderConnection, ProviderCredentials, RealtimeProvider
+
+
+def usage(total: int = 30) -> dict[str, Any]:
+    """A response's usage, in the API's shape."""
+    return {
+        "total_tokens": total,
+        "input_tokens": 20,
+        "output_tokens": total - 20,
+        "input_token_details": {
+            "text_tokens": 5,
+            "audio_tokens": 15,
+            "image_tokens": 0,
+            "cached_tokens": 4,
+            "cached_tokens_details": {"text_tokens": 4, "audio_tokens": 0, "image_tokens": 0},
+        },
+        "output_token_details": {"text_tokens": 2, "audio_tokens": total - 22},
+    }
 
 
 class ScriptedConnection(ProviderConnection):
@@ -23,6 +41,59 @@ class ScriptedConnection(ProviderConnection):
 
     def push(self, event: dict[str, Any]) -> None:
         self.incoming.put_nowait(orjson.dumps(event).decode())
+
+    def call_function(
+        self, name: str, arguments: str, *, call_id: str = "call_fc", response_id: str = "resp_fc"
+    ) -> None:
+        """The model answers with one function call (a whole response)."""
+        self.push({"type": "response.created", "response": {"id": response_id}})
+        self.push(
+            {
+                "type": "response.done",
+                "response": {
+                    "id": response_id,
+                    "status": "completed",
+                    "usage": usage(),
+                    "output": [
+                        {
+                            "id": f"item_{call_id}",
+                            "type": "function_call",
+                            "call_id": call_id,
+                            "name": name,
+                            "arguments": arguments,
+                        }
+                    ],
+                },
+            }
+        )
+
+    def speak(self, response_id: str, text: str = "", seconds: float = 0.0) -> None:
+        """The model answers in speech: ``seconds`` of (silent) audio and its transcript."""
+        self.push({"type": "response.created", "response": {"id": response_id}})
+        if seconds:
+            audio = base64.b64encode(bytes(int(48000 * seconds))).decode()
+            self.push(
+                {"type": "response.output_audio.delta", "response_id": response_id, "delta": audio}
+            )
+        if text:
+            self.push(
+                {
+                    "type": "response.output_audio_transcript.done",
+                    "item_id": f"item_{response_id}",
+                    "transcript": text,
+                }
+            )
+        self.push(
+            {
+                "type": "response.done",
+                "response": {
+                    "id": response_id,
+                    "status": "completed",
+                    "output": [],
+                    "usage": usage(),
+                },
+            }
+        )
 
     def hang_up(self) -> None:
         self.incoming.put_nowait(None)

@@ -12,8 +12,8 @@ from channels.testing import WebsocketCommunicator
 from agents.models import Agent
 from calls.models import CallSession, TranscriptItem, UsageRecord
 from koe.asgi import application
-from tests.broker.conftest import auth_headers, usage
-from tests.broker.doubles import ScriptedProvider
+from tests.broker.conftest import auth_headers
+from tests.broker.doubles import ScriptedProvider, usage
 from tests.conftest import TenantWorld
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -13,8 +13,8 @@ from channels.layers import get_channel_layer
 from agents.models import Agent
 from agents.realtime import consumer as consumer_module
 from calls.models import CallSession, TranscriptItem
-from tests.broker.conftest import auth_headers, usage
-from tests.broker.doubles import ScriptedConnection, ScriptedProvider
+from tests.broker.conftest import auth_headers
+from tests.broker.doubles import ScriptedConnection, ScriptedProvider, usage
 from tests.broker.helpers import connect, receive, receive_until
 from tests.conftest import TenantWorld
 from tests.factories import AgentFactory

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import time
 from typing import Any
@@ -12,7 +11,7 @@ import pytest
 
 from agents.models import Agent
 from calls.models import CallSession
-from tests.broker.conftest import auth_headers, usage
+from tests.broker.conftest import auth_headers
 from tests.broker.doubles import ScriptedConnection, ScriptedProvider
 from tests.broker.helpers import connect, receive, receive_until
 from tests.conftest import TenantWorld
@@ -31,50 +30,6 @@ def agent_with(world: TenantWorld, **tool_fields: Any) -> Agent:
     )
 
 
-def call_function(connection: ScriptedConnection, name: str, arguments: str) -> None:
-    connection.push({"type": "response.created", "response": {"id": "resp_fc"}})
-    connection.push(
-        {
-            "type": "response.done",
-            "response": {
-                "id": "resp_fc",
-                "status": "completed",
-                "usage": usage(),
-                "output": [
-                    {
-                        "id": "item_fc",
-                        "type": "function_call",
-                        "call_id": "call_fc",
-                        "name": name,
-                        "arguments": arguments,
-                    }
-                ],
-            },
-        }
-    )
-
-
-def speak(connection: ScriptedConnection, response_id: str, text: str, seconds: float) -> None:
-    connection.push({"type": "response.created", "response": {"id": response_id}})
-    audio = base64.b64encode(bytes(int(48000 * seconds))).decode()
-    connection.push(
-        {"type": "response.output_audio.delta", "response_id": response_id, "delta": audio}
-    )
-    connection.push(
-        {
-            "type": "response.output_audio_transcript.done",
-            "item_id": f"item_{response_id}",
-            "transcript": text,
-        }
-    )
-    connection.push(
-        {
-            "type": "response.done",
-            "response": {"id": response_id, "status": "completed", "output": [], "usage": usage()},
-        }
-    )
-
-
 def test_end_call_hangs_up_once_the_goodbye_has_played(
     tenant_a: TenantWorld, scripted_provider: type[ScriptedProvider]
 ) -> None:
@@ -86,7 +41,7 @@ def test_end_call_hangs_up_once_the_goodbye_has_played(
         if event["type"] == "response.create" and any(
             e["type"] == "conversation.item.create" for e in connection.sent
         ):
-            speak(connection, "resp_bye", "Thank you for calling, goodbye!", seconds=0.6)
+            connection.speak("resp_bye", "Thank you for calling, goodbye!", seconds=0.6)
 
     scripted_provider.responder = responder
 
@@ -95,7 +50,7 @@ def test_end_call_hangs_up_once_the_goodbye_has_played(
             f"/v1/realtime?model={agent.public_id}", auth_headers(tenant_a.secret)
         )
         await receive(communicator)
-        call_function(scripted_provider.connections[0], "end_call", "{}")
+        scripted_provider.connections[0].call_function("end_call", "{}")
         await receive_until(communicator, "response.done")  # the function call
         await receive_until(communicator, "response.done")  # the goodbye
         said_goodbye = time.monotonic()
@@ -130,9 +85,9 @@ def test_a_background_tool_lets_the_call_go_on_then_delivers_its_result(
         if event["type"] != "response.create":
             return
         if (event.get("response") or {}).get("instructions"):
-            speak(connection, "resp_wait", "One moment, I'm checking.", seconds=0.2)
+            connection.speak("resp_wait", "One moment, I'm checking.", seconds=0.2)
         else:
-            speak(connection, "resp_result", "There are three left.", seconds=0.2)
+            connection.speak("resp_result", "There are three left.", seconds=0.2)
 
     scripted_provider.responder = responder
 
@@ -142,7 +97,7 @@ def test_a_background_tool_lets_the_call_go_on_then_delivers_its_result(
             auth_headers(tenant_a.secret),
         )
         await receive(communicator)
-        call_function(scripted_provider.connections[0], "check_stock", '{"count": 3}')
+        scripted_provider.connections[0].call_function("check_stock", '{"count": 3}')
         seen = await receive_until(communicator, "response.done")  # the function call
         seen += await receive_until(communicator, "response.done")  # "one moment"
         seen += await receive_until(communicator, "response.done")  # the result

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from agents.models import Agent
-from tests.broker.conftest import auth_headers, usage
+from tests.broker.conftest import auth_headers
 from tests.broker.doubles import ScriptedConnection, ScriptedProvider
 from tests.broker.helpers import connect, receive
 from tests.conftest import TenantWorld
@@ -114,41 +114,7 @@ def booking_agent(world: TenantWorld, url: str) -> Agent:
 def respond_to_everything(event: dict[str, Any], connection: ScriptedConnection) -> None:
     if event["type"] == "response.create":
         number = sum(1 for e in connection.sent if e["type"] == "response.create")
-        connection.push({"type": "response.created", "response": {"id": f"resp_{number}"}})
-        connection.push(
-            {
-                "type": "response.done",
-                "response": {
-                    "id": f"resp_{number}",
-                    "status": "completed",
-                    "output": [],
-                    "usage": usage(),
-                },
-            }
-        )
-
-
-def call_the_tool(connection: ScriptedConnection) -> None:
-    connection.push({"type": "response.created", "response": {"id": "resp_fc"}})
-    connection.push(
-        {
-            "type": "response.done",
-            "response": {
-                "id": "resp_fc",
-                "status": "completed",
-                "usage": usage(),
-                "output": [
-                    {
-                        "id": "item_fc",
-                        "type": "function_call",
-                        "call_id": "call_fc",
-                        "name": "book_table",
-                        "arguments": '{"party_size": 2}',
-                    }
-                ],
-            },
-        }
-    )
+        connection.speak(f"resp_{number}")
 
 
 async def wait_for_output(
@@ -189,7 +155,7 @@ def test_a_workers_result_reaches_the_live_call(
         )
         await receive(communicator)
         connection = scripted_provider.connections[0]
-        call_the_tool(connection)
+        connection.call_function("book_table", '{"party_size": 2}')
         output = await wait_for_output(connection, communicator)
         await communicator.disconnect()
         return output
@@ -224,7 +190,7 @@ def test_a_worker_killed_mid_task_runs_it_again_exactly_once_in_effect(
         )
         await receive(communicator)
         connection = scripted_provider.connections[0]
-        call_the_tool(connection)
+        connection.call_function("book_table", '{"party_size": 2}')
         await asyncio.to_thread(booking_server.wait_for_request)
         for child in worker.child_pids():  # the process running the task dies
             os.kill(child, signal.SIGKILL)
@@ -265,7 +231,7 @@ def test_a_result_for_a_call_that_ended_is_stored_not_delivered(
             auth_headers(tenant_a.secret),
         )
         await receive(communicator)
-        call_the_tool(scripted_provider.connections[0])
+        scripted_provider.connections[0].call_function("book_table", '{"party_size": 2}')
         await asyncio.to_thread(booking_server.wait_for_request)
         await communicator.disconnect()  # the caller hangs up while the tool runs
 

@@ -405,7 +405,7 @@ def test_an_agent_in_a_live_call_calls_an_mcp_tool_end_to_end(
     settings: Any,
 ) -> None:
     """The model calls calendar__add; the platform calls the server's add; the sum comes back."""
-    from tests.broker.conftest import auth_headers, usage
+    from tests.broker.conftest import auth_headers
     from tests.broker.helpers import connect, receive, receive_until
     from tools.invocations import ToolInvocation
 
@@ -428,26 +428,7 @@ def test_an_agent_in_a_live_call_calls_an_mcp_tool_end_to_end(
         connection = scripted_provider.connections[0]
         declared = connection.sent[0]["session"]["tools"]
         assert [function["name"] for function in declared] == ["calendar__add", "calendar__refuse"]
-        connection.push({"type": "response.created", "response": {"id": "resp_1"}})
-        connection.push(
-            {
-                "type": "response.done",
-                "response": {
-                    "id": "resp_1",
-                    "status": "completed",
-                    "usage": usage(),
-                    "output": [
-                        {
-                            "id": "item_1",
-                            "type": "function_call",
-                            "call_id": "call_sum",
-                            "name": "calendar__add",
-                            "arguments": '{"a": 2, "b": 3}',
-                        }
-                    ],
-                },
-            }
-        )
+        connection.call_function("calendar__add", '{"a": 2, "b": 3}', call_id="call_sum")
         await receive_until(communicator, "response.done")
         deadline = time.monotonic() + 10
         while not any(e["type"] == "conversation.item.create" for e in connection.sent):
