@@ -87,6 +87,7 @@ urlpatterns = [
     path("tools/new/", tools.tool_create, name="tool_create"),
     path("tools/<str:tool_id>/", tools.tool_edit, name="tool_edit"),
     path("tools/<str:tool_id>/duplicate/", tools.tool_duplicate, name="tool_duplicate"),
+    path("tools/<str:tool_id>/test/", tools.tool_test, name="tool_test"),
     path("tools/<str:tool_id>/delete/", tools.tool_delete, name="tool_delete"),
     path(
         "tools/<str:tool_id>/rotate-secret/",

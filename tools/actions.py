@@ -8,22 +8,59 @@ asked for its tools on every save, so the versions carry what the server offers 
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.dispatch import Signal
 from django.utils import timezone
 
+from tenancy.models import Tenant
 from tenancy.scoping import for_tenant
 from tools.mcp_servers import McpListing, list_tools_of
-from tools.models import ToolDefinition, ToolKind, new_signing_secret, new_tool_id
-from tools.schema import validate_function_name
+from tools.models import (
+    BuiltinTool,
+    Execution,
+    ToolDefinition,
+    ToolKind,
+    new_signing_secret,
+    new_tool_id,
+)
+from tools.schema import EMPTY_PARAMETERS, validate_function_name
 
 # Sent with agent_ids (list of Agent pks) and user (who made the change, or None).
 tool_changed = Signal()
 
 COPY_SUFFIX = "_copy"
 NAME_MAX_LENGTH = 64
+
+# What a tenant's built-in tools say to the model when Koe creates them; editors may change
+# the descriptions and example phrases like any tool's.
+BUILTIN_DEFINITIONS: dict[str, dict[str, Any]] = {
+    BuiltinTool.END_CALL: {
+        "description": "Ends the call. Use it once the caller has nothing more to ask: say a "
+        "short goodbye first; the call ends when you finish speaking.",
+        "parameters": EMPTY_PARAMETERS,
+    },
+    BuiltinTool.TRANSFER_TO_HUMAN: {
+        "description": "Asks a member of staff to take over and follow up with the caller. Use "
+        "it when the caller asks for a person or needs help you cannot give.",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "reason": {
+                    "type": "string",
+                    "description": "Why a person should follow up, in a sentence.",
+                }
+            },
+            "required": ["reason"],
+        },
+    },
+    BuiltinTool.CURRENT_TIME: {
+        "description": "Tells the current date and time in the business's time zone.",
+        "parameters": EMPTY_PARAMETERS,
+    },
+}
 
 
 def save_tool(
@@ -85,6 +122,60 @@ def rotate_signing_secret(tool: ToolDefinition) -> str:
     tool.signing_secret = secret
     tool.save(update_fields=["signing_secret", "updated_at"])
     return secret
+
+
+def ensure_builtin_tools(tenant: Tenant) -> list[ToolDefinition]:
+    """The tenant's tool for each built-in, in BuiltinTool's order, created where missing.
+
+    Built-ins are offered to agents like any tool, so every tenant has one of each: a
+    tool of kind builtin with that builtin_name (whatever it is called). A deleted one
+    comes back the next time this runs. Idempotent, and safe when two requests race. A
+    new tool is in no agent's version yet, so nothing is re-versioned (no tool_changed).
+    """
+    found = _builtin_tools(tenant)
+    return [found.get(builtin) or _create_builtin(tenant, builtin) for builtin in BuiltinTool]
+
+
+def _builtin_tools(tenant: Tenant) -> dict[str, ToolDefinition]:
+    tools = for_tenant(ToolDefinition, tenant).filter(kind=ToolKind.BUILTIN)
+    found: dict[str, ToolDefinition] = {}
+    for tool in tools.order_by("created_at", "pk"):
+        found.setdefault(tool.builtin_name, tool)
+    return found
+
+
+def _create_builtin(tenant: Tenant, builtin: BuiltinTool) -> ToolDefinition:
+    definition = BUILTIN_DEFINITIONS[builtin]
+    for _ in range(3):
+        tool = ToolDefinition(
+            tenant=tenant,
+            name=_free_name(tenant, builtin.value),
+            kind=ToolKind.BUILTIN,
+            builtin_name=builtin,
+            execution=Execution.INLINE,
+            description=definition["description"],
+            parameters=copy.deepcopy(definition["parameters"]),
+        )
+        try:
+            with transaction.atomic():
+                tool.save()
+            return tool
+        except IntegrityError:
+            # Another request took the name, most likely creating this very built-in.
+            existing = _builtin_tools(tenant).get(builtin)
+            if existing is not None:
+                return existing
+    raise RuntimeError(f"Could not create the built-in tool {builtin.value} for {tenant}.")
+
+
+def _free_name(tenant: Tenant, name: str) -> str:
+    """``name``, or ``name_builtin``, ``name_builtin2``… when a tenant's tool has it."""
+    taken = set(for_tenant(ToolDefinition, tenant).values_list("name", flat=True))
+    candidate, counter = name, 1
+    while candidate in taken:
+        candidate = f"{name}_builtin" + ("" if counter == 1 else str(counter))
+        counter += 1
+    return candidate
 
 
 def _copy_name(tool: ToolDefinition) -> str:

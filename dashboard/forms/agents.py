@@ -27,7 +27,8 @@ from agents.versions import save_agent
 from dashboard.forms.base import TenantModelForm
 from tenancy.models import ProviderCredential
 from tenancy.scoping import for_tenant
-from tools.models import ToolDefinition
+from tools.actions import ensure_builtin_tools
+from tools.models import ToolDefinition, ToolKind
 
 MAX_ORIGINS_PER_KEY = 20
 
@@ -198,6 +199,8 @@ class FaqField(forms.Field):
 
 class ToolChoiceField(forms.ModelMultipleChoiceField):
     def label_from_instance(self, obj: Any) -> str:
+        if obj.kind == ToolKind.BUILTIN:
+            return f"{obj.name} — Built-in: {obj.get_builtin_name_display()}"
         return f"{obj.name} — {obj.get_kind_display()}"
 
 
@@ -217,7 +220,8 @@ class AgentForm(TenantModelForm):
         to_field_name="public_id",
         required=False,
         widget=forms.CheckboxSelectMultiple,
-        help_text="Functions the agent may call during a call.",
+        help_text="Functions the agent may call during a call. The built-ins (end the call, "
+        "transfer to a human, the current time) are always offered.",
     )
     faq = FaqField(
         label="Questions and answers",
@@ -266,6 +270,8 @@ class AgentForm(TenantModelForm):
         super().__init__(*args, **kwargs)
         credential_field = cast(forms.ModelChoiceField, self.fields["credential"])
         credential_field.queryset = for_tenant(ProviderCredential, self.tenant)
+        # The built-ins are offered like any tool, even to a tenant that never made them.
+        ensure_builtin_tools(self.tenant)
         tools_field = cast(forms.ModelMultipleChoiceField, self.fields["tools"])
         tools_field.queryset = for_tenant(ToolDefinition, self.tenant).order_by("name")
         if self.instance.credential_id and self.instance.credential is not None:

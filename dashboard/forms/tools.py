@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 from django import forms
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import ValidationError
 from django.forms.fields import InvalidJSONInput, JSONString
+from django.urls import reverse
 
 from dashboard.forms.base import TenantModelForm
 from tenancy.scoping import for_tenant
@@ -23,7 +24,9 @@ from tools.models import (
     ToolKind,
     default_parameters,
 )
+from tools.samples import sample_arguments
 from tools.schema import FUNCTION_NAME_PATTERN
+from tools.test_runs import function_of, remote_tools
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -341,3 +344,60 @@ class ToolForm(TenantModelForm):
     def save_tool(self, user: User) -> ToolDefinition:
         """Save, and re-version the agents using the tool: its definition is in their config."""
         return save_tool(self.save(commit=False), user, mcp_listing=self.mcp_listing)
+
+
+class ToolTestForm(forms.Form):
+    """Arguments to run a tool with now (and, for an MCP tool, which of its remote tools).
+
+    Only broken JSON is refused here, with the text kept as typed: arguments that do not
+    fit the schema run as a live call's would, and come back as the error the model gets.
+    """
+
+    remote_name = forms.ChoiceField(
+        label="Remote tool", help_text="Which of the MCP server's tools to call."
+    )
+    arguments = forms.CharField(
+        label="Arguments (JSON)",
+        strip=False,
+        widget=forms.Textarea(attrs={"rows": 8, "spellcheck": "false"}),
+        help_text="The arguments the model would send, as a JSON object. The sample is made "
+        "from the parameters schema; change it to try other cases.",
+    )
+
+    def __init__(
+        self, data: Any = None, *, tool: ToolDefinition, remote_name: str = "", **kwargs: Any
+    ) -> None:
+        super().__init__(data, **kwargs)
+        self.tool = tool
+        remote_names = [str(remote.get("name")) for remote in remote_tools(tool)]
+        if tool.kind != ToolKind.MCP:
+            del self.fields["remote_name"]
+            self.selected_remote = ""
+        else:
+            field = cast(forms.ChoiceField, self.fields["remote_name"])
+            field.choices = [(name, name) for name in remote_names]
+            # Choosing another remote tool fetches the panel again with its sample arguments.
+            field.widget.attrs.update(
+                {
+                    "hx-get": reverse("dashboard:tool_test", args=[tool.public_id]),
+                    "hx-target": "#tool-test",
+                    "hx-trigger": "change",
+                }
+            )
+            selected = remote_name if remote_name in remote_names else ""
+            self.selected_remote = selected or (remote_names[0] if remote_names else "")
+            self.initial["remote_name"] = self.selected_remote
+        if self.can_run:
+            _, parameters = function_of(tool, self.selected_remote)
+            sample = sample_arguments(parameters)
+            self.initial["arguments"] = json.dumps(sample, indent=2, ensure_ascii=False)
+
+    @property
+    def can_run(self) -> bool:
+        """False for an MCP tool whose server has listed no tool to call yet."""
+        return self.tool.kind != ToolKind.MCP or bool(self.selected_remote)
+
+    def clean_arguments(self) -> str:
+        text: str = self.cleaned_data["arguments"]
+        parse_json_text(text)
+        return text

@@ -165,6 +165,9 @@ def call_detail(request: HttpRequest, membership: Membership, call_id: str) -> H
         else []
     )
     usage_records = list(call.usage.order_by("created_at", "pk"))
+    tool_invocations = list(
+        call.tool_invocations.select_related("tool").order_by("created_at", "pk")
+    )
     return render(
         request,
         "dashboard/calls/detail.html",
@@ -177,6 +180,7 @@ def call_detail(request: HttpRequest, membership: Membership, call_id: str) -> H
             "latency": latency_summary(call.latencies_ms or []),
             "usage_records": usage_records,
             "usage_totals": usage_totals(usage_records),
+            "tool_invocations": tool_invocations,
         },
     )
 

@@ -24,6 +24,7 @@ from tenancy.models import Invitation
 from tenancy.roles import Permission, Role, role_allows
 from tests.conftest import TenantWorld
 from tests.factories import AgentFactory, CredentialFactory, ToolFactory
+from tools.actions import ensure_builtin_tools
 
 
 @dataclass
@@ -41,6 +42,9 @@ class Objects:
 
 
 def _objects(world: TenantWorld) -> Objects:
+    # The tool list and the agent form create any missing built-in: have them all already,
+    # so that showing those pages changes nothing.
+    ensure_builtin_tools(world.tenant)
     tool = ToolFactory(tenant=world.tenant)
     agent = AgentFactory(tenant=world.tenant, tools=[tool])
     widget_key = WidgetKey.objects.create(agent=agent, allowed_origins=["https://shop.example"])
@@ -126,6 +130,9 @@ ENDPOINTS = [
     Endpoint("tool_delete", lambda o: {"tool_id": o.tool_id}, "GET", Permission.EDIT),
     Endpoint("tool_delete", lambda o: {"tool_id": o.tool_id}, "POST", Permission.EDIT),
     Endpoint("tool_rotate_secret", lambda o: {"tool_id": o.tool_id}, "POST", Permission.EDIT),
+    Endpoint("tool_test", lambda o: {"tool_id": o.tool_id}, "GET", Permission.EDIT),
+    # Without arguments nothing runs (a form error), so the matrix makes no request out.
+    Endpoint("tool_test", lambda o: {"tool_id": o.tool_id}, "POST", Permission.EDIT),
     Endpoint(
         "credential_edit", lambda o: {"credential_id": o.credential_id}, "GET", Permission.MANAGE
     ),

@@ -36,7 +36,8 @@ def test_seed_demo_is_idempotent_and_its_credentials_work() -> None:
     assert agent.public_id == first["agent_id"] == second["agent_id"]
     assert agent.provider == "local"
     assert agent.tools.count() == 3
-    assert ToolDefinition.objects.filter(tenant=tenant).count() == 3
+    # the three the agent uses, and the end_call built-in every tenant has in its picker
+    assert ToolDefinition.objects.filter(tenant=tenant).count() == 4
     assert agent.versions.count() == 1
     assert WidgetKey.objects.get(agent=agent).key == first["publishable_key"]
 

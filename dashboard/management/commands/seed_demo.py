@@ -23,6 +23,7 @@ from agents.models import Agent, ResponseEngineKind, WidgetKey
 from agents.versions import save_agent
 from tenancy.models import ApiKey, Membership, Provider, Tenant
 from tenancy.roles import Role
+from tools.actions import ensure_builtin_tools
 from tools.models import BuiltinTool, Execution, ToolDefinition, ToolKind
 
 DEMO_TENANT = "Koe Demo Bistro"
@@ -148,14 +149,10 @@ def seed_demo() -> dict[str, str]:
     owner.save()
     Membership.objects.get_or_create(user=owner, tenant=tenant, defaults={"role": Role.OWNER})
 
-    tools = []
-    for spec in DEMO_TOOLS:
-        tool = ToolDefinition.objects.filter(tenant=tenant, name=spec["name"]).first()
-        if tool is None:
-            tool = ToolDefinition(tenant=tenant, **copy.deepcopy(spec))
-            tool.full_clean()
-            tool.save()
-        tools.append(tool)
+    tools = [_demo_tool(tenant, spec) for spec in DEMO_TOOLS]
+    # The demo's two built-ins are worded for the restaurant; end_call comes as every
+    # tenant's does (the host does not use it).
+    ensure_builtin_tools(tenant)
 
     agent = Agent.objects.filter(tenant=tenant, name=DEMO_AGENT).first()
     if agent is None:
@@ -191,3 +188,18 @@ def seed_demo() -> dict[str, str]:
         "secret_key": secret,
         "publishable_key": widget_key.key,
     }
+
+
+def _demo_tool(tenant: Tenant, spec: dict[str, Any]) -> ToolDefinition:
+    """The demo's tool of this spec, created once (a built-in is found by its builtin_name)."""
+    tools = ToolDefinition.objects.filter(tenant=tenant)
+    if spec["kind"] == ToolKind.BUILTIN:
+        tools = tools.filter(kind=ToolKind.BUILTIN, builtin_name=spec["builtin_name"])
+    else:
+        tools = tools.filter(name=spec["name"])
+    tool = tools.order_by("created_at", "pk").first()
+    if tool is None:
+        tool = ToolDefinition(tenant=tenant, **copy.deepcopy(spec))
+        tool.full_clean()
+        tool.save()
+    return tool
