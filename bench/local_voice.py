@@ -88,7 +88,7 @@ print(json.dumps({{"key": secret, "agent": agent.public_id}}))
 def synthesise(texts: list[str]) -> dict[str, bytes]:
     from agents.realtime.providers.local.tts import PiperSpeech
 
-    voice = PiperSpeech()
+    voice = PiperSpeech(deterministic=True)
     return {text: voice.speak(text).astype("<i2").tobytes() for text in texts}
 
 

@@ -19,7 +19,7 @@ SERVER_EVENT: TypeAdapter[Any] = TypeAdapter(RealtimeServerEvent)
 
 @functools.cache
 def _voice() -> PiperSpeech:
-    return PiperSpeech()
+    return PiperSpeech(deterministic=True)
 
 
 @functools.cache

@@ -42,11 +42,19 @@ class Voice(abc.ABC):
 class PiperSpeech(Voice):
     name = "piper"
 
-    def __init__(self) -> None:
+    def __init__(self, *, deterministic: bool = False) -> None:
         self.voice = piper_voice()
+        # Piper varies each rendering a little (sampled noise), as a person would; with
+        # the noise off the same text always gives the same audio (tests, benchmarks).
+        self.config = None
+        if deterministic:
+            from piper import SynthesisConfig
+
+            self.config = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
 
     def speak(self, sentence: str) -> Int16Audio:
-        chunks = [chunk.audio_float_array for chunk in self.voice.synthesize(sentence)]
+        synthesized = self.voice.synthesize(sentence, syn_config=self.config)
+        chunks = [chunk.audio_float_array for chunk in synthesized]
         if not chunks:
             return np.zeros(0, dtype=np.int16)
         audio = np.concatenate(chunks).astype(np.float32)
