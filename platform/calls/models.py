@@ -96,6 +96,11 @@ class CallSession(models.Model):
     input_tokens = models.PositiveBigIntegerField(default=0)
     output_tokens = models.PositiveBigIntegerField(default=0)
     total_tokens = models.PositiveBigIntegerField(default=0)
+    # The provider cost of the call's responses and what the tenant is billed (with the
+    # operator's margin), set when the call is settled after it ends.
+    cost = models.DecimalField(max_digits=20, decimal_places=9, null=True, blank=True)
+    billed_amount = models.DecimalField(max_digits=20, decimal_places=9, null=True, blank=True)
+    cost_computed_at = models.DateTimeField(null=True, blank=True)
     server_instance = models.CharField(
         max_length=120, blank=True, help_text="The process that holds the live call."
     )
@@ -187,6 +192,11 @@ class UsageRecord(models.Model):
     cached_image_tokens = models.PositiveIntegerField(default=0)
     output_text_tokens = models.PositiveIntegerField(default=0)
     output_audio_tokens = models.PositiveIntegerField(default=0)
+    # Priced when stored, with the price in force then; None: the model has no price.
+    price = models.ForeignKey(
+        "billing.ModelPrice", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    cost = models.DecimalField(max_digits=20, decimal_places=9, null=True, blank=True)
 
     class Meta:
         ordering = ["call", "created_at"]

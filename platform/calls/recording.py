@@ -12,6 +12,8 @@ from django.db import transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
+from billing.settlement import price_records
+from billing.tasks import settle_call_task
 from calls.models import CallSession, CallStatus, TranscriptItem, UsageRecord
 from events.actions import emit_call_ended
 
@@ -62,6 +64,7 @@ def store_progress(
                 **fields,
             )
         )
+    price_records(records)
     UsageRecord.objects.bulk_create(records)
     CallSession.objects.filter(pk=call.pk).update(
         turn_count=turn_count,
@@ -89,4 +92,7 @@ def end_call(call_id: int, reason: str, detail: str = "") -> CallSession:
         # In the same transaction: the event exists exactly when the call ended, and is
         # delivered after the commit.
         emit_call_ended(call)
+        # Its cost and the roll-ups follow in a task, once the end is committed.
+        call_id = call.pk
+        transaction.on_commit(lambda: settle_call_task.delay(call_id), robust=True)
         return call

@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "koe",
     "tenancy",
     "calls",
+    "billing",
     "events",
     "tools",
     "agents",

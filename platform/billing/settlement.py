@@ -1,0 +1,54 @@
+"""Pricing usage as it is stored, and settling a call's cost once it has ended."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from decimal import Decimal
+
+from django.db import transaction
+from django.utils import timezone
+
+from billing.models import BillingSettings, ModelPrice
+from billing.pricing import CostBreakdown, Tokens, billed_amount, cost_of, price_in_force
+from calls.models import CallSession, UsageRecord
+
+
+def price_records(records: Iterable[UsageRecord]) -> None:
+    """Set each new record's price and cost from the price in force at its time."""
+    prices: dict[tuple[str, str], ModelPrice | None] = {}
+    for record in records:
+        key = (record.provider, record.model)
+        if key not in prices:
+            prices[key] = price_in_force(record.provider, record.model, record.created_at)
+        price = prices[key]
+        record.price = price
+        record.cost = cost_of(Tokens.of(record), price).total if price is not None else None
+
+
+def breakdown_of(call: CallSession) -> CostBreakdown:
+    """The call's cost by token kind (its responses priced as they were)."""
+    total = CostBreakdown()
+    for record in call.usage.select_related("price"):
+        if record.price is not None:
+            total = total + cost_of(Tokens.of(record), record.price)
+    return total
+
+
+@transaction.atomic
+def settle_call(call_id: int) -> CallSession:
+    """Sum the call's priced usage into its cost and billed amount. Idempotent: it
+    recomputes from the usage rows each time, so a retried task changes nothing."""
+    call = CallSession.objects.select_for_update().select_related("tenant").get(pk=call_id)
+    unpriced = [record for record in call.usage.all() if record.cost is None]
+    if unpriced:
+        price_records(unpriced)
+        UsageRecord.objects.bulk_update(unpriced, ["price", "cost"])
+    cost = sum((record.cost for record in call.usage.all() if record.cost is not None), Decimal(0))
+    billing = BillingSettings.objects.filter(tenant=call.tenant).first()
+    margin = billing.margin_percent if billing else Decimal(0)
+    fee = billing.fee_per_minute if billing else Decimal(0)
+    call.cost = cost
+    call.billed_amount = billed_amount(cost, call.duration_ms or 0, margin, fee)
+    call.cost_computed_at = timezone.now()
+    call.save(update_fields=["cost", "billed_amount", "cost_computed_at"])
+    return call
