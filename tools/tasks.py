@@ -115,7 +115,10 @@ def deliver(invocation_id: int, outcome: ToolOutcome) -> str:
     """Send the result to the live call once; a call that has ended keeps it stored."""
     with transaction.atomic():
         invocation = (
-            ToolInvocation.objects.select_for_update().select_related("call").get(pk=invocation_id)
+            # of=self: PostgreSQL cannot lock the nullable side of the join to the call.
+            ToolInvocation.objects.select_for_update(of=("self",))
+            .select_related("call")
+            .get(pk=invocation_id)
         )
         if invocation.delivery in (Delivery.DELIVERED, Delivery.CALL_ENDED):
             return invocation.delivery

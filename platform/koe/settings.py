@@ -124,7 +124,12 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": env_str("KOE_CHANNEL_PREFIX", "koe")},
+            "CONFIG": {
+                # redis-py 8 times socket reads out after 5 s, exactly channels_redis's
+                # blocking-receive wait: a quiet consumer would die of "Timeout reading".
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 30, "socket_keepalive": True}],
+                "prefix": env_str("KOE_CHANNEL_PREFIX", "koe"),
+            },
         }
     }
     CACHES = {

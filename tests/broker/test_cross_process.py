@@ -59,3 +59,33 @@ def test_a_message_from_another_process_reaches_the_live_call(
     call = CallSession.objects.get()
     assert call.end_reason == "operator"
     assert call.end_detail == "from another process"
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_a_quiet_call_still_hears_its_group_after_a_while(
+    tenant_a: TenantWorld, openai_agent: Agent, scripted_provider: type[ScriptedProvider]
+) -> None:
+    """The Redis layer's blocking receive waits 5 s; redis-py's default socket timeout is
+    also 5 s: without a longer one, a call with no group message for 5 s crashed."""
+
+    async def scenario() -> dict:
+        communicator = await connect(
+            f"/v1/realtime?model={openai_agent.public_id}", auth_headers(tenant_a.secret)
+        )
+        await receive(communicator)
+        call = await database_sync_to_async(CallSession.objects.get)()
+        await asyncio.sleep(7)  # a quiet stretch longer than one blocking receive
+        assert not communicator.future.done(), communicator.future.exception()
+        from channels.layers import get_channel_layer
+
+        await get_channel_layer().group_send(
+            call.group_name, {"type": "call.end", "reason": "operator", "detail": "after a pause"}
+        )
+        event = await receive(communicator, timeout=10)
+        await communicator.disconnect()
+        return event
+
+    event = asyncio.run(scenario())
+    assert event["error"]["code"] == "call_ended_operator"
+    assert CallSession.objects.get().end_detail == "after a pause"
