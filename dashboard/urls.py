@@ -12,6 +12,7 @@ from dashboard.views import (
     members,
     tenants,
     tools,
+    usage,
 )
 
 app_name = "dashboard"
@@ -82,6 +83,9 @@ urlpatterns = [
     path("calls/", calls.call_list, name="call_list"),
     path("calls/<str:call_id>/", calls.call_detail, name="call_detail"),
     path("calls/<str:call_id>/end/", calls.call_end, name="call_end"),
+    # usage and cost
+    path("usage/", usage.usage, name="usage"),
+    path("usage/export.csv", usage.usage_export, name="usage_export"),
     # tools
     path("tools/", tools.tool_list, name="tool_list"),
     path("tools/new/", tools.tool_create, name="tool_create"),

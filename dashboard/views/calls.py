@@ -7,6 +7,7 @@ import logging
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from django.contrib import messages
@@ -17,6 +18,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from agents.models import Agent
+from billing.pricing import CostBreakdown
+from billing.settlement import breakdown_of
 from calls.control import EndOutcome, is_stale, request_call_end
 from calls.models import (
     CallSession,
@@ -40,6 +43,18 @@ USAGE_COLUMNS = (
     "output_text_tokens",
     "output_audio_tokens",
     "total_tokens",
+)
+
+# The call page's cost rows, in the order of the usage table above them.
+COST_KINDS = (
+    ("text_input", "Text input"),
+    ("cached_text_input", "Cached text input"),
+    ("text_output", "Text output"),
+    ("audio_input", "Audio input"),
+    ("cached_audio_input", "Cached audio input"),
+    ("audio_output", "Audio output"),
+    ("image_input", "Image input"),
+    ("cached_image_input", "Cached image input"),
 )
 
 
@@ -100,6 +115,12 @@ def pretty_json(text: str) -> str:
         return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
     except ValueError:
         return text
+
+
+def cost_rows(breakdown: CostBreakdown) -> list[tuple[str, Decimal]]:
+    """(label, dollars) of each token kind the call paid for."""
+    amounts = breakdown.as_dict()
+    return [(label, amounts[name]) for name, label in COST_KINDS if amounts[name]]
 
 
 def usage_totals(records: Iterable[UsageRecord]) -> dict[str, int]:
@@ -168,6 +189,8 @@ def call_detail(request: HttpRequest, membership: Membership, call_id: str) -> H
     tool_invocations = list(
         call.tool_invocations.select_related("tool").order_by("created_at", "pk")
     )
+    # Until the call is settled its cost is unknown; after, each response's price is kept.
+    breakdown = breakdown_of(call) if call.cost is not None else None
     return render(
         request,
         "dashboard/calls/detail.html",
@@ -180,6 +203,9 @@ def call_detail(request: HttpRequest, membership: Membership, call_id: str) -> H
             "latency": latency_summary(call.latencies_ms or []),
             "usage_records": usage_records,
             "usage_totals": usage_totals(usage_records),
+            "cost_rows": cost_rows(breakdown) if breakdown is not None else [],
+            "cost_breakdown": breakdown,
+            "unpriced_count": sum(1 for record in usage_records if record.price_id is None),
             "tool_invocations": tool_invocations,
         },
     )

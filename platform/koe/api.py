@@ -1,6 +1,6 @@
 """The REST API v1 (django-ninja): tenant secret-key auth, JSON errors and pagination.
 
-Domain routers (agents, tools, realtime) are attached in koe/urls.py. Every error answers
+Domain routers (agents, tools, realtime, usage) are attached in koe/urls.py. Every error answers
 ``{"error": {"type", "code", "message"}}``, with ``"fields": {name: [messages]}`` added
 when the request did not validate.
 """

@@ -9,6 +9,7 @@ from django.urls import include, path, re_path
 from agents.api import router as agents_router
 from agents.realtime.api import router as realtime_router
 from agents.realtime.api import widget_client_secret
+from billing.api import router as usage_router
 from koe.api import api, api_urls, not_found_view
 from koe.metrics import metrics
 from tools.api import router as tools_router
@@ -16,6 +17,7 @@ from tools.api import router as tools_router
 api.add_router("/agents", agents_router)
 api.add_router("/tools", tools_router)
 api.add_router("/realtime", realtime_router)
+api.add_router("", usage_router)
 
 
 def healthz(request: HttpRequest) -> JsonResponse:

@@ -237,6 +237,8 @@ PAGES = [
     ("agent_create", "POST", Permission.EDIT),
     ("tool_list", "GET", Permission.VIEW),
     ("call_list", "GET", Permission.VIEW),
+    ("usage", "GET", Permission.VIEW),
+    ("usage_export", "GET", Permission.VIEW),
     ("tool_create", "GET", Permission.EDIT),
     ("tool_create", "POST", Permission.EDIT),
     ("member_list", "GET", Permission.MANAGE),
