@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from agents.models import Agent
 from agents.realtime.providers import ProviderCredentials
+from billing import budgets
 from calls.control import stale_before
 from calls.models import (
     CallSession,
@@ -25,6 +26,11 @@ from calls.models import (
     SessionToken,
 )
 from tenancy.models import ApiKey, ProviderCredential, Tenant, hash_secret
+
+BUDGET_EXCEEDED = (
+    "This service has reached its spending limit for the month; calls are unavailable until "
+    "the limit is raised or the month ends."
+)
 
 
 class AccessDenied(Exception):
@@ -41,6 +47,7 @@ class CallGrant:
 
     call_id: int
     call_public_id: str
+    tenant_id: int
     tenant_public_id: str
     agent_public_id: str
     config: dict[str, Any]
@@ -181,6 +188,7 @@ def _start(tenant: Tenant, agent: Agent, details: dict[str, Any]) -> CallGrant:
     if version is None:
         raise AccessDenied("This agent has no saved configuration yet.", "agent_not_ready")
     config = version.config
+    check_budget(tenant)
     with transaction.atomic():
         # One tenant row lock serialises the concurrency check across processes.
         locked = Tenant.objects.select_for_update().get(pk=tenant.pk)
@@ -205,6 +213,7 @@ def _start(tenant: Tenant, agent: Agent, details: dict[str, Any]) -> CallGrant:
     return CallGrant(
         call_id=call.pk,
         call_public_id=call.public_id,
+        tenant_id=tenant.pk,
         tenant_public_id=tenant.public_id,
         agent_public_id=agent.public_id,
         # The tenant's time zone rides along for the built-in provider ("tomorrow" is local).
@@ -215,6 +224,12 @@ def _start(tenant: Tenant, agent: Agent, details: dict[str, Any]) -> CallGrant:
         stores_transcript=call.stores_transcript,
         allow_overrides=bool(config.get("client_may_override")),
     )
+
+
+def check_budget(tenant: Tenant) -> None:
+    """Refuse when a hard monthly budget is spent (a cache read, mostly no query)."""
+    if budgets.budget_of(tenant.pk).refuses_new_calls:
+        raise AccessDenied(BUDGET_EXCEEDED, "budget_exceeded", "rate_limit_error")
 
 
 def active_calls(tenant: Tenant) -> int:

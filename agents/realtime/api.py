@@ -20,8 +20,12 @@ from agents.models import Agent
 from agents.realtime import tokens
 from agents.realtime.access import AccessDenied
 from calls.models import Channel, ConsentMethod
+from koe.api import error_response, error_responses
 
 router = Router(tags=["realtime"])
+
+# Refusals that are not a bad request; the rest answer 400.
+REFUSAL_STATUS = {"rate_limited": 429, "budget_exceeded": 429, "origin_not_allowed": 403}
 
 
 class ExpiresAfter(Schema):
@@ -51,10 +55,12 @@ class ClientSecretResponse(Schema):
 
 @router.post(
     "/client_secrets",
-    response={200: ClientSecretResponse},
+    response={200: ClientSecretResponse, **error_responses(400, 404, 429)},
     summary="Mint a short-lived, single-use session token for a browser",
 )
-def create_client_secret(request: HttpRequest, body: ClientSecretRequest) -> dict[str, Any]:
+def create_client_secret(
+    request: HttpRequest, body: ClientSecretRequest
+) -> dict[str, Any] | HttpResponse:
     tenant = request.tenant  # type: ignore[attr-defined]
     agent = Agent.objects.filter(tenant=tenant, public_id=body.session.model).first()
     if agent is None:
@@ -70,6 +76,14 @@ def create_client_secret(request: HttpRequest, body: ClientSecretRequest) -> dic
             ttl_seconds=body.expires_after.seconds if body.expires_after else None,
         )
     except AccessDenied as denied:
+        if denied.code in REFUSAL_STATUS:
+            return error_response(
+                request,
+                REFUSAL_STATUS[denied.code],
+                denied.message,
+                code=denied.code,
+                error_type=denied.error_type,
+            )
         raise HttpError(400, denied.message) from denied
     return minted.response()
 
@@ -128,7 +142,7 @@ def widget_client_secret(request: HttpRequest) -> HttpResponse:
             client_ip=client_ip(request),
         )
     except AccessDenied as denied:
-        status = {"rate_limited": 429, "origin_not_allowed": 403}.get(denied.code, 400)
+        status = REFUSAL_STATUS.get(denied.code, 400)
         # A refused origin gets no CORS grant: the browser keeps the answer from the page.
         response = _error(status, denied.message, denied.code)
         return response if denied.code == "origin_not_allowed" else _cors(response, origin)

@@ -29,6 +29,7 @@ from agents.realtime.policy import PolicyState, parse_client_frame
 from agents.realtime.providers import ProviderConnection, ProviderError, get_provider
 from agents.realtime.session_config import greeting_response, session_update
 from agents.realtime.tracker import CallTracker, Pending, ProviderFault, ToolCallRequest
+from billing import budgets
 from calls.metrics import (
     ACTIVE_CALLS,
     CALLS_ENDED,
@@ -354,9 +355,24 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     async def _watch_limits(self) -> None:
         max_duration = float(self.grant.config.get("max_call_duration_seconds") or 3600)
         idle_timeout = float(self.grant.config.get("idle_timeout_seconds") or 0)
+        budget_every = float(settings.KOE_BUDGET_CHECK_SECONDS)
+        budget_checked = self.tracker.clock()
         while not self.ended:
             await asyncio.sleep(WATCHDOG_INTERVAL_SECONDS)
             now = self.tracker.clock()
+            # The tenant's spending, every few seconds rather than every tick: a cache read.
+            if budget_every > 0 and now - budget_checked >= budget_every:
+                budget_checked = now
+                try:
+                    budget = await database_sync_to_async(budgets.budget_of)(self.grant.tenant_id)
+                except Exception:  # the other limits must still be watched
+                    logger.exception("budget check failed tenant=%s call=%s", *self._ids())
+                else:
+                    if budget.ends_live_calls:
+                        await self._end(
+                            EndReason.BUDGET, "The monthly spending limit was reached.", notify=True
+                        )
+                        return
             if now - self.started >= max_duration:
                 await self._end(
                     EndReason.MAX_DURATION, "The call reached its maximum duration.", notify=True

@@ -11,7 +11,7 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from agents.models import Agent, WidgetKey
-from agents.realtime.access import AccessDenied, parse_consent
+from agents.realtime.access import AccessDenied, check_budget, parse_consent
 from calls.models import Channel, ConsentMethod, ConsentScope, SessionToken
 from tenancy.models import Tenant
 
@@ -60,6 +60,7 @@ def mint(
             "invalid_expires_after",
         )
     scope = parse_consent(consent, agent)
+    check_budget(tenant)
     token, value = SessionToken.issue(
         ttl=timedelta(seconds=ttl),
         tenant=tenant,

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
 from decimal import Decimal
 
 from django.db import transaction
 from django.utils import timezone
 
+from billing import budgets
 from billing.models import BillingSettings, ModelPrice
 from billing.pricing import CostBreakdown, Tokens, billed_amount, cost_of, price_in_force
 from calls.models import CallSession, UsageRecord
 
 
 def price_records(records: Iterable[UsageRecord]) -> None:
-    """Set each new record's price and cost from the price in force at its time."""
+    """Set each new record's price and cost from the price in force at its time; once the
+    records are committed, their cost counts towards the tenant's cached spending."""
     prices: dict[tuple[str, str], ModelPrice | None] = {}
+    costs: dict[int, Decimal] = defaultdict(Decimal)
     for record in records:
         key = (record.provider, record.model)
         if key not in prices:
@@ -23,6 +27,15 @@ def price_records(records: Iterable[UsageRecord]) -> None:
         price = prices[key]
         record.price = price
         record.cost = cost_of(Tokens.of(record), price).total if price is not None else None
+        if record.cost:
+            costs[record.tenant_id] += record.cost
+    for tenant_id, cost in costs.items():
+        _count_when_committed(tenant_id, cost)
+
+
+def _count_when_committed(tenant_id: int, cost: Decimal) -> None:
+    # robust: a cache outage must not fail the store that already committed.
+    transaction.on_commit(lambda: budgets.count_live_usage(tenant_id, cost), robust=True)
 
 
 def breakdown_of(call: CallSession) -> CostBreakdown:

@@ -217,6 +217,10 @@ KOE_MCP_TOOLS_CACHE_SECONDS = env_int("KOE_MCP_TOOLS_CACHE_SECONDS", 300)
 # Calls marked active for longer than their limit plus this grace are not counted
 # against the concurrency cap (their process died without ending them).
 KOE_STALE_CALL_GRACE_SECONDS = env_int("KOE_STALE_CALL_GRACE_SECONDS", 120)
+# Budgets: how long a tenant's month-to-date spending is cached for the call path, and how
+# often a live call checks it against a hard budget's overrun.
+KOE_BUDGET_CACHE_SECONDS = env_int("KOE_BUDGET_CACHE_SECONDS", 30)
+KOE_BUDGET_CHECK_SECONDS = env_int("KOE_BUDGET_CHECK_SECONDS", 5)
 KOE_METRICS_TOKEN = env_str("KOE_METRICS_TOKEN")
 KOE_INSTANCE_NAME = env_str("KOE_INSTANCE_NAME") or f"{socket.gethostname()}:{os.getpid()}"
 

@@ -130,8 +130,9 @@ def test_a_call_is_settled_with_the_operators_margin_once_whatever_the_retries(
 
 
 def test_ending_a_call_settles_it_and_the_local_provider_costs_nothing(
-    tenant_a: TenantWorld,
+    tenant_a: TenantWorld, settings: Any
 ) -> None:
+    settings.CELERY_TASK_ALWAYS_EAGER = True  # a real worker settles: test_rollups_worker.py
     agent = AgentFactory(tenant=tenant_a.tenant)
     call = CallSession.objects.create(
         tenant=tenant_a.tenant,
