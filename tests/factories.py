@@ -6,6 +6,7 @@ import factory
 from django.contrib.auth import get_user_model
 
 from agents.models import Agent, WidgetKey
+from calls.models import CallSession
 from tenancy.models import Membership, ProviderCredential, Tenant
 from tenancy.roles import Role
 from tools.models import ToolDefinition
@@ -81,6 +82,22 @@ class AgentFactory(factory.django.DjangoModelFactory):
         agent = model_class(*args, **kwargs)
         save_agent(agent, tools)
         return agent
+
+
+class CallFactory(factory.django.DjangoModelFactory):
+    """A live call of an agent's current version, as the broker opens one."""
+
+    class Meta:
+        model = CallSession
+
+    agent = factory.SubFactory(AgentFactory)
+    tenant = factory.LazyAttribute(lambda call: call.agent.tenant)
+    agent_version = factory.LazyAttribute(lambda call: call.agent.current_version)
+    agent_name = factory.LazyAttribute(lambda call: call.agent.name)
+    version_number = factory.LazyAttribute(lambda call: call.agent.current_version.number)
+    channel = "api"
+    provider = factory.LazyAttribute(lambda call: call.agent.provider)
+    model = factory.LazyAttribute(lambda call: call.agent.model)
 
 
 class CredentialFactory(factory.django.DjangoModelFactory):

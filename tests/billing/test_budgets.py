@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import uuid
 from decimal import Decimal
 from typing import Any
 
@@ -27,26 +26,13 @@ from tests.broker.conftest import auth_headers, scripted_provider
 from tests.broker.doubles import ScriptedProvider, usage
 from tests.broker.helpers import connect, receive, receive_until, refused
 from tests.conftest import TenantWorld
-from tests.factories import AgentFactory
+from tests.factories import AgentFactory, CallFactory
 
 pytestmark = pytest.mark.django_db
 __all__ = ["scripted_provider"]  # the broker's fixture, for the calls opened here
 
 OWNER = "owner@acme-dental.example"
 ORIGIN = "https://shop.example"
-
-
-@pytest.fixture(autouse=True)
-def _isolated(settings: Any) -> None:
-    # Tasks run in-process (also where REDIS_URL is set: no worker runs here), and each
-    # test has its own cache, so no cached spending leaks between tests.
-    settings.CELERY_TASK_ALWAYS_EAGER = True
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-            "LOCATION": f"budgets-{uuid.uuid4()}",
-        }
-    }
 
 
 @pytest.fixture(autouse=True)
@@ -71,17 +57,7 @@ def agent_of(world: TenantWorld) -> Agent:
 
 
 def start_call(agent: Agent, **fields: Any) -> CallSession:
-    return CallSession.objects.create(
-        tenant=agent.tenant,
-        agent=agent,
-        agent_version=agent.current_version,
-        agent_name=agent.name,
-        version_number=1,
-        channel="api",
-        provider="openai",
-        model="gpt-realtime",
-        **fields,
-    )
+    return CallFactory(agent=agent, **fields)
 
 
 def settled_call(agent: Agent, billed: str, started: datetime.datetime | None = None) -> None:

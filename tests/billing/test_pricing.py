@@ -16,7 +16,7 @@ from billing.settlement import breakdown_of, settle_call
 from calls.models import CallSession, UsageRecord
 from calls.recording import end_call, store_progress
 from tests.conftest import TenantWorld
-from tests.factories import AgentFactory
+from tests.factories import AgentFactory, CallFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -38,16 +38,7 @@ MIXED: dict[str, Any] = {
 
 def start_call(world: TenantWorld, model: str = "gpt-realtime") -> CallSession:
     agent = AgentFactory(tenant=world.tenant, provider="openai", model=model, voice="marin")
-    return CallSession.objects.create(
-        tenant=world.tenant,
-        agent=agent,
-        agent_version=agent.current_version,
-        agent_name=agent.name,
-        version_number=1,
-        channel="api",
-        provider="openai",
-        model=model,
-    )
+    return CallFactory(agent=agent)
 
 
 def store(call: CallSession, response_id: str, usage: dict[str, Any]) -> None:
@@ -130,20 +121,9 @@ def test_a_call_is_settled_with_the_operators_margin_once_whatever_the_retries(
 
 
 def test_ending_a_call_settles_it_and_the_local_provider_costs_nothing(
-    tenant_a: TenantWorld, settings: Any
+    tenant_a: TenantWorld,
 ) -> None:
-    settings.CELERY_TASK_ALWAYS_EAGER = True  # a real worker settles: test_rollups_worker.py
-    agent = AgentFactory(tenant=tenant_a.tenant)
-    call = CallSession.objects.create(
-        tenant=tenant_a.tenant,
-        agent=agent,
-        agent_version=agent.current_version,
-        agent_name=agent.name,
-        version_number=1,
-        channel="api",
-        provider="local",
-        model="koe-local",
-    )
+    call = CallFactory(agent=AgentFactory(tenant=tenant_a.tenant))  # the local provider
     store(call, "resp_1", MIXED)
 
     with TestCase.captureOnCommitCallbacks(execute=True):

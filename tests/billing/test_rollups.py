@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime
 import threading
-import uuid
 from decimal import Decimal
 from typing import Any
 
@@ -22,7 +21,7 @@ from calls.models import CallSession
 from calls.recording import end_call, store_progress
 from koe.celery import app
 from tests.conftest import TenantWorld
-from tests.factories import AgentFactory
+from tests.factories import AgentFactory, CallFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -46,19 +45,6 @@ ROLLED_FIELDS = (
     "cost",
     "billed",
 )
-
-
-@pytest.fixture(autouse=True)
-def _isolated(settings: Any) -> None:
-    # Tasks run in-process (also where REDIS_URL is set: no worker runs here), and each
-    # test has its own cache, so no cached spending leaks between tests.
-    settings.CELERY_TASK_ALWAYS_EAGER = True
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-            "LOCATION": f"rollups-{uuid.uuid4()}",
-        }
-    }
 
 
 def round_prices() -> ModelPrice:
@@ -101,16 +87,7 @@ def make_call(
     Inside the test's transaction the end's settlement task is never queued (nothing
     commits), as if it had been lost; ``settle`` settles the call directly."""
     with time_machine.travel(started, tick=False):
-        call = CallSession.objects.create(
-            tenant=agent.tenant,
-            agent=agent,
-            agent_version=agent.current_version,
-            agent_name=agent.name,
-            version_number=1,
-            channel="api",
-            provider="openai",
-            model="gpt-realtime",
-        )
+        call = CallFactory(agent=agent)
         store_progress(
             call.pk,
             transcript=[],

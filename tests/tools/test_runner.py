@@ -13,7 +13,7 @@ from channels.layers import get_channel_layer
 
 from calls.models import CallSession, CallStatus
 from tests.conftest import TenantWorld
-from tests.factories import AgentFactory, ToolFactory
+from tests.factories import AgentFactory, CallFactory, ToolFactory
 from tools.invocations import ToolInvocation
 from tools.models import ToolDefinition
 from tools.outcomes import ToolOutcome
@@ -47,18 +47,7 @@ def start_call(
     world: TenantWorld, tool: ToolDefinition, consent: str = "transcript"
 ) -> CallSession:
     agent = AgentFactory(tenant=world.tenant, tools=[tool])
-    return CallSession.objects.create(
-        tenant=world.tenant,
-        agent=agent,
-        agent_version=agent.current_version,
-        agent_name=agent.name,
-        version_number=1,
-        channel="api",
-        provider="openai",
-        model="gpt-realtime",
-        consent_scope=consent,
-        end_user_ref="customer-42",
-    )
+    return CallFactory(agent=agent, consent_scope=consent, end_user_ref="customer-42")
 
 
 def context(
