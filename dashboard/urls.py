@@ -27,6 +27,7 @@ urlpatterns = [
     path("tenants/new/", tenants.tenant_create, name="tenant_create"),
     path("tenants/<str:tenant_id>/switch/", tenants.tenant_switch, name="tenant_switch"),
     path("settings/", tenants.tenant_settings, name="tenant_settings"),
+    path("settings/budget/", tenants.tenant_budget, name="tenant_budget"),
     # outbound events
     path("settings/events/", events.events_endpoint, name="events_endpoint"),
     path(

@@ -8,7 +8,10 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from billing import budgets
+from billing.models import BillingSettings
 from dashboard.access import tenant_view
+from dashboard.forms.billing import BudgetForm
 from dashboard.forms.events import EventEndpointForm
 from dashboard.forms.tenancy import TenantForm, TenantSettingsForm
 from events.models import EventEndpoint
@@ -61,14 +64,31 @@ def tenant_settings(request: HttpRequest, membership: Membership) -> HttpRespons
     return render_settings(request, membership, form=form)
 
 
+@require_POST
+@tenant_view(Permission.MANAGE)
+def tenant_budget(request: HttpRequest, membership: Membership) -> HttpResponse:
+    billing, _ = BillingSettings.objects.get_or_create(tenant_id=membership.tenant_id)
+    budget_form = BudgetForm(request.POST, instance=billing)
+    if not budget_form.is_valid():
+        return render_settings(request, membership, budget_form=budget_form)
+    budget_form.save()
+    budgets.refresh(membership.tenant_id)  # the call path sees the new budget at once
+    messages.success(request, "Budget saved.")
+    return redirect("dashboard:tenant_settings")
+
+
 def render_settings(
     request: HttpRequest,
     membership: Membership,
     *,
     form: TenantSettingsForm | None = None,
     events_form: EventEndpointForm | None = None,
+    budget_form: BudgetForm | None = None,
 ) -> HttpResponse:
-    """The settings page: the tenant's own settings and its events endpoint."""
+    """The settings page: the tenant's own settings, its budget and its events endpoint."""
+    if budget_form is None:
+        billing = BillingSettings.objects.filter(tenant_id=membership.tenant_id).first()
+        budget_form = BudgetForm(instance=billing)
     if form is None:
         form = TenantSettingsForm(instance=Tenant.objects.get(pk=membership.tenant_id))
     endpoint = for_tenant(EventEndpoint, membership.tenant).first()
@@ -77,5 +97,11 @@ def render_settings(
     return render(
         request,
         "dashboard/tenants/settings.html",
-        {"form": form, "events_form": events_form, "endpoint": endpoint, "nav": "settings"},
+        {
+            "form": form,
+            "events_form": events_form,
+            "budget_form": budget_form,
+            "endpoint": endpoint,
+            "nav": "settings",
+        },
     )

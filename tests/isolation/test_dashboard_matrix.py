@@ -250,6 +250,7 @@ PAGES = [
     ("credential_create", "POST", Permission.MANAGE),
     ("tenant_settings", "GET", Permission.MANAGE),
     ("tenant_settings", "POST", Permission.MANAGE),
+    ("tenant_budget", "POST", Permission.MANAGE),
     ("events_endpoint", "POST", Permission.MANAGE),
     ("events_rotate_secret", "POST", Permission.MANAGE),
     ("events_test", "POST", Permission.MANAGE),
