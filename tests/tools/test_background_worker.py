@@ -117,6 +117,19 @@ def respond_to_everything(event: dict[str, Any], connection: ScriptedConnection)
         connection.speak(f"resp_{number}")
 
 
+async def book_in_a_call(
+    world: TenantWorld, agent: Agent, provider: type[ScriptedProvider]
+) -> tuple[Any, ScriptedConnection]:
+    """Open a call whose model at once calls the (background) booking tool."""
+    communicator = await connect(
+        f"/v1/realtime?model={agent.public_id}&consent=transcript", auth_headers(world.secret)
+    )
+    await receive(communicator)
+    connection = provider.connections[-1]
+    connection.call_function("book_table", '{"party_size": 2}')
+    return communicator, connection
+
+
 async def wait_for_output(
     connection: ScriptedConnection, communicator: Any, timeout: float = 40
 ) -> dict[str, Any]:
@@ -149,13 +162,7 @@ def test_a_workers_result_reaches_the_live_call(
     scripted_provider.responder = respond_to_everything
 
     async def scenario() -> dict[str, Any]:
-        communicator = await connect(
-            f"/v1/realtime?model={agent.public_id}&consent=transcript",
-            auth_headers(tenant_a.secret),
-        )
-        await receive(communicator)
-        connection = scripted_provider.connections[0]
-        connection.call_function("book_table", '{"party_size": 2}')
+        communicator, connection = await book_in_a_call(tenant_a, agent, scripted_provider)
         output = await wait_for_output(connection, communicator)
         await communicator.disconnect()
         return output
@@ -184,13 +191,7 @@ def test_a_worker_killed_mid_task_runs_it_again_exactly_once_in_effect(
     booking_server.hold.set()
 
     async def scenario() -> list[dict[str, Any]]:
-        communicator = await connect(
-            f"/v1/realtime?model={agent.public_id}&consent=transcript",
-            auth_headers(tenant_a.secret),
-        )
-        await receive(communicator)
-        connection = scripted_provider.connections[0]
-        connection.call_function("book_table", '{"party_size": 2}')
+        communicator, connection = await book_in_a_call(tenant_a, agent, scripted_provider)
         await asyncio.to_thread(booking_server.wait_for_request)
         for child in worker.child_pids():  # the process running the task dies
             os.kill(child, signal.SIGKILL)
@@ -226,12 +227,7 @@ def test_a_result_for_a_call_that_ended_is_stored_not_delivered(
     booking_server.hold.set()
 
     async def scenario() -> None:
-        communicator = await connect(
-            f"/v1/realtime?model={agent.public_id}&consent=transcript",
-            auth_headers(tenant_a.secret),
-        )
-        await receive(communicator)
-        scripted_provider.connections[0].call_function("book_table", '{"party_size": 2}')
+        communicator, _ = await book_in_a_call(tenant_a, agent, scripted_provider)
         await asyncio.to_thread(booking_server.wait_for_request)
         await communicator.disconnect()  # the caller hangs up while the tool runs
 
