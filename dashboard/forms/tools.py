@@ -131,8 +131,8 @@ class HiddenValueTextarea(forms.Textarea):
         return None
 
 
-class NameListField(forms.Field):
-    """Names separated by commas or new lines, stored as a list."""
+class TextListField(forms.Field):
+    """A list edited as text, one item a line; subclasses split and check the text."""
 
     widget = forms.Textarea(attrs={"rows": 3})
 
@@ -142,7 +142,16 @@ class NameListField(forms.Field):
     def to_python(self, value: Any) -> list[str]:
         if isinstance(value, list):
             return value
-        text = "" if value is None else str(value)
+        return self.parse("" if value is None else str(value))
+
+    def parse(self, text: str) -> list[str]:
+        raise NotImplementedError
+
+
+class NameListField(TextListField):
+    """Names separated by commas or new lines, stored as a list."""
+
+    def parse(self, text: str) -> list[str]:
         names = [name.strip() for name in re.split(r"[,\n]", text)]
         unique: list[str] = []
         for name in filter(None, names):
@@ -162,18 +171,12 @@ class NameListField(forms.Field):
             )
 
 
-class PhraseListField(forms.Field):
+class PhraseListField(TextListField):
     """Phrases one per line, stored as a list; blank lines and repeats are dropped."""
 
     widget = forms.Textarea(attrs={"rows": 4})
 
-    def prepare_value(self, value: Any) -> Any:
-        return "\n".join(value) if isinstance(value, list) else value
-
-    def to_python(self, value: Any) -> list[str]:
-        if isinstance(value, list):
-            return value
-        text = "" if value is None else str(value)
+    def parse(self, text: str) -> list[str]:
         phrases: list[str] = []
         problems: list[str] = []
         for number, line in enumerate(text.splitlines(), start=1):
