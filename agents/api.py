@@ -19,6 +19,7 @@ from agents.models import (
     Eagerness,
     ResponseEngineKind,
     TurnDetection,
+    WidgetPosition,
 )
 from agents.versions import duplicate_agent, save_agent
 from koe.api import OMITTED, Pagination, error_responses, full_clean_or_raise, page, request_tenant
@@ -59,6 +60,10 @@ PLAIN_FIELDS = (
     "idle_timeout_seconds",
     "consent_prompt",
     "recording_offered",
+    "consent_required",
+    "widget_label",
+    "widget_color",
+    "widget_position",
     "client_may_override",
 )
 
@@ -98,6 +103,10 @@ class AgentOut(Schema):
     tools: list[str] = Field(description="Ids of the tools the agent may call.")
     consent_prompt: str
     recording_offered: bool
+    consent_required: bool = Field(description="Calls without transcript consent are refused.")
+    widget_label: str
+    widget_color: str = Field(description="The widget's colour, #rrggbb.")
+    widget_position: WidgetPosition
     client_may_override: bool
     current_version: int | None = Field(description="Number of the agent's latest version.")
     created_at: datetime
@@ -175,6 +184,10 @@ class AgentPatch(Schema):
     tools: list[str] = Field(OMITTED, description="Ids of the tenant's tools.")
     consent_prompt: str = Field(OMITTED)
     recording_offered: StrictBool = Field(OMITTED)
+    consent_required: StrictBool = Field(OMITTED)
+    widget_label: str = Field(OMITTED)
+    widget_color: str = Field(OMITTED)
+    widget_position: WidgetPosition = Field(OMITTED)
     client_may_override: StrictBool = Field(OMITTED)
 
 
@@ -209,6 +222,10 @@ def agent_json(agent: Agent) -> dict[str, Any]:
         "tools": [tool.public_id for tool in sorted(agent.tools.all(), key=lambda tool: tool.name)],
         "consent_prompt": agent.consent_prompt,
         "recording_offered": agent.recording_offered,
+        "consent_required": agent.consent_required,
+        "widget_label": agent.widget_label,
+        "widget_color": agent.widget_color,
+        "widget_position": agent.widget_position,
         "client_may_override": agent.client_may_override,
         "current_version": agent.current_version.number if agent.current_version else None,
         "created_at": agent.created_at,

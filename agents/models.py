@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
 
@@ -64,6 +64,11 @@ class ResponseEngineKind(models.TextChoices):
 
     SCRIPTED = "scripted", "Scripted (greeting, FAQ and tools; needs nothing)"
     LLM = "llm", "Language model (the operator's OpenAI-compatible server)"
+
+
+class WidgetPosition(models.TextChoices):
+    BOTTOM_RIGHT = "bottom-right", "Bottom right"
+    BOTTOM_LEFT = "bottom-left", "Bottom left"
 
 
 class AudioFormat(models.TextChoices):
@@ -196,6 +201,20 @@ class Agent(models.Model):
     recording_offered = models.BooleanField(
         default=False, help_text="Offer callers to consent to audio recording."
     )
+    consent_required = models.BooleanField(
+        default=False,
+        help_text="Refuse calls whose caller has not consented at least to a transcript.",
+    )
+    # How the embeddable widget looks on the tenant's site (CSS custom properties).
+    widget_label = models.CharField(max_length=40, default="Talk to us", blank=True)
+    widget_color = models.CharField(
+        max_length=7,
+        default="#2563eb",
+        validators=[RegexValidator(r"^#[0-9a-fA-F]{6}$", "A colour as #rrggbb, e.g. #2563eb.")],
+    )
+    widget_position = models.CharField(
+        max_length=12, choices=WidgetPosition.choices, default=WidgetPosition.BOTTOM_RIGHT
+    )
     client_may_override = models.BooleanField(
         default=False,
         help_text="Let realtime clients change instructions, tools and voice (session.update).",
@@ -282,6 +301,7 @@ class Agent(models.Model):
             "tools": [tool.snapshot() for tool in self.tools.order_by("name")],
             "consent_prompt": self.consent_prompt,
             "recording_offered": self.recording_offered,
+            "consent_required": self.consent_required,
             "client_may_override": self.client_may_override,
         }
 
@@ -376,3 +396,25 @@ class WidgetKey(models.Model):
             return normalize_origin(origin) in {normalize_origin(o) for o in self.allowed_origins}
         except ValidationError:
             return False
+
+
+class ConsentText(models.Model):
+    """A version of an agent's consent prompt, as callers were shown it.
+
+    A call records the version its caller answered; a new version is written the first
+    time a changed prompt is shown (``consent_text_for``), so old calls keep their words.
+    """
+
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="consent_texts")
+    version = models.PositiveIntegerField()
+    text = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["agent", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["agent", "version"], name="consent_text_version_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.agent.name} consent v{self.version}"

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from agents.consent import consent_text_for
 from agents.models import Agent
 from agents.realtime.providers import ProviderCredentials
 from billing import budgets
@@ -140,6 +141,7 @@ def _from_session_token(value: str, caller: Caller) -> tuple[Tenant, Agent, dict
             "consent_method": token.consent_method,
             "consent_at": token.consent_at,
             "consent_text": token.consent_text,
+            "consent_version": token.consent_version,
         },
     )
 
@@ -156,6 +158,7 @@ def _from_secret_key(caller: Caller) -> tuple[Tenant, Agent, dict[str, Any]]:
     if agent is None:
         raise AccessDenied(f"No agent {caller.agent_id!r} in this tenant.", "model_not_found")
     consent = parse_consent(caller.consent, agent)
+    shown = consent_text_for(agent) if caller.consent else None
     return (
         key.tenant,
         agent,
@@ -165,18 +168,25 @@ def _from_secret_key(caller: Caller) -> tuple[Tenant, Agent, dict[str, Any]]:
             "consent_scope": consent,
             "consent_method": ConsentMethod.API if caller.consent else ConsentMethod.NONE,
             "consent_at": timezone.now() if caller.consent else None,
-            "consent_text": agent.consent_prompt if caller.consent else "",
+            "consent_text": shown.text if shown else "",
+            "consent_version": shown.version if shown else None,
         },
     )
 
 
 def parse_consent(value: str, agent: Agent) -> str:
-    if not value:
-        return ConsentScope.NONE
-    if value not in ConsentScope.values:
+    if value and value not in ConsentScope.values:
         raise AccessDenied(
             "consent must be one of: " + ", ".join(ConsentScope.values) + ".", "invalid_consent"
         )
+    if agent.consent_required and value in ("", ConsentScope.NONE):
+        raise AccessDenied(
+            "This agent takes calls only with the caller's consent to a transcript "
+            "(consent=transcript or consent=recording).",
+            "consent_required",
+        )
+    if not value:
+        return ConsentScope.NONE
     # Recording consent counts only where the agent offers recording.
     if value == ConsentScope.RECORDING and not agent.recording_offered:
         return ConsentScope.TRANSCRIPT

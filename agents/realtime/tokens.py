@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 
+from agents.consent import consent_text_for
 from agents.models import Agent, WidgetKey
 from agents.realtime.access import AccessDenied, check_budget, parse_consent
 from calls.models import Channel, ConsentMethod, ConsentScope, SessionToken
@@ -61,6 +62,7 @@ def mint(
         )
     scope = parse_consent(consent, agent)
     check_budget(tenant)
+    shown = consent_text_for(agent) if consent else None
     token, value = SessionToken.issue(
         ttl=timedelta(seconds=ttl),
         tenant=tenant,
@@ -71,7 +73,8 @@ def mint(
         consent_scope=scope,
         consent_method=consent_method if consent else "",
         consent_at=timezone.now() if consent else None,
-        consent_text=agent.consent_prompt if consent else "",
+        consent_text=shown.text if shown else "",
+        consent_version=shown.version if shown else None,
     )
     return MintedToken(value, int(token.expires_at.timestamp()), agent, scope)
 

@@ -65,7 +65,8 @@ AGENT_FIELDSETS: list[tuple[str, list[str]]] = [
     ),
     ("Call limits", ["max_call_duration_seconds", "idle_timeout_seconds"]),
     ("Tools", ["tools"]),
-    ("Consent", ["consent_prompt", "recording_offered"]),
+    ("Consent", ["consent_prompt", "recording_offered", "consent_required"]),
+    ("Widget", ["widget_label", "widget_color", "widget_position"]),
     ("Realtime clients", ["client_may_override"]),
 ]
 
@@ -240,6 +241,7 @@ class AgentForm(TenantModelForm):
             "instructions": forms.Textarea(attrs={"rows": 10}),
             "greeting": forms.Textarea(attrs={"rows": 2}),
             "consent_prompt": forms.Textarea(attrs={"rows": 3}),
+            "widget_color": forms.TextInput(attrs={"type": "color"}),
             "model": forms.TextInput(attrs={"list": "model-suggestions"}),
             "voice": forms.TextInput(attrs={"list": "voice-suggestions"}),
             "temperature": forms.NumberInput(attrs={"step": "0.1"}),
@@ -253,6 +255,10 @@ class AgentForm(TenantModelForm):
             "max_call_duration_seconds": "Maximum call length (seconds)",
             "idle_timeout_seconds": "Idle timeout (seconds)",
             "recording_offered": "Offer audio recording",
+            "consent_required": "Require consent",
+            "widget_label": "Button label",
+            "widget_color": "Colour",
+            "widget_position": "Position",
             "client_may_override": "Clients may override the configuration",
         }
         help_texts = {

@@ -81,6 +81,9 @@ class CallSession(models.Model):
     )
     consent_at = models.DateTimeField(null=True, blank=True)
     consent_text = models.TextField(blank=True)
+    consent_version = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The version of the agent's consent text answered."
+    )
     provider = models.CharField(max_length=16)
     model = models.CharField(max_length=80)
     status = models.CharField(max_length=8, choices=CallStatus.choices, default=CallStatus.ACTIVE)
@@ -108,6 +111,15 @@ class CallSession(models.Model):
         default=False, help_text="The agent asked for a person to follow this call up."
     )
     follow_up_reason = models.TextField(blank=True)
+    # Legal hold: retention skips the call until the hold is lifted.
+    legal_hold = models.BooleanField(default=False)
+    legal_hold_at = models.DateTimeField(null=True, blank=True)
+    legal_hold_by = models.CharField(max_length=254, blank=True)
+    # The caller's words, joined, for search (kept in step with the transcript, emptied
+    # with it by retention and erasure).
+    transcript_text = models.TextField(blank=True, editable=False)
+    transcript_purged_at = models.DateTimeField(null=True, blank=True)
+    recording_purged_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-started_at"]
@@ -256,6 +268,7 @@ class SessionToken(models.Model):
     consent_method = models.CharField(max_length=20, choices=ConsentMethod.choices, blank=True)
     consent_at = models.DateTimeField(null=True, blank=True)
     consent_text = models.TextField(blank=True)
+    consent_version = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
     used_at = models.DateTimeField(null=True, blank=True)
@@ -287,3 +300,38 @@ class SessionToken(models.Model):
         if not claimed:
             return None
         return cls.objects.select_related("tenant").get(token_hash=digest)
+
+
+def recording_path(recording: Recording, filename: str) -> str:
+    return f"recordings/{recording.tenant.public_id}/{filename}"
+
+
+class RecordingStatus(models.TextChoices):
+    RECORDING = "recording", "Recording"
+    COMPLETE = "complete", "Complete"
+    FAILED = "failed", "Failed"
+
+
+class Recording(models.Model):
+    """A call's audio as a stereo 24 kHz PCM16 WAV (caller left, agent right), written
+    through Django's default storage while the call runs; only under recording consent."""
+
+    call = models.OneToOneField(CallSession, on_delete=models.CASCADE, related_name="recording")
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="recordings")
+    file = models.FileField(upload_to=recording_path, max_length=300, blank=True)
+    status = models.CharField(
+        max_length=12, choices=RecordingStatus.choices, default=RecordingStatus.RECORDING
+    )
+    sample_rate = models.PositiveIntegerField(default=24000)
+    channels = models.PositiveSmallIntegerField(default=2)
+    duration_ms = models.PositiveBigIntegerField(default=0)
+    size_bytes = models.PositiveBigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64, blank=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "started_at"])]
+
+    def __str__(self) -> str:
+        return f"recording of {self.call.public_id}"

@@ -68,6 +68,8 @@ INSTALLED_APPS = [
     "calls",
     "billing",
     "events",
+    "retention",
+    "audit",
     "tools",
     "agents",
     "dashboard",

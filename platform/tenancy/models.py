@@ -53,6 +53,9 @@ class Tenant(models.Model):
         validators=[MinValueValidator(1)],
         help_text="Calls beyond this number are refused until one ends.",
     )
+    auditors_may_hold = models.BooleanField(
+        default=False, help_text="Let auditors set and lift legal hold on calls."
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -85,6 +88,8 @@ class Membership(models.Model):
         return f"{self.user} — {self.get_role_display()} of {self.tenant.name}"
 
     def allows(self, permission: Permission) -> bool:
+        if permission == Permission.HOLD and self.role == Role.AUDITOR:
+            return self.tenant.auditors_may_hold
         return role_allows(self.role, permission)
 
 

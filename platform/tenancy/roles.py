@@ -18,13 +18,17 @@ class Permission(StrEnum):
     VIEW = "view"  # see agents, tools and calls
     EDIT = "edit"  # create, change, duplicate and delete agents and tools
     MANAGE = "manage"  # members, invitations, keys, provider credentials, tenant settings
+    EXPORT = "export"  # export calls and download recordings
+    HOLD = "hold"  # set and lift legal hold (auditors only where the tenant allows it)
+    AUDIT_LOG = "audit_log"  # read the access log
 
 
 ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
     Role.OWNER: frozenset(Permission),
     Role.ADMIN: frozenset(Permission),
     Role.EDITOR: frozenset({Permission.VIEW, Permission.EDIT}),
-    Role.AUDITOR: frozenset({Permission.VIEW}),
+    # Auditors read and export, and change nothing (legal hold: see Membership.allows).
+    Role.AUDITOR: frozenset({Permission.VIEW, Permission.EXPORT}),
 }
 
 

@@ -1,0 +1,1 @@
+"""Audit: who read, played or exported which call (AccessLog), and call exports."""

@@ -1,0 +1,78 @@
+"""The access log: one row per read of a call's transcript or recording, and per export.
+
+Append-only: a row cannot be changed or deleted through the ORM's model or queryset API
+(the dashboard and API offer neither); only deleting its tenant removes it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from tenancy.models import Tenant
+
+
+class AccessAction(models.TextChoices):
+    VIEW_TRANSCRIPT = "view_transcript", "Viewed the transcript"
+    PLAY_RECORDING = "play_recording", "Played the recording"
+    DOWNLOAD_RECORDING = "download_recording", "Downloaded the recording"
+    EXPORT = "export", "Exported"
+    DOWNLOAD_EXPORT = "download_export", "Downloaded an export"
+    HOLD_SET = "hold_set", "Set legal hold"
+    HOLD_LIFTED = "hold_lifted", "Lifted legal hold"
+
+
+class AppendOnly(Exception):
+    """Access log rows are never changed or deleted."""
+
+
+class AccessLogQuerySet(models.QuerySet["AccessLog"]):
+    def update(self, **kwargs: Any) -> int:
+        raise AppendOnly("The access log cannot be edited.")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise AppendOnly("The access log cannot be deleted.")
+
+
+class AccessLog(models.Model):
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="access_logs")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # Kept as text so the row still says who and which call after either is deleted.
+    actor = models.CharField(max_length=254)
+    role = models.CharField(max_length=16, blank=True)
+    call = models.ForeignKey(
+        "calls.CallSession", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    call_public_id = models.CharField(max_length=40, blank=True, db_index=True)
+    action = models.CharField(max_length=24, choices=AccessAction.choices)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    objects = AccessLogQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [
+            models.Index(fields=["tenant", "-created_at"]),
+            models.Index(fields=["tenant", "action", "-created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.actor} {self.action} {self.call_public_id} at {self.created_at:%Y-%m-%d %H:%M}"
+        )
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None:
+            raise AppendOnly("The access log cannot be edited.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise AppendOnly("The access log cannot be deleted.")
