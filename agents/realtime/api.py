@@ -76,15 +76,13 @@ def create_client_secret(
             ttl_seconds=body.expires_after.seconds if body.expires_after else None,
         )
     except AccessDenied as denied:
-        if denied.code in REFUSAL_STATUS:
-            return error_response(
-                request,
-                REFUSAL_STATUS[denied.code],
-                denied.message,
-                code=denied.code,
-                error_type=denied.error_type,
-            )
-        raise HttpError(400, denied.message) from denied
+        return error_response(
+            request,
+            REFUSAL_STATUS.get(denied.code, 400),
+            denied.message,
+            code=denied.code,
+            error_type=denied.error_type,
+        )
     return minted.response()
 
 
