@@ -41,6 +41,7 @@ from calls.metrics import (
 )
 from calls.models import EndReason
 from calls.recording import end_call, store_progress
+from calls.recordings import CallRecorder, start_recorder
 from tools.functions import functions_by_name
 from tools.outcomes import ToolOutcome
 from tools.runner import ToolCallContext
@@ -109,6 +110,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.response_audio_started = 0.0
         self.background: set[asyncio.Task[Any]] = set()
         self.flush_lock = asyncio.Lock()
+        self.recorder: CallRecorder | None = None  # the call's audio, under recording consent
         caller = caller_from_scope(self.scope)
         try:
             self.grant = await database_sync_to_async(open_call)(caller)
@@ -154,6 +156,14 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.live = True
         CALLS_STARTED.labels(self.grant.provider).inc()
         shutdown.track(self)
+        if self.grant.stores_transcript:  # recording consent implies transcript consent
+            # Before connect() returns, so no caller frame is dispatched unrecorded.
+            self.recorder = await start_recorder(
+                self.grant.call_id,
+                self.grant.tenant_public_id,
+                self.grant.call_public_id,
+                str(config.get("audio_format") or "pcm16"),
+            )
         self._log(
             "call started agent=%s provider=%s", self.grant.agent_public_id, self.grant.provider
         )
@@ -168,6 +178,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             return
         self._spawn(self._relay_upstream())
         self._spawn(self._watch_limits())
+        if self.recorder is not None:
+            self._spawn(self.recorder.flush_periodically())  # "flush*": finished in _end
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:
@@ -202,6 +214,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             await self._send_event(rejected.to_event())
             return
         self.tracker.client_event(client_event.type)
+        if self.recorder is not None:
+            self._record_client_event(client_event.type, client_event.event)
         try:
             # Forward the frame exactly as received: the policy let it pass unchanged.
             await self.upstream.send(text_data or "")
@@ -257,6 +271,18 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         elif kind == events.OUTPUT_AUDIO_DELTA:
             # base64 of 24 kHz PCM16: 4 characters carry 3 bytes; 48,000 bytes a second.
             self.response_audio_seconds += len(event.get("delta") or "") * 3 / 4 / 48000
+            if self.recorder is not None and isinstance(event.get("delta"), str):
+                self.recorder.agent_audio(str(event.get("item_id") or ""), event["delta"])
+
+    def _record_client_event(self, kind: str, event: dict[str, Any]) -> None:
+        """Caller audio and barge-in truncations for the recording (the policy checked
+        their shapes); an O(1) append, so the relay stays fast."""
+        if self.recorder is None:
+            return
+        if kind == events.INPUT_AUDIO_APPEND:
+            self.recorder.caller_audio(event["audio"])
+        elif kind == events.ITEM_TRUNCATE:
+            self.recorder.truncate(event["item_id"], event["audio_end_ms"])
 
     # --- server-side tools -------------------------------------------------------------
     async def _run_tools(self, requests: list[ToolCallRequest]) -> None:
@@ -442,6 +468,10 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         except Exception:
             # What could not be stored is lost, but the call must still end.
             logger.exception("final flush failed tenant=%s call=%s", *self._ids())
+        if self.recorder is not None:
+            # Before the call is marked ended: retention treats parts of ended calls as
+            # orphans. finish() never raises; a recording it cannot write is marked failed.
+            await self.recorder.finish()
         try:
             await database_sync_to_async(end_call)(self.grant.call_id, reason, detail)
         except Exception:

@@ -1,0 +1,609 @@
+"""Call recordings: the caller and the agent mixed into a stereo WAV while the call runs.
+
+Only calls whose consent covers recording are recorded. The realtime broker feeds three
+hooks from its relay (caller audio, agent audio, the client's truncation on barge-in);
+they only append to an in-memory inbox, so the latency-critical relay does no decoding,
+mixing or I/O. Every few seconds a flush, in a worker thread, places the inbox's audio on
+the call's timeline and writes the *settled* part of it (older than a short margin, so a
+late truncation can still cut agent audio) to storage as a raw part object:
+
+    recordings/<tenant public id>/parts/<call public id>/00001.pcm
+
+At the end of the call the parts are streamed, behind a WAV header, into
+``recordings/<tenant public id>/<call public id>.wav`` (hashing and counting on the way),
+then deleted. A call never holds more than a flush interval of audio plus the agent audio
+queued for playback. Everything goes through Django's storage API, so the folder under
+MEDIA_ROOT and an S3-compatible bucket behave alike. A failed recording is marked failed
+and never breaks the call.
+
+How audio is placed (24 kHz samples from the moment recording started):
+
+* caller audio (left): a chunk is audio captured just before it was sent, so it ends at
+  its arrival time; chunks that arrive in a burst follow each other without overlap, and
+  so do chunks delayed by up to 200 ms of network jitter (no gap is invented);
+* agent audio (right): providers send it faster than real time and the client plays it
+  in order, so each delta starts where the previous one ends, never before it arrived;
+* a truncation (``conversation.item.truncate``: the client heard ``audio_end_ms`` of an
+  item, then stopped playback) cuts the item's audio there and drops whatever agent audio
+  was queued after it, so the right channel is what the caller actually heard;
+* anything else is silence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import hashlib
+import io
+import logging
+import os
+import struct
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import IO, Any, cast
+
+import numpy as np
+import soxr
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.core.files.base import ContentFile, File
+from django.core.files.storage import FileSystemStorage, Storage, default_storage
+from django.utils import timezone
+
+from calls.models import CallSession, ConsentScope, Recording, RecordingStatus
+
+logger = logging.getLogger("koe.recordings")
+
+SAMPLE_RATE = 24_000
+CHANNELS = 2
+SAMPLE_BYTES = 2
+FRAME_BYTES = CHANNELS * SAMPLE_BYTES  # one stereo sample
+WAV_HEADER_BYTES = 44
+MAX_WAV_DATA_BYTES = 0xFFFF_FFFF - (WAV_HEADER_BYTES - 8)  # RIFF sizes are 32-bit
+# Caller audio arriving up to this late still follows the previous chunk without a gap.
+CALLER_JITTER_SAMPLES = SAMPLE_RATE * 200 // 1000
+
+# Time source for arrival times; a module attribute so tests can drive it.
+monotonic: Callable[[], float] = time.monotonic
+
+
+class RecordingError(Exception):
+    """A recording could not be written; the call goes on without it."""
+
+
+# --- where things are stored --------------------------------------------------------------
+
+
+def parts_folder(tenant_public_id: str, call_public_id: str) -> str:
+    """The folder of a live call's part objects (retention removes those of ended calls)."""
+    return f"recordings/{tenant_public_id}/parts/{call_public_id}"
+
+
+def part_name(tenant_public_id: str, call_public_id: str, number: int) -> str:
+    return f"{parts_folder(tenant_public_id, call_public_id)}/{number:05d}.pcm"
+
+
+def recording_name(tenant_public_id: str, call_public_id: str) -> str:
+    return f"recordings/{tenant_public_id}/{call_public_id}.wav"
+
+
+def wav_header(data_bytes: int) -> bytes:
+    """The 44-byte header of a stereo 24 kHz PCM16 WAV carrying ``data_bytes`` of audio."""
+    if data_bytes > MAX_WAV_DATA_BYTES:
+        raise RecordingError(f"{data_bytes} bytes of audio do not fit in a WAV file.")
+    return struct.pack(
+        "<4sI4s4sIHHIIHH4sI",
+        b"RIFF",
+        data_bytes + WAV_HEADER_BYTES - 8,
+        b"WAVE",
+        b"fmt ",
+        16,  # size of the fmt chunk
+        1,  # PCM
+        CHANNELS,
+        SAMPLE_RATE,
+        SAMPLE_RATE * FRAME_BYTES,  # byte rate
+        FRAME_BYTES,  # block align
+        SAMPLE_BYTES * 8,
+        b"data",
+        data_bytes,
+    )
+
+
+# --- decoding the call's audio format -----------------------------------------------------
+
+
+def _g711_ulaw_table() -> np.ndarray:
+    codes = ~np.arange(256, dtype=np.int32) & 0xFF
+    exponent = (codes >> 4) & 0x07
+    magnitude = (((codes & 0x0F) << 3) + 0x84) << exponent
+    samples = magnitude - 0x84
+    return np.where(codes & 0x80, -samples, samples).astype("<i2")
+
+
+def _g711_alaw_table() -> np.ndarray:
+    codes = np.arange(256, dtype=np.int32) ^ 0x55
+    exponent = (codes >> 4) & 0x07
+    mantissa = codes & 0x0F
+    magnitude = np.where(
+        exponent == 0,
+        (mantissa << 4) + 8,
+        ((mantissa << 4) + 0x108) << np.maximum(exponent - 1, 0),
+    )
+    return np.where(codes & 0x80, magnitude, -magnitude).astype("<i2")
+
+
+G711_TABLES = {"g711_ulaw": _g711_ulaw_table(), "g711_alaw": _g711_alaw_table()}
+
+
+class AudioDecoder:
+    """One direction's audio, as the agent's format carries it, to 24 kHz PCM16 samples.
+
+    PCM16 passes through. G.711 (8 kHz) is expanded through its table and upsampled with
+    a streaming resampler kept per direction, so chunk edges do not click; soxr's quick
+    quality keeps its delay to a few samples and its output in step with the input.
+    """
+
+    def __init__(self, audio_format: str = "pcm16") -> None:
+        self.table = G711_TABLES.get(audio_format)
+        self.resampler = (
+            soxr.ResampleStream(8_000, SAMPLE_RATE, 1, dtype="int16", quality="QQ")
+            if self.table is not None
+            else None
+        )
+
+    def decode(self, payload: str) -> np.ndarray:
+        """Samples of one base64 audio payload; an undecodable payload is no audio."""
+        try:
+            raw = base64.b64decode(payload, validate=True)
+        except (binascii.Error, ValueError):
+            return np.zeros(0, dtype="<i2")
+        if self.table is None or self.resampler is None:
+            return np.frombuffer(raw[: len(raw) // 2 * 2], dtype="<i2")
+        narrow = self.table[np.frombuffer(raw, dtype=np.uint8)]
+        return np.asarray(self.resampler.resample_chunk(narrow), dtype="<i2")
+
+
+# --- the mixer: pure timeline logic -------------------------------------------------------
+
+
+@dataclass
+class _Segment:
+    start: int  # timeline sample
+    samples: np.ndarray
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.samples)
+
+
+@dataclass
+class _Track:
+    """One channel: placed segments not yet written, and where sequential audio goes next."""
+
+    segments: list[_Segment] = field(default_factory=list)
+    cursor: int = 0
+
+    def place(self, samples: np.ndarray, earliest: int) -> int:
+        start = max(self.cursor, earliest)
+        if len(samples):
+            self.segments.append(_Segment(start, samples))
+            self.cursor = start + len(samples)
+        return start
+
+    def cut(self, at: int) -> None:
+        """Drop everything from ``at`` on (the client stopped playback there)."""
+        kept = []
+        for segment in self.segments:
+            if segment.end <= at:
+                kept.append(segment)
+            elif segment.start < at:
+                kept.append(_Segment(segment.start, segment.samples[: at - segment.start]))
+        self.segments = kept
+        self.cursor = min(self.cursor, at)
+
+    def take(self, begin: int, end: int) -> np.ndarray:
+        """Samples of [begin, end) with silence in the gaps; what ends before ``end`` goes."""
+        out = np.zeros(end - begin, dtype="<i2")
+        kept = []
+        for segment in self.segments:
+            low, high = max(segment.start, begin), min(segment.end, end)
+            if low < high:
+                out[low - begin : high - begin] = segment.samples[
+                    low - segment.start : high - segment.start
+                ]
+            if segment.end > end:
+                if segment.start < end:
+                    segment = _Segment(end, segment.samples[end - segment.start :])
+                kept.append(segment)
+        self.segments = kept
+        return out
+
+
+@dataclass
+class _Span:
+    """Where a stretch of an agent item's audio went: timeline start, offset in the item."""
+
+    start: int
+    offset: int
+    length: int
+
+
+class CallMixer:
+    """Places the call's audio on one timeline (24 kHz samples since recording started)
+    and renders it, oldest first, as interleaved stereo PCM16: caller left, agent right.
+
+    Plain and synchronous: the recorder drives it from one thread at a time.
+    """
+
+    def __init__(self) -> None:
+        self.caller = _Track()
+        self.agent = _Track()
+        self.written = 0  # samples already rendered: nothing is placed before this
+        self.has_caller_audio = False
+        self._items: dict[str, list[_Span]] = {}
+        self._truncated: set[str] = set()
+
+    def add_caller(self, samples: np.ndarray, arrived: int) -> None:
+        # The chunk was captured before it was sent: it ends when it arrived...
+        captured = arrived - len(samples)
+        if self.has_caller_audio and captured - self.caller.cursor <= CALLER_JITTER_SAMPLES:
+            # ...unless it is only late by network jitter: the microphone did not pause,
+            # so the caller's audio stays continuous instead of gaining clicks of silence.
+            captured = self.caller.cursor
+        self.caller.place(samples, max(captured, self.written))
+        self.has_caller_audio = self.has_caller_audio or bool(len(samples))
+
+    def add_agent(self, item_id: str, samples: np.ndarray, arrived: int) -> None:
+        if item_id in self._truncated or not len(samples):
+            return  # the client stopped playing this item: its late deltas were not heard
+        start = self.agent.place(samples, max(arrived, self.written))
+        spans = self._items.setdefault(item_id, [])
+        if spans and spans[-1].start + spans[-1].length == start:
+            spans[-1].length += len(samples)
+        else:
+            offset = spans[-1].offset + spans[-1].length if spans else 0
+            spans.append(_Span(start, offset, len(samples)))
+
+    def truncate(self, item_id: str, audio_end_ms: int) -> None:
+        """The client heard ``audio_end_ms`` of the item and stopped playback there."""
+        spans = self._items.get(item_id)
+        if spans is None:
+            return  # nothing of it was placed (e.g. truncated before its first audio)
+        self._truncated.add(item_id)
+        heard = audio_end_ms * SAMPLE_RATE // 1000
+        for span in spans:
+            if heard < span.offset + span.length:
+                cut = span.start + max(0, heard - span.offset)
+                # What was already written stays: the settle margin makes that rare.
+                self.agent.cut(max(cut, self.written))
+                return
+
+    def end_agent_at(self, at: int) -> None:
+        """The call ended: agent audio still queued for playback was never heard."""
+        self.agent.cut(max(at, self.written))
+
+    @property
+    def end(self) -> int:
+        """Where the last placed audio ends."""
+        return max(self.caller.cursor, self.agent.cursor, self.written)
+
+    def render(self, until: int) -> bytes:
+        """Interleaved stereo PCM16 of [written, until), settled from now on."""
+        if until <= self.written:
+            return b""
+        stereo = np.empty((until - self.written, CHANNELS), dtype="<i2")
+        stereo[:, 0] = self.caller.take(self.written, until)
+        stereo[:, 1] = self.agent.take(self.written, until)
+        self.written = until
+        return stereo.tobytes()
+
+
+# --- storage: parts and the final WAV -----------------------------------------------------
+
+
+class _PartsStream(io.RawIOBase):
+    """A WAV header then every part, read one part at a time; hashes what is read."""
+
+    def __init__(self, storage: Storage, header: bytes, part_names: list[str]) -> None:
+        super().__init__()
+        self.storage = storage
+        self.pending = list(part_names)
+        self.current: Any = io.BytesIO(header)
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while self.current is not None:
+            data = self.current.read(len(buffer))
+            if data:
+                buffer[: len(data)] = data
+                self.sha256.update(data)
+                self.size += len(data)
+                return len(data)
+            self.current.close()
+            self.current = self.storage.open(self.pending.pop(0), "rb") if self.pending else None
+        return 0
+
+    def close(self) -> None:
+        if self.current is not None:
+            self.current.close()
+            self.current = None
+        super().close()
+
+
+@dataclass(frozen=True)
+class StoredRecording:
+    name: str
+    size_bytes: int
+    duration_ms: int
+    sha256: str
+
+
+class RecordingWriter:
+    """Writes settled audio as numbered part objects and composes the WAV from them."""
+
+    def __init__(
+        self, tenant_public_id: str, call_public_id: str, storage: Storage | None = None
+    ) -> None:
+        self.tenant_public_id = tenant_public_id
+        self.call_public_id = call_public_id
+        self.storage = storage if storage is not None else default_storage
+        self.part_names: list[str] = []
+        self.audio_bytes = 0
+
+    def write_part(self, pcm: bytes) -> None:
+        if not pcm:
+            return
+        number = len(self.part_names) + 1
+        name = part_name(self.tenant_public_id, self.call_public_id, number)
+        self.part_names.append(self.storage.save(name, ContentFile(pcm)))
+        self.audio_bytes += len(pcm)
+
+    def compose(self) -> StoredRecording:
+        """Stream the parts into the final WAV, never holding the call in memory."""
+        header = wav_header(self.audio_bytes)
+        stream = _PartsStream(self.storage, header, self.part_names)
+        final = File(cast(IO[bytes], stream), name=f"{self.call_public_id}.wav")
+        final.size = len(header) + self.audio_bytes
+        try:
+            name = self.storage.save(
+                recording_name(self.tenant_public_id, self.call_public_id), final
+            )
+        finally:
+            stream.close()
+        if stream.size != final.size:
+            # The storage did not read the content exactly once: the hash is not the file's.
+            self.storage.delete(name)
+            raise RecordingError(f"storage read {stream.size} of {final.size} bytes")
+        self.delete_parts()
+        return StoredRecording(
+            name=name,
+            size_bytes=stream.size,
+            duration_ms=self.audio_bytes // FRAME_BYTES * 1000 // SAMPLE_RATE,
+            sha256=stream.sha256.hexdigest(),
+        )
+
+    def delete_parts(self) -> None:
+        for name in self.part_names:
+            try:
+                self.storage.delete(name)
+            except Exception:  # the retention reconcile removes orphaned parts later
+                logger.exception("could not delete recording part %s", name)
+        self.part_names = []
+        if isinstance(self.storage, FileSystemStorage):
+            # A local folder keeps empty directories; remove this call's.
+            with contextlib.suppress(OSError):
+                os.rmdir(
+                    self.storage.path(parts_folder(self.tenant_public_id, self.call_public_id))
+                )
+
+
+# --- the live recorder: what the broker holds ---------------------------------------------
+
+_CALLER, _AGENT, _TRUNCATE = 0, 1, 2
+
+
+class CallRecorder:
+    """One call's recording while it runs: the broker's hooks, periodic parts, the WAV.
+
+    The hooks run on the event loop and only append to the inbox. ``flush`` and ``finish``
+    hand the inbox to a worker thread (one at a time: a lock orders them) that decodes,
+    mixes and writes; the database is touched only at the start and the end.
+    """
+
+    def __init__(
+        self,
+        recording_id: int,
+        tenant_public_id: str,
+        call_public_id: str,
+        *,
+        audio_format: str = "pcm16",
+        storage: Storage | None = None,
+        flush_seconds: float | None = None,
+        settle_ms: int | None = None,
+    ) -> None:
+        self.recording_id = recording_id
+        self.call_public_id = call_public_id
+        self.origin = monotonic()
+        self.mixer = CallMixer()
+        self.writer = RecordingWriter(tenant_public_id, call_public_id, storage)
+        self.caller_decoder = AudioDecoder(audio_format)
+        self.agent_decoder = AudioDecoder(audio_format)
+        self.flush_seconds = float(
+            settings.KOE_RECORDING_FLUSH_SECONDS if flush_seconds is None else flush_seconds
+        )
+        settle = settings.KOE_RECORDING_SETTLE_MS if settle_ms is None else settle_ms
+        self.settle_samples = int(settle) * SAMPLE_RATE // 1000
+        self.inbox: list[tuple[int, float, str, Any]] = []
+        self.is_failed = False
+        self.is_finished = False
+        self._closing = asyncio.Event()
+        self._order = asyncio.Lock()  # one flush or finish at a time, in call order
+        self._mixing = threading.Lock()  # belt and braces for the worker threads
+
+    # Hooks: on the relay path, so O(1) appends and nothing else.
+    def caller_audio(self, audio: str) -> None:
+        if not self.is_finished:
+            self.inbox.append((_CALLER, monotonic(), "", audio))
+
+    def agent_audio(self, item_id: str, audio: str) -> None:
+        if not self.is_finished:
+            self.inbox.append((_AGENT, monotonic(), item_id, audio))
+
+    def truncate(self, item_id: str, audio_end_ms: int) -> None:
+        if not self.is_finished:
+            self.inbox.append((_TRUNCATE, monotonic(), item_id, audio_end_ms))
+
+    # Writing.
+    async def flush(self) -> None:
+        """Write the settled audio as a part (in a worker thread)."""
+        async with self._order:
+            if self.is_finished:
+                return
+            batch, self.inbox = self.inbox, []
+            now = monotonic()
+            try:
+                await asyncio.to_thread(self._write_settled, batch, now)
+            except Exception:
+                logger.exception("recording part failed call=%s", self.call_public_id)
+                await self._fail()
+
+    async def flush_periodically(self) -> None:
+        """Flush every few seconds until the call ends (the broker runs it as a task)."""
+        while not self.is_finished:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), self.flush_seconds)
+            if self._closing.is_set():
+                return
+            await self.flush()
+
+    async def finish(self) -> None:
+        """The call ended: write the rest, compose the WAV, complete the Recording row.
+
+        Never raises: a recording that cannot be finished is marked failed.
+        """
+        self._closing.set()
+        async with self._order:
+            if self.is_finished:
+                return
+            batch, self.inbox = self.inbox, []
+            self.is_finished = True
+            try:
+                stored = await asyncio.to_thread(self._write_all, batch, monotonic())
+                await database_sync_to_async(_complete)(self.recording_id, stored)
+            except Exception:
+                logger.exception("recording failed call=%s", self.call_public_id)
+                await self._fail()
+            else:
+                logger.info(
+                    "recording complete call=%s duration_ms=%d bytes=%d",
+                    self.call_public_id,
+                    stored.duration_ms,
+                    stored.size_bytes,
+                )
+
+    # Worker-thread side.
+    def _at(self, moment: float) -> int:
+        return round((moment - self.origin) * SAMPLE_RATE)
+
+    def _place(self, batch: list[tuple[int, float, str, Any]]) -> None:
+        for kind, moment, item_id, payload in batch:
+            if kind == _CALLER:
+                self.mixer.add_caller(self.caller_decoder.decode(payload), self._at(moment))
+            elif kind == _AGENT:
+                self.mixer.add_agent(item_id, self.agent_decoder.decode(payload), self._at(moment))
+            else:
+                self.mixer.truncate(item_id, int(payload))
+
+    def _write_settled(self, batch: list[tuple[int, float, str, Any]], now: float) -> None:
+        with self._mixing:
+            self._place(batch)
+            self.writer.write_part(self.mixer.render(self._at(now) - self.settle_samples))
+
+    def _write_all(self, batch: list[tuple[int, float, str, Any]], now: float) -> StoredRecording:
+        with self._mixing:
+            self._place(batch)
+            ended = self._at(now)
+            self.mixer.end_agent_at(ended)
+            # Caller audio sent in a burst may run past the end; it was sent, so it stays.
+            self.writer.write_part(self.mixer.render(max(ended, self.mixer.end)))
+            return self.writer.compose()
+
+    async def _fail(self) -> None:
+        if self.is_failed:
+            return
+        self.is_failed = self.is_finished = True
+        self._closing.set()
+        self.inbox = []
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(self._discard)
+        try:
+            await database_sync_to_async(_mark_failed)(self.recording_id)
+        except Exception:
+            logger.exception("could not mark recording failed call=%s", self.call_public_id)
+
+    def _discard(self) -> None:
+        with self._mixing:
+            self.writer.delete_parts()
+
+
+# --- the Recording row --------------------------------------------------------------------
+
+
+def open_recording(call_id: int) -> Recording | None:
+    """A Recording row for the call if its consent covers recording, else None."""
+    call = CallSession.objects.select_related("tenant").get(pk=call_id)
+    if call.consent_scope != ConsentScope.RECORDING:
+        return None
+    return Recording.objects.create(
+        call=call,
+        tenant=call.tenant,
+        status=RecordingStatus.RECORDING,
+        sample_rate=SAMPLE_RATE,
+        channels=CHANNELS,
+        started_at=timezone.now(),
+    )
+
+
+async def start_recorder(
+    call_id: int,
+    tenant_public_id: str,
+    call_public_id: str,
+    audio_format: str = "pcm16",
+) -> CallRecorder | None:
+    """The recorder for a call just accepted, or None (no recording consent, or an error:
+    the call goes on unrecorded rather than not at all)."""
+    try:
+        recording = await database_sync_to_async(open_recording)(call_id)
+    except Exception:
+        logger.exception("could not start recording call=%s", call_public_id)
+        return None
+    if recording is None:
+        return None
+    return CallRecorder(
+        recording.pk, tenant_public_id, call_public_id, audio_format=audio_format or "pcm16"
+    )
+
+
+def _complete(recording_id: int, stored: StoredRecording) -> None:
+    Recording.objects.filter(pk=recording_id).update(
+        status=RecordingStatus.COMPLETE,
+        file=stored.name,
+        duration_ms=stored.duration_ms,
+        size_bytes=stored.size_bytes,
+        sha256=stored.sha256,
+        completed_at=timezone.now(),
+    )
+
+
+def _mark_failed(recording_id: int) -> None:
+    Recording.objects.filter(pk=recording_id).update(
+        status=RecordingStatus.FAILED, completed_at=timezone.now()
+    )
