@@ -115,19 +115,36 @@ class CallSession(models.Model):
     legal_hold = models.BooleanField(default=False)
     legal_hold_at = models.DateTimeField(null=True, blank=True)
     legal_hold_by = models.CharField(max_length=254, blank=True)
-    # The caller's words, joined, for search (kept in step with the transcript, emptied
-    # with it by retention and erasure).
+    # What the caller and the agent said, joined, for search (kept in step with the
+    # transcript by calls.recording.store_progress, emptied with it by retention and erasure).
     transcript_text = models.TextField(blank=True, editable=False)
     transcript_purged_at = models.DateTimeField(null=True, blank=True)
     recording_purged_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-started_at"]
+        # The dashboard's call list orders by (started_at, id) newest first within a tenant;
+        # each filter either walks that order (common values) or has its own index so a
+        # rare value is found without walking it (see calls/search.py). PostgreSQL also gets
+        # a full-text GIN index on transcript_text, made in migration 0005 only there.
         indexes = [
-            models.Index(fields=["tenant", "-started_at"]),
+            models.Index(fields=["tenant", "-started_at", "-id"], name="call_list_recent"),
             models.Index(fields=["tenant", "status"]),
             models.Index(fields=["agent", "-started_at"]),
             models.Index(fields=["tenant", "needs_follow_up"]),
+            models.Index(
+                fields=["tenant", "end_reason", "-started_at"], name="call_list_end_reason"
+            ),
+            models.Index(
+                fields=["tenant", "consent_scope", "-started_at"], name="call_list_consent"
+            ),
+            models.Index(fields=["tenant", "duration_ms"], name="call_list_duration"),
+            models.Index(fields=["tenant", "billed_amount"], name="call_list_billed"),
+            models.Index(
+                fields=["tenant", "-started_at"],
+                condition=models.Q(legal_hold=True),
+                name="call_list_on_hold",
+            ),
         ]
         constraints = [
             models.CheckConstraint(

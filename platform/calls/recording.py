@@ -66,7 +66,19 @@ def store_progress(
         )
     price_records(records)
     UsageRecord.objects.bulk_create(records)
+    # The searchable text follows the transcript in the same transaction (the row is locked).
+    spoken = [
+        entry["text"]
+        for entry in transcript
+        if entry.get("role") in ("user", "assistant") and entry.get("text")
+    ]
+    searchable = (
+        {"transcript_text": "\n".join(filter(None, [call.transcript_text, *spoken]))}
+        if call.stores_transcript and spoken
+        else {}
+    )
     CallSession.objects.filter(pk=call.pk).update(
+        **searchable,
         turn_count=turn_count,
         latencies_ms=latencies_ms,
         input_tokens=F("input_tokens") + totals["input_tokens"],
