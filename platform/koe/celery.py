@@ -13,13 +13,26 @@ app = Celery("koe")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
-# Periodic work (retention purge, cost reconciliation) is added to this schedule.
+# Every periodic task: cost reconciliation, the retention purge, expired exports.
 app.conf.beat_schedule = {
     # Settle calls whose settlement task was lost and re-roll yesterday and today, early
     # enough in the UTC day that yesterday's figures are final by morning.
     "reconcile-usage": {
         "task": "billing.tasks.reconcile_usage",
         "schedule": crontab(hour=0, minute=20),
+        "options": {"expires": 6 * 3600},
+    },
+    # Delete transcripts, recordings and event logs past their tenant's retention policy
+    # and reconcile recording files with their rows; each tenant under its own lease.
+    "purge-expired": {
+        "task": "retention.tasks.purge_expired",
+        "schedule": crontab(minute=5),
+        "options": {"expires": 3000},
+    },
+    # Delete export files past their expiry (their download links stopped working then).
+    "remove-expired-exports": {
+        "task": "audit.tasks.remove_expired_exports_task",
+        "schedule": crontab(hour=3, minute=40),
         "options": {"expires": 6 * 3600},
     },
 }

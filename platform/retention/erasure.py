@@ -1,0 +1,108 @@
+"""The right to erasure: delete what Koe stored of one end user, across a tenant.
+
+An end user is the tenant's own reference for them (CallSession.end_user_ref). Erasure
+deletes their calls' transcripts (items, joined text, the agent's follow-up reason),
+recordings (rows and files), tool invocations' arguments and results, and the events
+about those calls or naming them. The calls' metadata (times, duration, usage, cost)
+stays, as it does after a retention purge: billing needs it and it holds no content.
+
+Two kinds of call are kept and reported: calls under legal hold (the hold is a legal
+obligation that outranks the request; lift it and erase again) and calls still live
+(their recorder is still writing; erase again once they end).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import models
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+
+from calls.models import CallSession, ConsentScope, Recording
+from events.models import OutboundEvent
+from retention.models import PurgeLog, PurgeTrigger
+from retention.policies import is_live
+from retention.removal import (
+    Counts,
+    id_batches,
+    remove_events,
+    remove_recordings,
+    remove_transcripts,
+)
+from tenancy.models import Tenant
+
+MAX_END_USER_REF_LENGTH = CallSession._meta.get_field("end_user_ref").max_length or 200
+
+
+class InvalidEndUserRef(ValueError):
+    """The reference cannot name an end user (empty, too long, control characters)."""
+
+
+def check_end_user_ref(end_user_ref: str) -> str:
+    if not end_user_ref or not end_user_ref.strip():
+        raise InvalidEndUserRef("The end-user reference is empty.")
+    if len(end_user_ref) > MAX_END_USER_REF_LENGTH:
+        raise InvalidEndUserRef(
+            f"The end-user reference is longer than {MAX_END_USER_REF_LENGTH} characters."
+        )
+    if any(ord(character) < 32 or ord(character) == 127 for character in end_user_ref):
+        raise InvalidEndUserRef("The end-user reference contains control characters.")
+    return end_user_ref
+
+
+@dataclass
+class Erasure:
+    calls: int
+    counts: Counts
+    log: PurgeLog
+
+
+def erase_end_user(tenant: Tenant, end_user_ref: str, *, now: datetime | None = None) -> Erasure:
+    """Erase one end user's stored content in ``tenant``; safe to repeat (then it counts 0)."""
+    check_end_user_ref(end_user_ref)
+    now = now or timezone.now()
+    started_at = timezone.now()
+    clock = time.monotonic()
+    counts = Counts()
+    calls = CallSession.objects.filter(tenant=tenant, end_user_ref=end_user_ref)
+    erasable = calls.filter(legal_hold=False).exclude(is_live(now))
+    counts.held_calls = calls.filter(legal_hold=True).count()
+    counts.active_calls = calls.filter(legal_hold=False).filter(is_live(now)).count()
+
+    # Waiting for locks, unlike the purge: a request must not quietly pass calls over.
+    with_transcript = erasable.filter(
+        consent_scope__in=[ConsentScope.TRANSCRIPT, ConsentScope.RECORDING],
+        transcript_purged_at__isnull=True,
+    )
+    for ids in id_batches(with_transcript):
+        remove_transcripts(with_transcript, ids, counts, now=now, dry_run=False, wait=True)
+    with_recording = erasable.filter(Exists(Recording.objects.filter(call=OuterRef("pk"))))
+    for ids in id_batches(with_recording):
+        remove_recordings(with_recording, ids, counts, now=now, dry_run=False, wait=True)
+
+    erased_call_ids = list(erasable.values_list("public_id", flat=True))
+    held_call_ids = list(
+        calls.exclude(pk__in=erasable.values("pk")).values_list("public_id", flat=True)
+    )
+    events = OutboundEvent.objects.filter(tenant=tenant)
+    about_user = events.filter(
+        models.Q(payload__call_id__in=erased_call_ids)
+        | models.Q(payload__end_user_ref=end_user_ref)
+    )
+    if held_call_ids:
+        kept = events.filter(payload__call_id__in=held_call_ids).values("pk")
+        about_user = about_user.exclude(pk__in=models.Subquery(kept))
+    for ids in id_batches(about_user):
+        remove_events(about_user, ids, counts, dry_run=False, wait=True)
+
+    log = PurgeLog.objects.create(
+        tenant=tenant,
+        trigger=PurgeTrigger.ERASURE,
+        started_at=started_at,
+        duration_ms=round((time.monotonic() - clock) * 1000),
+        **counts.as_dict(),
+    )
+    return Erasure(calls=len(erased_call_ids), counts=counts, log=log)
