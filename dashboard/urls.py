@@ -5,11 +5,14 @@ from django.urls import path
 from dashboard.views import (
     accounts,
     agents,
+    audit,
     calls,
     credentials,
     events,
     keys,
     members,
+    recordings,
+    retention,
     tenants,
     tools,
     usage,
@@ -28,6 +31,13 @@ urlpatterns = [
     path("tenants/<str:tenant_id>/switch/", tenants.tenant_switch, name="tenant_switch"),
     path("settings/", tenants.tenant_settings, name="tenant_settings"),
     path("settings/budget/", tenants.tenant_budget, name="tenant_budget"),
+    # retention
+    path("settings/retention/", retention.retention_settings, name="retention_settings"),
+    path(
+        "settings/retention/agents/<str:agent_id>/",
+        retention.retention_agent,
+        name="retention_agent",
+    ),
     # outbound events
     path("settings/events/", events.events_endpoint, name="events_endpoint"),
     path(
@@ -84,6 +94,24 @@ urlpatterns = [
     path("calls/", calls.call_list, name="call_list"),
     path("calls/<str:call_id>/", calls.call_detail, name="call_detail"),
     path("calls/<str:call_id>/end/", calls.call_end, name="call_end"),
+    path("calls/<str:call_id>/hold/", calls.call_hold, name="call_hold"),
+    # call recordings: signed, short-lived links (see dashboard/views/recordings.py)
+    path(
+        "calls/<str:call_id>/recording/play/",
+        recordings.recording_play,
+        name="recording_play",
+    ),
+    path(
+        "calls/<str:call_id>/recording/download/",
+        recordings.recording_download,
+        name="recording_download",
+    ),
+    # audit: the access log and exports
+    path("audit/", audit.access_log, name="access_log"),
+    path("exports/", audit.export_list, name="export_list"),
+    path("exports/new/", audit.export_create, name="export_create"),
+    path("exports/<str:export_id>/", audit.export_detail, name="export_detail"),
+    path("exports/<str:export_id>/download/", audit.export_download, name="export_download"),
     # usage and cost
     path("usage/", usage.usage, name="usage"),
     path("usage/export.csv", usage.usage_export, name="usage_export"),

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import orjson
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from ninja import Router, Schema
@@ -21,6 +20,7 @@ from agents.realtime import tokens
 from agents.realtime.access import AccessDenied
 from calls.models import Channel, ConsentMethod
 from koe.api import error_response, error_responses
+from koe.http import client_ip
 
 router = Router(tags=["realtime"])
 
@@ -94,22 +94,6 @@ def _cors(response: HttpResponse, origin: str) -> HttpResponse:
         response["Access-Control-Max-Age"] = "600"
         response["Vary"] = "Origin"
     return response
-
-
-def client_ip(request: HttpRequest) -> str:
-    """The caller's address for rate limits.
-
-    With KOE_TRUSTED_PROXIES = N proxies in front, each appending to X-Forwarded-For, the
-    client is the Nth address from the right; anything further left is whatever the
-    client sent, so it is never trusted (a forged header must not buy a new bucket).
-    """
-    hops = settings.KOE_TRUSTED_PROXIES
-    forwarded = request.headers.get("X-Forwarded-For", "")
-    if hops > 0 and forwarded:
-        addresses = [address.strip() for address in forwarded.split(",") if address.strip()]
-        if addresses:
-            return addresses[max(0, len(addresses) - hops)]
-    return str(request.META.get("REMOTE_ADDR") or "unknown")
 
 
 @csrf_exempt

@@ -130,7 +130,8 @@ class TenantForm(forms.ModelForm):
 
 class TenantSettingsForm(TenantForm):
     class Meta(TenantForm.Meta):
-        fields = ["name", "time_zone", "max_concurrent_calls"]
+        fields = ["name", "time_zone", "max_concurrent_calls", "auditors_may_hold"]
+        labels = {**TenantForm.Meta.labels, "auditors_may_hold": "Auditors may set legal hold"}
 
 
 # --- members -------------------------------------------------------------------------------

@@ -11,24 +11,24 @@ from decimal import Decimal
 from typing import Any
 
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
-from agents.models import Agent
+from audit.holds import change_legal_hold
+from audit.log import record_access
+from audit.models import AccessAction, ExportFormat
+from audit.timeline import build_timeline
 from billing.pricing import CostBreakdown
 from billing.settlement import breakdown_of
 from calls.control import EndOutcome, is_stale, request_call_end
-from calls.models import (
-    CallSession,
-    CallStatus,
-    TranscriptItem,
-    TranscriptRole,
-    UsageRecord,
-)
+from calls.models import CallSession, UsageRecord
+from calls.search import snippets
 from dashboard.access import require, tenant_view
+from dashboard.forms.calls import CallFilterForm
+from dashboard.pagination import list_page
+from dashboard.views.recordings import recording_panel
 from tenancy.models import Membership
 from tenancy.roles import Permission
 from tenancy.scoping import for_tenant, get_for_tenant_or_404
@@ -72,15 +72,6 @@ class CallRow:
     call: CallSession
     duration: str
     is_stale: bool
-
-
-@dataclass(frozen=True)
-class TranscriptLine:
-    """A transcript item with its tool arguments and result ready to read."""
-
-    item: TranscriptItem
-    arguments: str
-    result: str
 
 
 def latency_summary(latencies_ms: Iterable[Any]) -> LatencySummary | None:
@@ -133,62 +124,56 @@ def usage_totals(records: Iterable[UsageRecord]) -> dict[str, int]:
 
 @tenant_view()
 def call_list(request: HttpRequest, membership: Membership) -> HttpResponse:
-    calls = for_tenant(CallSession, membership.tenant).select_related("agent")
-    agent_filter = request.GET.get("agent", "")
-    status_filter = request.GET.get("status", "")
-    if agent_filter:
-        calls = calls.filter(agent__public_id=agent_filter)
-    if status_filter in CallStatus.values:
-        calls = calls.filter(status=status_filter)
-    else:
-        status_filter = ""
-    paginator = Paginator(calls.order_by("-started_at", "-pk"), CALLS_PER_PAGE)
-    page = paginator.get_page(request.GET.get("page"))
+    tenant = membership.tenant
+    form = CallFilterForm(request.GET, tenant=tenant)
+    # transcript_text can be long and the list never shows it whole (snippets are read
+    # for the page's rows only).
+    calls = form.filter(for_tenant(CallSession, tenant)).select_related("agent")
+    calls = calls.defer("transcript_text").order_by("-started_at", "-pk")
+    page = list_page(calls, request.GET.get("page"), CALLS_PER_PAGE)
     now = timezone.now()
-    rows = [CallRow(call, format_duration(call.duration_ms), is_stale(call, now)) for call in page]
-    is_filtered = bool(agent_filter or status_filter)
+    search_text = form.search_text
+    found = snippets(page.object_list, search_text) if search_text else {}
+    rows = [
+        (CallRow(call, format_duration(call.duration_ms), is_stale(call, now)), found.get(call.pk))
+        for call in page
+    ]
     # Tell "no calls yet" apart from "no call matches", which need different advice.
-    has_calls = bool(page.object_list) or (
-        is_filtered and for_tenant(CallSession, membership.tenant).exists()
+    has_calls = bool(rows) or (
+        (form.is_filtered or page.is_past_end) and for_tenant(CallSession, tenant).exists()
     )
-    agents = for_tenant(Agent, membership.tenant).order_by("name").only("public_id", "name")
     return render(
         request,
         "dashboard/calls/list.html",
         {
             "nav": "calls",
+            "form": form,
             "page": page,
             "rows": rows,
             "has_calls": has_calls,
-            "is_filtered": is_filtered,
-            "agents": agents,
-            "agent_filter": agent_filter,
-            "status_filter": status_filter,
-            "statuses": CallStatus.choices,
+            "is_filtered": form.is_filtered,
+            "search_text": search_text,
         },
     )
 
 
+@require_GET
 @tenant_view()
 def call_detail(request: HttpRequest, membership: Membership, call_id: str) -> HttpResponse:
     call = _call_or_404(membership, call_id)
-    # Without transcript consent nothing is read, even rows that should not exist.
-    transcript = (
-        [
-            TranscriptLine(
-                item,
-                arguments=pretty_json(item.tool_arguments),
-                result=pretty_json(item.text) if item.role == TranscriptRole.TOOL else "",
-            )
-            for item in call.transcript.all()
-        ]
-        if call.stores_transcript
-        else []
-    )
-    usage_records = list(call.usage.order_by("created_at", "pk"))
     tool_invocations = list(
         call.tool_invocations.select_related("tool").order_by("created_at", "pk")
     )
+    # Without transcript consent nothing is read, even rows that should not exist.
+    timeline = (
+        build_timeline(call, call.transcript.all(), tool_invocations)
+        if call.stores_transcript
+        else []
+    )
+    if timeline:
+        # Reading a transcript is logged; a page with nothing to read is not.
+        record_access(request, membership, AccessAction.VIEW_TRANSCRIPT, call=call)
+    usage_records = list(call.usage.order_by("created_at", "pk"))
     # Until the call is settled its cost is unknown; after, each response's price is kept.
     breakdown = breakdown_of(call) if call.cost is not None else None
     return render(
@@ -199,7 +184,8 @@ def call_detail(request: HttpRequest, membership: Membership, call_id: str) -> H
             "call": call,
             "duration_display": format_duration(call.duration_ms),
             "is_stale": is_stale(call),
-            "transcript": transcript,
+            "timeline": timeline,
+            "recording": recording_panel(membership, call),
             "latency": latency_summary(call.latencies_ms or []),
             "usage_records": usage_records,
             "usage_totals": usage_totals(usage_records),
@@ -207,8 +193,37 @@ def call_detail(request: HttpRequest, membership: Membership, call_id: str) -> H
             "cost_breakdown": breakdown,
             "unpriced_count": sum(1 for record in usage_records if record.price_id is None),
             "tool_invocations": tool_invocations,
+            "can_hold": membership.allows(Permission.HOLD),
+            "can_export": membership.allows(Permission.EXPORT),
+            "export_formats": ExportFormat.choices,
         },
     )
+
+
+@require_POST
+@tenant_view()
+def call_hold(request: HttpRequest, membership: Membership, call_id: str) -> HttpResponse:
+    """Set (``hold=on``) or lift (``hold=off``) the call's legal hold."""
+    call = _call_or_404(membership, call_id)
+    require(membership, Permission.HOLD)
+    wanted = request.POST.get("hold")
+    if wanted not in {"on", "off"}:
+        messages.error(request, "Say whether to set or lift the legal hold.")
+        return redirect("dashboard:call_detail", call_id=call.public_id)
+    hold = wanted == "on"
+    if change_legal_hold(request, membership, call, hold=hold):
+        messages.success(
+            request,
+            "Legal hold set: retention will keep this call until the hold is lifted."
+            if hold
+            else "Legal hold lifted: retention applies to this call again.",
+        )
+    else:
+        messages.info(
+            request,
+            "This call is already under legal hold." if hold else "This call has no legal hold.",
+        )
+    return redirect("dashboard:call_detail", call_id=call.public_id)
 
 
 @require_POST

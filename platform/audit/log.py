@@ -6,9 +6,9 @@ from typing import Any
 
 from django.http import HttpRequest
 
-from agents.realtime.api import client_ip
 from audit.models import AccessLog
 from calls.models import CallSession
+from koe.http import client_ip
 from tenancy.models import Membership
 
 

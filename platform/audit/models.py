@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from koe.ids import public_id
 from tenancy.models import Tenant
 
 
@@ -76,3 +77,90 @@ class AccessLog(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise AppendOnly("The access log cannot be deleted.")
+
+
+def new_export_id() -> str:
+    return public_id("exp")
+
+
+class ExportFormat(models.TextChoices):
+    JSON = "json", "JSON"
+    CSV = "csv", "CSV (one row per turn)"
+    TEXT = "txt", "Plain-text transcript"
+
+
+class ExportStatus(models.TextChoices):
+    PENDING = "pending", "Waiting"
+    RUNNING = "running", "Running"
+    DONE = "done", "Ready"
+    FAILED = "failed", "Failed"
+
+
+def export_path(export: CallExport, filename: str) -> str:
+    return f"exports/{export.tenant.public_id}/{filename}"
+
+
+class CallExport(models.Model):
+    """One export of a call or of a filtered set of calls, written by a Celery task.
+
+    ``params`` says what was asked ({"call": id} or {"filters": the call list's query as
+    lists}), so the task can run again from it and the record says what left the platform.
+    """
+
+    public_id = models.CharField(max_length=40, unique=True, default=new_export_id, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="call_exports")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    requested_by_name = models.CharField(max_length=254)
+    params = models.JSONField(default=dict)
+    format = models.CharField(max_length=8, choices=ExportFormat.choices)
+    status = models.CharField(
+        max_length=8, choices=ExportStatus.choices, default=ExportStatus.PENDING
+    )
+    total = models.PositiveIntegerField(null=True, blank=True)
+    done = models.PositiveIntegerField(default=0)
+    file = models.FileField(upload_to=export_path, max_length=300, blank=True)
+    size_bytes = models.PositiveBigIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [
+            models.Index(fields=["tenant", "-created_at"]),
+            models.Index(fields=["expires_at"]),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(format__in=ExportFormat.values), name="export_format_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status__in=ExportStatus.values), name="export_status_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.public_id} ({self.get_format_display()}, {self.status})"
+
+    @property
+    def is_single_call(self) -> bool:
+        return bool(self.params.get("call"))
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (ExportStatus.DONE, ExportStatus.FAILED)
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at <= timezone.now()
+
+    @property
+    def percent(self) -> int:
+        if self.status == ExportStatus.DONE:
+            return 100
+        if not self.total:
+            return 0
+        return min(100, self.done * 100 // self.total)

@@ -223,6 +223,12 @@ KOE_STALE_CALL_GRACE_SECONDS = env_int("KOE_STALE_CALL_GRACE_SECONDS", 120)
 # often a live call checks it against a hard budget's overrun.
 KOE_BUDGET_CACHE_SECONDS = env_int("KOE_BUDGET_CACHE_SECONDS", 30)
 KOE_BUDGET_CHECK_SECONDS = env_int("KOE_BUDGET_CHECK_SECONDS", 5)
+# Call recordings (recording consent only): settled audio is written as a part every
+# KOE_RECORDING_FLUSH_SECONDS, holding back the last KOE_RECORDING_SETTLE_MS so that a
+# barge-in's truncation can still cut agent audio; play/download links live this long.
+KOE_RECORDING_FLUSH_SECONDS = env_int("KOE_RECORDING_FLUSH_SECONDS", 5)
+KOE_RECORDING_SETTLE_MS = env_int("KOE_RECORDING_SETTLE_MS", 2000)
+KOE_RECORDING_URL_SECONDS = env_int("KOE_RECORDING_URL_SECONDS", 300)
 KOE_METRICS_TOKEN = env_str("KOE_METRICS_TOKEN")
 KOE_INSTANCE_NAME = env_str("KOE_INSTANCE_NAME") or f"{socket.gethostname()}:{os.getpid()}"
 

@@ -12,12 +12,14 @@ from agents.realtime.api import widget_client_secret
 from billing.api import router as usage_router
 from koe.api import api, api_urls, not_found_view
 from koe.metrics import metrics
+from retention.api import router as retention_router
 from tools.api import router as tools_router
 
 api.add_router("/agents", agents_router)
 api.add_router("/tools", tools_router)
 api.add_router("/realtime", realtime_router)
 api.add_router("", usage_router)
+api.add_router("", retention_router)
 
 
 def healthz(request: HttpRequest) -> JsonResponse:

@@ -55,9 +55,15 @@ def test_create_with_only_a_name_uses_the_model_defaults(tenant_a: TenantWorld) 
         "id", "name", "provider", "response_engine", "model", "credential", "instructions",
         "voice", "audio_format", "temperature", "turn_detection", "greeting", "faq", "language",
         "max_call_duration_seconds", "idle_timeout_seconds", "tools", "consent_prompt",
-        "recording_offered", "client_may_override", "current_version", "created_at",
+        "recording_offered", "consent_required", "widget_label", "widget_color",
+        "widget_position", "client_may_override", "current_version", "created_at",
         "updated_at",
     }  # fmt: skip
+    assert (body["consent_required"], body["widget_color"], body["widget_position"]) == (
+        False,
+        "#2563eb",
+        "bottom-right",
+    )
 
 
 def test_create_a_full_openai_agent(tenant_a: TenantWorld) -> None:
@@ -481,3 +487,31 @@ def test_faq_and_response_engine_round_trip_and_re_version(tenant_a: TenantWorld
     agent.refresh_from_db()
     assert agent.faq == [faq[0]]
     assert agent.versions.count() == 3
+
+
+def test_widget_look_and_required_consent_are_set_and_checked(tenant_a: TenantWorld) -> None:
+    response = _post(
+        tenant_a,
+        {
+            "name": "Front desk",
+            "consent_required": True,
+            "widget_label": "Ask us",
+            "widget_color": "#0b7285",
+            "widget_position": "bottom-left",
+        },
+    )
+    assert response.status_code == 201, response.content
+    agent = Agent.objects.get(public_id=response.json()["id"])
+    assert (agent.consent_required, agent.widget_label, agent.widget_color) == (
+        True,
+        "Ask us",
+        "#0b7285",
+    )
+    assert agent.widget_position == "bottom-left"
+    assert set(_field_errors(_post(tenant_a, {"name": "Other", "widget_color": "blue"}))) == {
+        "widget_color"
+    }
+    assert set(_field_errors(_post(tenant_a, {"name": "Other", "widget_position": "top"}))) == {
+        "widget_position"
+    }
+    assert not Agent.objects.filter(name="Other").exists()

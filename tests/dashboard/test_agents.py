@@ -39,6 +39,9 @@ def agent_data(**overrides: Any) -> dict[str, Any]:
         "max_call_duration_seconds": "600",
         "idle_timeout_seconds": "60",
         "consent_prompt": "May we record this call?",
+        "widget_label": "Talk to us",
+        "widget_color": "#2563eb",
+        "widget_position": "bottom-right",
         "faq": "",
     }
     data.update(overrides)

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.apps import apps
 from django.urls import URLPattern, get_resolver, reverse
+from django.utils import timezone
 
 from agents.models import WidgetKey
+from audit.models import CallExport
 from calls.models import CallSession
 from dashboard import urls as dashboard_urls
 from events.models import OutboundEvent
@@ -39,6 +42,7 @@ class Objects:
     invitation_id: int
     call_id: str
     event_id: str
+    export_id: str
 
 
 def _objects(world: TenantWorld) -> Objects:
@@ -65,6 +69,13 @@ def _objects(world: TenantWorld) -> Objects:
     event = OutboundEvent.objects.create(
         tenant=world.tenant, type="call.ended", payload={"call_id": call.public_id}
     )
+    export = CallExport.objects.create(
+        tenant=world.tenant,
+        requested_by_name="auditor@example.com",
+        params={"call": call.public_id},
+        format="json",
+        expires_at=timezone.now() + timedelta(days=7),
+    )
     assert world.api_key is not None
     return Objects(
         world=world,
@@ -77,6 +88,7 @@ def _objects(world: TenantWorld) -> Objects:
         invitation_id=invitation.pk,
         call_id=call.public_id,
         event_id=event.public_id,
+        export_id=export.public_id,
     )
 
 
@@ -90,6 +102,7 @@ class Endpoint:
     method: str
     permission: Permission
     data: dict[str, Any] | None = None
+    json: bool = False  # the body is JSON (the endpoint answers JSON)
 
     def __str__(self) -> str:
         return f"{self.method} {self.name}"
@@ -106,6 +119,8 @@ ENDPOINTS = [
     Endpoint("agent_duplicate", agent, "POST", Permission.EDIT),
     Endpoint("agent_delete", agent, "GET", Permission.EDIT),
     Endpoint("agent_delete", agent, "POST", Permission.EDIT),
+    Endpoint("retention_agent", agent, "GET", Permission.MANAGE),
+    Endpoint("retention_agent", agent, "POST", Permission.MANAGE, {"recording_days": "-1"}),
     Endpoint(
         "agent_version", lambda o: {"agent_id": o.agent_id, "number": 1}, "GET", Permission.VIEW
     ),
@@ -165,6 +180,12 @@ ENDPOINTS = [
     ),
     Endpoint("call_detail", lambda o: {"call_id": o.call_id}, "GET", Permission.VIEW),
     Endpoint("call_end", lambda o: {"call_id": o.call_id}, "POST", Permission.EDIT),
+    Endpoint(
+        "call_hold", lambda o: {"call_id": o.call_id}, "POST", Permission.HOLD, {"hold": "on"}
+    ),
+    Endpoint("export_detail", lambda o: {"export_id": o.export_id}, "GET", Permission.EXPORT),
+    # Without its signed link the download sends the member back to the export's page.
+    Endpoint("export_download", lambda o: {"export_id": o.export_id}, "GET", Permission.EXPORT),
     Endpoint("event_detail", lambda o: {"event_id": o.event_id}, "GET", Permission.MANAGE),
     Endpoint(
         "tenant_switch", lambda o: {"tenant_id": o.world.tenant.public_id}, "POST", Permission.VIEW
@@ -173,12 +194,23 @@ ENDPOINTS = [
 
 # URLs with an id that are reached without a tenant membership, by design.
 NOT_TENANT_SCOPED = {"invitation_accept"}
+# Recordings are served only through links signed for one member, so the matrix cannot
+# make their URLs; tests/recordings/test_playback.py checks them across roles and tenants.
+SIGNED_PER_MEMBER = {"recording_play", "recording_download"}
 
 
 def _database_state() -> dict[str, list[tuple[Any, ...]]]:
     state = {}
     for model in apps.get_models():
-        if model._meta.app_label in {"tenancy", "agents", "tools", "calls", "events"}:
+        if model._meta.app_label in {
+            "tenancy",
+            "agents",
+            "tools",
+            "calls",
+            "events",
+            "retention",
+            "audit",
+        }:
             fields = [f.attname for f in model._meta.concrete_fields if f.attname != "last_used_at"]
             state[model._meta.label] = sorted(model._default_manager.values_list(*fields), key=repr)
     return state
@@ -188,6 +220,8 @@ def _request(client: Any, endpoint: Endpoint, objects: Objects) -> Any:
     url = reverse(f"dashboard:{endpoint.name}", kwargs=endpoint.kwargs(objects))
     if endpoint.method == "GET":
         return client.get(url)
+    if endpoint.json:
+        return client.post(url, endpoint.data or {}, content_type="application/json")
     return client.post(url, endpoint.data or {})
 
 
@@ -198,7 +232,7 @@ def test_every_dashboard_url_with_an_id_is_in_the_matrix() -> None:
         if isinstance(pattern, URLPattern) and pattern.pattern.converters
     }
     covered = {endpoint.name for endpoint in ENDPOINTS}
-    assert with_ids - NOT_TENANT_SCOPED == covered
+    assert with_ids - NOT_TENANT_SCOPED - SIGNED_PER_MEMBER == covered
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS, ids=str)
@@ -255,6 +289,11 @@ PAGES = [
     ("events_rotate_secret", "POST", Permission.MANAGE),
     ("events_test", "POST", Permission.MANAGE),
     ("event_list", "GET", Permission.MANAGE),
+    ("retention_settings", "GET", Permission.MANAGE),
+    ("retention_settings", "POST", Permission.MANAGE),
+    ("access_log", "GET", Permission.AUDIT_LOG),
+    ("export_list", "GET", Permission.EXPORT),
+    ("export_create", "POST", Permission.EXPORT),
 ]
 
 

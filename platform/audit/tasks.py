@@ -1,0 +1,66 @@
+"""Celery tasks of the audit app: write a call export, remove expired export files."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from django.db import OperationalError
+
+from audit.exports import ExportError, fail_export, remove_expired_exports, write_export
+from audit.models import CallExport
+
+logger = logging.getLogger("koe.audit")
+
+MAX_RETRIES = 5
+
+
+@shared_task(
+    bind=True,
+    acks_late=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=5,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=MAX_RETRIES,
+    soft_time_limit=3300,
+    time_limit=3600,
+)
+def run_export_task(self: Any, export_id: int) -> str:
+    """Write one export; a rerun (redelivery, retry) starts the file over.
+
+    A database outage is retried; anything else marks the export failed with a message
+    the requester sees, and is logged: the request that queued it (run eagerly in the
+    embedded setup) must not fail with it.
+    """
+    try:
+        export = write_export(export_id)
+    except CallExport.DoesNotExist:
+        logger.warning("export: export=%s no longer exists", export_id)
+        return "gone"
+    except OperationalError:
+        if self.request.retries >= MAX_RETRIES:
+            fail_export(export_id, "The database was unavailable; request the export again.")
+        raise
+    except ExportError as error:
+        # E.g. the filters name an agent deleted since: say so rather than export nothing.
+        logger.warning("export: export=%s cannot be made: %s", export_id, error)
+        fail_export(export_id, str(error))
+        return "failed"
+    except SoftTimeLimitExceeded:
+        logger.error("export: export=%s ran past its time limit", export_id)
+        fail_export(export_id, "The export took too long; export a smaller set of calls.")
+        return "failed"
+    except Exception:
+        logger.exception("export: export=%s failed", export_id)
+        fail_export(export_id, "The export failed; request it again or ask your operator.")
+        return "failed"
+    return export.status
+
+
+@shared_task(acks_late=True, soft_time_limit=600, time_limit=900)
+def remove_expired_exports_task() -> int:
+    """Periodic (beat): delete export files past their expiry; the rows stay as a record."""
+    return remove_expired_exports()
