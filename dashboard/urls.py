@@ -7,7 +7,9 @@ from dashboard.views import (
     agents,
     audit,
     calls,
+    console,
     credentials,
+    demo,
     events,
     keys,
     members,
@@ -22,6 +24,8 @@ app_name = "dashboard"
 
 urlpatterns = [
     path("", accounts.home, name="home"),
+    # the demo restaurant's site with the embedded widget (KOE_DEMO_PAGE)
+    path("demo/", demo.demo, name="demo"),
     # accounts
     path("login/", accounts.LoginView.as_view(), name="login"),
     path("logout/", accounts.LogoutView.as_view(), name="logout"),
@@ -83,6 +87,12 @@ urlpatterns = [
         "agents/<str:agent_id>/versions/<int:number>/",
         agents.agent_version,
         name="agent_version",
+    ),
+    path("agents/<str:agent_id>/console/", console.agent_console, name="agent_console"),
+    path(
+        "agents/<str:agent_id>/console/token/",
+        console.console_token,
+        name="agent_console_token",
     ),
     path("agents/<str:agent_id>/widget-keys/", agents.widget_key_create, name="widget_key_create"),
     path(

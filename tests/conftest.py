@@ -1,11 +1,13 @@
 """Shared fixtures: two tenants with a member of every role, so isolation is tested by default.
 
-Services: tests marked ``postgres``, ``redis`` or ``espeak`` need the real thing. Without
-it they skip with a reason, unless KOE_REQUIRE_SERVICES=1 (set by .ci/run): then they fail.
+Services: tests marked ``postgres``, ``redis``, ``espeak`` or ``browser`` need the real
+thing. Without it they skip with a reason, unless KOE_REQUIRE_SERVICES=1 (set by .ci/run):
+then they fail.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import socket
@@ -42,6 +44,14 @@ def _reachable(url: str, default_port: int) -> bool:
         return False
 
 
+def chromium_path() -> str | None:
+    """Debian's Chromium (or KOE_CHROMIUM), which the browser tests drive."""
+    configured = os.environ.get("KOE_CHROMIUM", "")
+    if configured:
+        return configured if os.access(configured, os.X_OK) else None
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     reasons = []
     if item.get_closest_marker("postgres") and settings.DATABASES["default"]["ENGINE"] != (
@@ -56,6 +66,11 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
             reasons.append(f"needs Redis, but {redis_url} does not answer")
     if item.get_closest_marker("espeak") and shutil.which("espeak-ng") is None:
         reasons.append("needs espeak-ng: apt-get install espeak-ng (CI does)")
+    if item.get_closest_marker("browser"):
+        if chromium_path() is None:
+            reasons.append("needs Chromium: apt-get install chromium (CI does)")
+        elif importlib.util.find_spec("playwright") is None:
+            reasons.append("needs playwright: pip install -e '.[dev]'")
     if reasons:
         message = "; ".join(reasons)
         if REQUIRE_SERVICES:

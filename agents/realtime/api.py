@@ -15,7 +15,7 @@ from django.views.decorators.csrf import csrf_exempt
 from ninja import Router, Schema
 from ninja.errors import HttpError
 
-from agents.models import Agent
+from agents.models import Agent, WidgetKey
 from agents.realtime import tokens
 from agents.realtime.access import AccessDenied
 from calls.models import Channel, ConsentMethod
@@ -86,10 +86,10 @@ def create_client_secret(
     return minted.response()
 
 
-def _cors(response: HttpResponse, origin: str) -> HttpResponse:
+def _cors(response: HttpResponse, origin: str, methods: str = "POST, OPTIONS") -> HttpResponse:
     if origin:
         response["Access-Control-Allow-Origin"] = origin
-        response["Access-Control-Allow-Methods"] = "POST, OPTIONS"
+        response["Access-Control-Allow-Methods"] = methods
         response["Access-Control-Allow-Headers"] = "Content-Type"
         response["Access-Control-Max-Age"] = "600"
         response["Vary"] = "Origin"
@@ -129,6 +129,60 @@ def widget_client_secret(request: HttpRequest) -> HttpResponse:
         response = _error(status, denied.message, denied.code)
         return response if denied.code == "origin_not_allowed" else _cors(response, origin)
     return _cors(JsonResponse(minted.response()), origin)
+
+
+def widget_settings(agent: Agent) -> dict[str, Any]:
+    """What the widget shows before a call: its look and the consent question it must ask."""
+    return {
+        "agent": agent.public_id,
+        "name": agent.name,
+        "label": agent.widget_label or "Talk to us",
+        "color": agent.widget_color,
+        "position": agent.widget_position,
+        "consent_prompt": agent.consent_prompt,
+        "recording_offered": agent.recording_offered,
+        "consent_required": agent.consent_required,
+    }
+
+
+def _page_origin(request: HttpRequest) -> str:
+    """The calling page's origin. Browsers omit Origin on same-origin GETs, so a request
+    without one comes from a page on Koe's own host (or from no browser at all, where an
+    Origin header proves nothing anyway): that host must then be an allowed origin."""
+    return request.headers.get("Origin") or f"{request.scheme}://{request.get_host()}"
+
+
+@csrf_exempt
+def widget_config(request: HttpRequest) -> HttpResponse:
+    """Public: ``GET /v1/widget/config?key=pk_...``, the widget's settings for its agent.
+
+    The same origin rule as minting a token: a page whose origin the key does not list
+    gets a 403 and no CORS grant, so a copied snippet does not even render elsewhere.
+    """
+    origin = request.headers.get("Origin", "")
+    methods = "GET, OPTIONS"
+    if request.method == "OPTIONS":
+        return _cors(HttpResponse(status=204), origin, methods)
+    if request.method != "GET":
+        return _cors(_error(405, "Use GET.", "method_not_allowed"), origin, methods)
+    key = request.GET.get("key", "")
+    if not key:
+        message = "Pass the publishable key: /v1/widget/config?key=pk_..."
+        return _cors(_error(400, message, "missing_publishable_key"), origin, methods)
+    widget_key = (
+        WidgetKey.objects.select_related("agent").filter(key=key, revoked_at__isnull=True).first()
+    )
+    if widget_key is None:
+        message = "Unknown or revoked publishable key."
+        return _cors(_error(404, message, "invalid_publishable_key"), origin, methods)
+    if not widget_key.allows_origin(_page_origin(request)):
+        message = "This web page's origin is not allowed to use this agent."
+        return _error(403, message, "origin_not_allowed")
+    response = JsonResponse(widget_settings(widget_key.agent))
+    # Agents' settings change rarely; a minute of caching keeps page views off the database.
+    response["Cache-Control"] = "max-age=60"
+    response["Vary"] = "Origin"  # the CORS grant differs per page
+    return _cors(response, origin, methods)
 
 
 def _error(status: int, message: str, code: str) -> JsonResponse:

@@ -171,6 +171,8 @@ LOGOUT_REDIRECT_URL = "dashboard:login"
 KOE_PUBLIC_SIGNUP = env_bool("KOE_PUBLIC_SIGNUP", default=True)
 KOE_INVITATION_DAYS = env_int("KOE_INVITATION_DAYS", 7)
 KOE_SITE_URL = env_str("KOE_SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+# /demo/: a small business's page hosting the widget for the seed_demo agent (404 when off).
+KOE_DEMO_PAGE = env_bool("KOE_DEMO_PAGE", default=not IS_PRODUCTION)
 
 # --- e-mail ----------------------------------------------------------------------------
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

@@ -8,7 +8,7 @@ from django.urls import include, path, re_path
 
 from agents.api import router as agents_router
 from agents.realtime.api import router as realtime_router
-from agents.realtime.api import widget_client_secret
+from agents.realtime.api import widget_client_secret, widget_config
 from billing.api import router as usage_router
 from koe.api import api, api_urls, not_found_view
 from koe.metrics import metrics
@@ -30,6 +30,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     # Public and cross-origin (the widget on tenants' sites): outside the keyed API.
     path("v1/widget/client_secrets", widget_client_secret, name="widget_client_secret"),
+    path("v1/widget/config", widget_config, name="widget_config"),
     path("v1/", api_urls()),
     # Anything else under /v1 (the bare prefix too) answers a JSON 404, not a page.
     re_path(r"^v1(?:/(?P<rest>.*))?$", not_found_view),

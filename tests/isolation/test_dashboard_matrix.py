@@ -119,6 +119,8 @@ ENDPOINTS = [
     Endpoint("agent_duplicate", agent, "POST", Permission.EDIT),
     Endpoint("agent_delete", agent, "GET", Permission.EDIT),
     Endpoint("agent_delete", agent, "POST", Permission.EDIT),
+    Endpoint("agent_console", agent, "GET", Permission.EDIT),
+    Endpoint("agent_console_token", agent, "POST", Permission.EDIT, json=True),
     Endpoint("retention_agent", agent, "GET", Permission.MANAGE),
     Endpoint("retention_agent", agent, "POST", Permission.MANAGE, {"recording_days": "-1"}),
     Endpoint(

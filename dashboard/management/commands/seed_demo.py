@@ -2,7 +2,8 @@
 
 Idempotent: objects are created once and found again on later runs. Secrets are stored
 only hashed, so each run gives the demo owner a fresh password and issues a fresh demo
-secret key (revoking the previous one) in order to print working credentials.
+secret key (revoking the previous one) in order to print working credentials. The demo
+agent's publishable widget key allows KOE_SITE_URL's origin, so /demo/ works at once.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import copy
 import json
 import secrets
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -19,7 +21,7 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from agents.models import Agent, ResponseEngineKind, WidgetKey
+from agents.models import Agent, ResponseEngineKind, WidgetKey, normalize_origin
 from agents.versions import save_agent
 from tenancy.models import ApiKey, Membership, Provider, Tenant
 from tenancy.roles import Role
@@ -30,6 +32,7 @@ DEMO_TENANT = "Koe Demo Bistro"
 DEMO_EMAIL = "owner@demo.koe.local"
 DEMO_AGENT = "Host"
 DEMO_KEY_NAME = "Demo backend (seed_demo)"
+LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost"})
 
 DEMO_INSTRUCTIONS = (
     "You are the host of Koe Bistro, a small neighbourhood restaurant. Answer briefly and "
@@ -134,11 +137,13 @@ class Command(BaseCommand):
             + f"\n  Agent id:        {result['agent_id']}"
             + f"\n  Secret API key:  {result['secret_key']}"
             + f"\n  Publishable key: {result['publishable_key']}"
+            + f"\n  Demo page:       {result['demo_url']}  (the widget on the bistro's site)"
         )
 
 
 @transaction.atomic
 def seed_demo() -> dict[str, str]:
+    """Create or refresh the demo tenant; returns the credentials and URLs to print."""
     tenant, _ = Tenant.objects.get_or_create(
         name=DEMO_TENANT, defaults={"time_zone": "Europe/London"}
     )
@@ -169,10 +174,7 @@ def seed_demo() -> dict[str, str]:
         agent.full_clean()
         save_agent(agent, tools)
 
-    origins = sorted({settings.KOE_SITE_URL, "http://127.0.0.1:8000", "http://localhost:8000"})
-    widget_key = WidgetKey.objects.filter(agent=agent, revoked_at__isnull=True).first()
-    if widget_key is None:
-        widget_key = WidgetKey.objects.create(agent=agent, allowed_origins=origins)
+    widget_key = _demo_widget_key(agent)
 
     ApiKey.objects.filter(tenant=tenant, name=DEMO_KEY_NAME, revoked_at__isnull=True).update(
         revoked_at=timezone.now()
@@ -187,7 +189,42 @@ def seed_demo() -> dict[str, str]:
         "agent_id": agent.public_id,
         "secret_key": secret,
         "publishable_key": widget_key.key,
+        "demo_url": settings.KOE_SITE_URL + reverse("dashboard:demo"),
     }
+
+
+def demo_origins(site_url: str) -> list[str]:
+    """Where the demo page is served: the site's origin, and on a loopback address both
+    names of it (a browser sends whichever the visitor typed as the Origin)."""
+    site = urlsplit(site_url)
+    origin = normalize_origin(f"{site.scheme}://{site.netloc}")
+    origins = {origin}
+    if site.hostname in LOOPBACK_NAMES:
+        port = f":{site.port}" if site.port else ""
+        origins |= {f"{site.scheme}://{name}{port}" for name in ("127.0.0.1", "localhost")}
+    return sorted(origins)
+
+
+def _demo_widget_key(agent: Agent) -> WidgetKey:
+    """The demo agent's publishable key, created once and widened to the current site.
+
+    A later run under another KOE_SITE_URL (a new port, a public host name) adds that
+    origin to the key rather than minting a second one, so the demo page keeps one key.
+    """
+    wanted = demo_origins(settings.KOE_SITE_URL)
+    widget_key = (
+        WidgetKey.objects.filter(agent=agent, revoked_at__isnull=True)
+        .order_by("created_at")
+        .first()
+    )
+    if widget_key is None:
+        return WidgetKey.objects.create(agent=agent, allowed_origins=wanted)
+    missing = [origin for origin in wanted if not widget_key.allows_origin(origin)]
+    if missing:
+        widget_key.allowed_origins = [*widget_key.allowed_origins, *missing]
+        widget_key.full_clean()
+        widget_key.save(update_fields=["allowed_origins"])
+    return widget_key
 
 
 def _demo_tool(tenant: Tenant, spec: dict[str, Any]) -> ToolDefinition:

@@ -1,0 +1,153 @@
+/* The dashboard's test console: the widget (tokens minted for the logged-in member) and a
+ * live panel of what it says and hears, built from the widget's koe:* DOM events.
+ *
+ * Audio events (input_audio_buffer.append, response.output_audio.delta) arrive 25 and 5
+ * times a second: runs of them are folded into one row with a count and the audio's length
+ * unless "Show audio events one by one" is ticked. At most MAX_ROWS rows are kept.
+ */
+(() => {
+  "use strict";
+
+  const MAX_ROWS = 600;
+  const AUDIO_EVENTS = new Set(["input_audio_buffer.append", "response.output_audio.delta"]);
+  const container = document.getElementById("console-call");
+  const log = document.getElementById("console-events");
+  const showAudio = document.getElementById("console-audio-events");
+  const turns = document.getElementById("console-turns");
+  const tools = document.getElementById("console-tools");
+  const config = JSON.parse(document.getElementById("koe-console-config").textContent);
+  let startedAt = null;
+  // Folded audio rows being counted, by event type, since the last other event.
+  let folded = new Map();
+  const toolRows = new Map(); // call_id -> <li>
+
+  const widget = document.createElement("koe-agent");
+  widget.setAttribute("mode", "inline");
+  widget.config = config;
+  widget.tokenProvider = async (consent) => {
+    const response = await fetch(container.dataset.tokenUrl, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": container.dataset.csrfToken },
+      body: JSON.stringify({ consent }),
+    });
+    const body = await response.json().catch(() => ({}));
+    if (!response.ok) {
+      const error = new Error((body.error && body.error.message) || `HTTP ${response.status}`);
+      error.code = (body.error && body.error.code) || "network";
+      throw error;
+    }
+    return body;
+  };
+  container.append(widget);
+
+  function element(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function clock(at) {
+    if (startedAt === null) startedAt = at;
+    return `+${((at - startedAt) / 1000).toFixed(3)}s`;
+  }
+
+  // Milliseconds of PCM16 24 kHz audio in a base64 string.
+  function audioMs(base64) {
+    return ((base64 || "").length * 3) / 4 / 2 / 24;
+  }
+
+  function keepScrolled(append) {
+    const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+    append();
+    while (log.children.length > MAX_ROWS) log.firstElementChild.remove();
+    if (atBottom) log.scrollTop = log.scrollHeight;
+  }
+
+  function summaryCells(direction, at, type, extra) {
+    return [
+      element("span", "time", clock(at)),
+      element("span", "direction", direction === "in" ? "↓" : "↑"),
+      element("span", "type", type),
+      element("span", "muted", extra || ""),
+    ];
+  }
+
+  function addEvent({ direction, event, at }) {
+    const type = event.type || "(no type)";
+    if (AUDIO_EVENTS.has(type) && !showAudio.checked) {
+      const ms = audioMs(event.audio || event.delta);
+      let row = folded.get(type);
+      if (row && row.isConnected) {
+        row.count += 1;
+        row.ms += ms;
+      } else {
+        row = element("li", `collapsed-row ${direction}`);
+        row.count = 1;
+        row.ms = ms;
+        const line = element("div", "collapsed");
+        line.append(...summaryCells(direction, at, type));
+        row.append(line);
+        folded.set(type, row);
+        keepScrolled(() => log.append(row));
+      }
+      row.querySelector(".muted").textContent = `× ${row.count} (${Math.round(row.ms)} ms of audio)`;
+      return;
+    }
+    folded = new Map();
+    keepScrolled(() => {
+      const row = element("li", `${direction}${type === "error" ? " error" : ""}`);
+      const details = element("details");
+      const summary = element("summary");
+      const hint = event.error ? event.error.code || "" : event.item_id || "";
+      summary.append(...summaryCells(direction, at, type, hint));
+      const json = element("pre");
+      // Built when opened: most rows are never read, and their JSON can be long.
+      details.addEventListener("toggle", () => {
+        if (details.open && !json.textContent) json.textContent = JSON.stringify(event, null, 2);
+      });
+      details.append(summary, json);
+      row.append(details);
+      log.append(row);
+    });
+    trackTools(event, direction);
+  }
+
+  function trackTools(event, direction) {
+    if (direction !== "in") return;
+    if (event.type === "response.function_call_arguments.done") {
+      const row = element("li");
+      row.append(element("strong", "mono", event.name || "function"), ` ${event.arguments || "{}"} `);
+      row.append(element("span", "tool-output", "running…"));
+      toolRows.set(event.call_id, row);
+      tools.append(row);
+      document.getElementById("console-tools-empty").hidden = true;
+    }
+    const item = event.item;
+    if (
+      (event.type === "conversation.item.added" || event.type === "conversation.item.done") &&
+      item && item.type === "function_call_output" && toolRows.has(item.call_id)
+    ) {
+      toolRows.get(item.call_id).querySelector(".tool-output").textContent = `→ ${item.output}`;
+    }
+  }
+
+  widget.addEventListener("koe:event", (event) => addEvent(event.detail));
+  widget.addEventListener("koe:turn", (event) => {
+    turns.append(element("li", null, `${event.detail.latencyMs} ms`));
+    document.getElementById("console-turns-empty").hidden = true;
+  });
+  widget.addEventListener("koe:state", (event) => {
+    if (event.detail.state === "connecting" && event.detail.previous !== "reconnecting") {
+      startedAt = null;
+    }
+  });
+  showAudio.addEventListener("change", () => {
+    folded = new Map();
+  });
+  document.getElementById("console-clear").addEventListener("click", () => {
+    log.replaceChildren();
+    folded = new Map();
+  });
+})();

@@ -1,0 +1,135 @@
+"""Real Chromium for the widget's end-to-end tests: launch options, caller speech, page probes.
+
+Chromium is Debian's (``apt-get install chromium``), driven by the ``playwright`` package
+through ``executable_path``: nothing is downloaded. Its fake microphone plays a WAV file
+synthesised here by the local voice, looping unless the path ends in ``%noloop``.
+"""
+
+from __future__ import annotations
+
+import time
+import wave
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tests.conftest import chromium_path
+from tests.live import ROOT
+from tests.local.helpers import silence, spoken
+
+if TYPE_CHECKING:  # imported when used: without playwright the tests skip, not crash
+    from playwright.sync_api import Browser, Page
+
+PROTOCOL_RATE = 24000
+ARTIFACTS = ROOT / "var" / "test-artifacts" / "e2e"
+
+# Runs in the page before its own scripts: records the widget's hooks (koe:* DOM events)
+# without the audio itself, and every microphone stream and AudioContext the page opens,
+# so a test can check that hanging up released them.
+PROBE = """
+window.__koe = [];
+window.__streams = [];
+window.__contexts = [];
+const keep = (name) => document.addEventListener(name, (event) => {
+  const detail = event.detail;
+  if (name === "koe:event") {
+    const e = detail.event;
+    const audio = e.type === "input_audio_buffer.append" ? e.audio
+      : e.type === "response.output_audio.delta" ? e.delta : null;
+    const copy = audio === null ? e : {type: e.type, item_id: e.item_id, bytes: audio.length * 3 / 4};
+    window.__koe.push({name, direction: detail.direction, event: copy, at: detail.at});
+  } else {
+    window.__koe.push({name, ...detail});
+  }
+});
+["koe:state", "koe:event", "koe:playback", "koe:caption", "koe:turn"].forEach(keep);
+if (navigator.mediaDevices) {
+  const getUserMedia = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+  navigator.mediaDevices.getUserMedia = async (constraints) => {
+    const stream = await getUserMedia(constraints);
+    window.__streams.push(stream);
+    return stream;
+  };
+}
+const NativeAudioContext = window.AudioContext;
+window.AudioContext = class extends NativeAudioContext {
+  constructor(options) { super(options); window.__contexts.push(this); }
+};
+"""
+
+
+def write_wav(path: Path, pcm: bytes) -> Path:
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(PROTOCOL_RATE)
+        wav.writeframes(pcm)
+    return path
+
+
+def caller_saying(path: Path, text: str, *, lead_ms: int, trail_ms: int) -> Path:
+    """A WAV of the caller saying ``text`` once, between silences (Chromium reads 16-bit PCM)."""
+    return write_wav(path, silence(lead_ms) + spoken(text) + silence(trail_ms))
+
+
+@contextmanager
+def chromium(*, microphone: Path | None, loop: bool = False) -> Iterator[Browser]:
+    """Headless Chromium. With ``microphone`` its fake device plays that file and the
+    permission prompt is answered yes; without, the page is refused the microphone."""
+    arguments = ["--autoplay-policy=no-user-gesture-required", "--use-fake-device-for-media-stream"]
+    if microphone is not None:
+        arguments += [
+            "--use-fake-ui-for-media-stream",
+            f"--use-file-for-fake-audio-capture={microphone}{'' if loop else '%noloop'}",
+        ]
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path(), args=arguments)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def open_page(browser: Browser, url: str, *, width: int = 1280, height: int = 800) -> Page:
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.add_init_script(PROBE)
+    page.goto(url)
+    return page
+
+
+def hooks(page: Page, name: str) -> list[dict[str, Any]]:
+    return [entry for entry in page.evaluate("window.__koe") if entry["name"] == name]
+
+
+def events(page: Page, direction: str, event_type: str) -> list[dict[str, Any]]:
+    return [
+        entry["event"]
+        for entry in hooks(page, "koe:event")
+        if entry["direction"] == direction and entry["event"]["type"] == event_type
+    ]
+
+
+def wait_for(page: Page, condition: Any, what: str, timeout: float = 45) -> Any:
+    """Poll ``condition(page)`` until it is truthy; fail saying ``what`` never happened."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition(page)
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            states = [
+                f"{entry['state']} {entry['code']}".strip() for entry in hooks(page, "koe:state")
+            ]
+            raise AssertionError(f"timed out waiting for {what}; widget states: {states}")
+        page.wait_for_timeout(100)
+
+
+def screenshot(page: Page, name: str) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path))
+    print(f"screenshot: {path}")
+    return path
