@@ -72,6 +72,7 @@ class Caller:
     agent_id: str = ""  # ?model=
     origin: str = ""
     consent: str = ""  # ?consent= (server-to-server calls)
+    consent_method: str = ""  # ?consent_method=spoken (the caller said yes out loud)
     end_user: str = ""  # ?end_user=
 
 
@@ -166,12 +167,30 @@ def _from_secret_key(caller: Caller) -> tuple[Tenant, Agent, dict[str, Any]]:
             "channel": Channel.API,
             "end_user_ref": caller.end_user[:200],
             "consent_scope": consent,
-            "consent_method": ConsentMethod.API if caller.consent else ConsentMethod.NONE,
+            "consent_method": parse_consent_method(caller.consent_method)
+            if caller.consent
+            else ConsentMethod.NONE,
             "consent_at": timezone.now() if caller.consent else None,
             "consent_text": shown.text if shown else "",
             "consent_version": shown.version if shown else None,
         },
     )
+
+
+# How a tenant's backend may say its caller consented: set by the API (the default), or
+# said out loud (a phone menu, an operator) and reported by the backend.
+BACKEND_CONSENT_METHODS = (ConsentMethod.API, ConsentMethod.SPOKEN)
+
+
+def parse_consent_method(value: str) -> str:
+    if not value:
+        return ConsentMethod.API
+    if value not in BACKEND_CONSENT_METHODS:
+        raise AccessDenied(
+            "consent_method must be one of: " + ", ".join(BACKEND_CONSENT_METHODS) + ".",
+            "invalid_consent_method",
+        )
+    return value
 
 
 def parse_consent(value: str, agent: Agent) -> str:

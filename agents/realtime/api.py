@@ -12,13 +12,13 @@ from typing import Any, Literal
 import orjson
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
-from ninja import Router, Schema
+from ninja import Field, Router, Schema
 from ninja.errors import HttpError
 
 from agents.models import Agent, WidgetKey
 from agents.realtime import tokens
 from agents.realtime.access import AccessDenied
-from calls.models import Channel, ConsentMethod
+from calls.models import Channel
 from koe.api import error_response, error_responses
 from koe.http import client_ip
 
@@ -42,6 +42,11 @@ class ClientSecretRequest(Schema):
     expires_after: ExpiresAfter | None = None
     session: SessionRequest
     consent: Literal["none", "transcript", "recording"] | None = None
+    consent_method: Literal["api_flag", "spoken"] = Field(
+        "api_flag",
+        description="How the caller consented: through your product (api_flag) or out loud "
+        "(spoken, e.g. a phone menu), as your backend recorded it.",
+    )
     end_user: str = ""
 
 
@@ -71,7 +76,7 @@ def create_client_secret(
             agent=agent,
             channel=Channel.WIDGET,
             consent=body.consent or "",
-            consent_method=ConsentMethod.API,
+            consent_method=body.consent_method,
             end_user=body.end_user,
             ttl_seconds=body.expires_after.seconds if body.expires_after else None,
         )

@@ -84,6 +84,7 @@ def caller_from_scope(scope: dict[str, Any]) -> Caller:
         agent_id=query.get("model", ""),
         origin=headers.get("origin", ""),
         consent=query.get("consent", ""),
+        consent_method=query.get("consent_method", ""),
         end_user=query.get("end_user", ""),
     )
 

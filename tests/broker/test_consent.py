@@ -167,3 +167,50 @@ def test_a_secret_key_call_without_consent_is_refused_by_a_consent_required_agen
     assert code == 4000
     assert not CallSession.objects.exists()
     assert not scripted_provider.connections
+
+
+@pytest.mark.django_db
+def test_a_backend_reports_consent_given_out_loud(
+    tenant_a: TenantWorld, openai_agent: Agent
+) -> None:
+    body = {
+        "session": {"type": "realtime", "model": openai_agent.public_id},
+        "consent": "transcript",
+        "consent_method": "spoken",
+    }
+    client = Client()
+    headers = {"Authorization": f"Bearer {tenant_a.secret}"}
+    response = client.post(
+        "/v1/realtime/client_secrets", body, content_type="application/json", headers=headers
+    )
+    assert response.status_code == 200
+    token = SessionToken.objects.get()
+    assert (token.consent_scope, token.consent_method) == ("transcript", "spoken")
+
+    body["consent_method"] = "widget_checkbox"  # only the widget itself says that
+    refused_method = client.post(
+        "/v1/realtime/client_secrets", body, content_type="application/json", headers=headers
+    )
+    assert refused_method.status_code == 400
+    assert SessionToken.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_secret_key_call_records_spoken_consent_and_refuses_an_unknown_method(
+    tenant_a: TenantWorld, openai_agent: Agent, scripted_provider: type[ScriptedProvider]
+) -> None:
+    base = f"/v1/realtime?model={openai_agent.public_id}&consent=recording"
+
+    async def scenario() -> tuple[dict[str, Any], int]:
+        spoken = await connect(base + "&consent_method=spoken", auth_headers(tenant_a.secret))
+        assert (await receive(spoken))["type"] == "session.created"
+        await spoken.disconnect()
+        unknown = await connect(base + "&consent_method=telepathy", auth_headers(tenant_a.secret))
+        return await refused(unknown)
+
+    event, code = asyncio.run(scenario())
+    assert event["error"]["code"] == "invalid_consent_method"
+    assert code == 4000
+    call = CallSession.objects.get()  # the refused connection opened no call
+    # The agent does not offer recording: the consent counts as a transcript consent.
+    assert (call.consent_scope, call.consent_method) == ("transcript", "spoken")
