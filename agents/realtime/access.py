@@ -26,6 +26,7 @@ from calls.models import (
     ConsentScope,
     SessionToken,
 )
+from retention.policies import Kind, TenantPolicies
 from tenancy.models import ApiKey, ProviderCredential, Tenant, hash_secret
 
 BUDGET_EXCEEDED = (
@@ -228,9 +229,12 @@ def _start(tenant: Tenant, agent: Agent, details: dict[str, Any]) -> CallGrant:
                 "concurrent_call_limit",
                 "rate_limit_error",
             )
+        policies = TenantPolicies.load(locked)
         call = CallSession.objects.create(
             tenant=locked,
             agent=agent,
+            keeps_transcript=policies.days_for(Kind.TRANSCRIPT, agent.pk) != 0,
+            keeps_recording=policies.days_for(Kind.RECORDING, agent.pk) != 0,
             agent_version=version,
             agent_name=agent.name,
             version_number=version.number,

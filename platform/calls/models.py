@@ -120,6 +120,11 @@ class CallSession(models.Model):
     transcript_text = models.TextField(blank=True, editable=False)
     transcript_purged_at = models.DateTimeField(null=True, blank=True)
     recording_purged_at = models.DateTimeField(null=True, blank=True)
+    # False when the retention policy in force as the call opened keeps that kind 0 days:
+    # then it is never written, whatever the consent (consent says what may be kept, the
+    # policy how long; 0 days is "do not keep").
+    keeps_transcript = models.BooleanField(default=True)
+    keeps_recording = models.BooleanField(default=True)
 
     class Meta:
         ordering = ["-started_at"]
@@ -163,7 +168,20 @@ class CallSession(models.Model):
 
     @property
     def stores_transcript(self) -> bool:
-        return self.consent_scope in (ConsentScope.TRANSCRIPT, ConsentScope.RECORDING)
+        """Whether the transcript (with tool arguments and results) is written: the caller
+        consented to it and the retention policy keeps it."""
+        return self.keeps_transcript and self.consent_scope in (
+            ConsentScope.TRANSCRIPT,
+            ConsentScope.RECORDING,
+        )
+
+    @property
+    def stores_recording(self) -> bool:
+        """Whether the call's audio is recorded: consent covers recording (which implies the
+        transcript) and the policy keeps both."""
+        return self.stores_transcript and (
+            self.keeps_recording and self.consent_scope == ConsentScope.RECORDING
+        )
 
 
 class TranscriptRole(models.TextChoices):
