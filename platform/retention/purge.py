@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.db import models
@@ -131,10 +132,15 @@ def purge_tenant(
     try:
         policies = TenantPolicies.load(tenant)
         has_policy = policies.has_policy
-        for purge_kind in (_purge_transcripts, _purge_recordings):
-            purge_kind(
+        for kind, remove in (
+            (Kind.TRANSCRIPT, remove_transcripts),
+            (Kind.RECORDING, remove_recordings),
+        ):
+            _purge_calls(
                 tenant,
                 policies,
+                kind,
+                remove,
                 counts,
                 now=now,
                 dry_run=dry_run,
@@ -190,9 +196,25 @@ def _expired_calls(
     return due.filter(legal_hold=False), due.filter(legal_hold=True)
 
 
-def _purge_transcripts(
+class Remover(Protocol):
+    """remove_transcripts or remove_recordings (retention.removal)."""
+
+    def __call__(
+        self,
+        calls: models.QuerySet[CallSession],
+        ids: list[int],
+        counts: Counts,
+        *,
+        now: datetime,
+        dry_run: bool,
+    ) -> None: ...
+
+
+def _purge_calls(
     tenant: Tenant,
     policies: TenantPolicies,
+    kind: Kind,
+    remove: Remover,
     counts: Counts,
     *,
     now: datetime,
@@ -200,33 +222,15 @@ def _purge_transcripts(
     renew: Callable[[], None],
     held_calls: set[int],
 ) -> None:
-    found = _expired_calls(tenant, policies, Kind.TRANSCRIPT, now)
+    """Remove one kind of content (transcripts or recordings) from the calls past its days,
+    in batches; held calls are only counted."""
+    found = _expired_calls(tenant, policies, kind, now)
     if found is None:
         return
     due, held = found
     held_calls.update(held.values_list("pk", flat=True))
     for ids in id_batches(due):
-        remove_transcripts(due, ids, counts, now=now, dry_run=dry_run)
-        renew()
-
-
-def _purge_recordings(
-    tenant: Tenant,
-    policies: TenantPolicies,
-    counts: Counts,
-    *,
-    now: datetime,
-    dry_run: bool,
-    renew: Callable[[], None],
-    held_calls: set[int],
-) -> None:
-    found = _expired_calls(tenant, policies, Kind.RECORDING, now)
-    if found is None:
-        return
-    due, held = found
-    held_calls.update(held.values_list("pk", flat=True))
-    for ids in id_batches(due):
-        remove_recordings(due, ids, counts, now=now, dry_run=dry_run)
+        remove(due, ids, counts, now=now, dry_run=dry_run)
         renew()
 
 
