@@ -14,10 +14,9 @@ from django.urls import NoReverseMatch, reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
+from audit.export_formats import CONTENT_TYPES, EXTENSIONS
 from audit.exports import (
-    CONTENT_TYPES,
     DOWNLOAD_LINK_SECONDS,
-    EXTENSIONS,
     ExportError,
     download_token,
     export_id_from_token,

@@ -22,7 +22,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from audit import exports
+from audit import export_formats, exports
 from audit.models import AccessAction, AccessLog, CallExport, ExportStatus
 from audit.tasks import remove_expired_exports_task, run_export_task
 from calls.models import CallSession, ConsentScope, TranscriptItem
@@ -247,13 +247,13 @@ def test_the_set_is_read_in_chunks_with_progress(
         expires_at=timezone.now() + timedelta(days=1),
     )
     progress: list[int] = []
-    real_write = exports.JsonWriter.write
+    real_write = export_formats.JsonWriter.write
 
-    def watching(self: exports.JsonWriter, record: dict[str, Any]) -> None:
+    def watching(self: export_formats.JsonWriter, record: dict[str, Any]) -> None:
         progress.append(CallExport.objects.get(pk=export.pk).done)
         real_write(self, record)
 
-    monkeypatch.setattr(exports.JsonWriter, "write", watching)
+    monkeypatch.setattr(export_formats.JsonWriter, "write", watching)
 
     with CaptureQueriesContext(connection) as queries:
         assert run_export_task.delay(export.pk).get() == ExportStatus.DONE

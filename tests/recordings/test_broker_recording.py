@@ -94,6 +94,17 @@ def read_wav(path: Path) -> tuple[wave._wave_params, np.ndarray, np.ndarray]:
     return params, stereo[:, 0], stereo[:, 1]
 
 
+async def open_call(
+    scripted_provider: type[ScriptedProvider], agent: Agent, tenant: TenantWorld, consent: str
+) -> tuple[WebsocketCommunicator, ScriptedConnection]:
+    """A caller connected to the agent with this consent, and the provider's side of the call."""
+    communicator = await connect(
+        f"/v1/realtime?model={agent.public_id}&consent={consent}", auth_headers(tenant.secret)
+    )
+    await receive(communicator)  # session.created
+    return communicator, scripted_provider.connections[0]
+
+
 async def send_caller_audio(
     communicator: WebsocketCommunicator,
     connection: ScriptedConnection,
@@ -152,12 +163,9 @@ def test_a_recorded_call_is_a_stereo_wav_with_each_side_where_it_was_heard(
     tenant_id = tenant_a.tenant.public_id
 
     async def scenario() -> str:
-        communicator = await connect(
-            f"/v1/realtime?model={recording_agent.public_id}&consent=recording",
-            auth_headers(tenant_a.secret),
+        communicator, connection = await open_call(
+            scripted_provider, recording_agent, tenant_a, "recording"
         )
-        await receive(communicator)  # session.created
-        connection = scripted_provider.connections[0]
         # The caller speaks from 1.0 s to 1.4 s, in 40 ms chunks (values 1001..1010).
         await send_caller_audio(
             communicator, connection, clock, 1.0, [tone(40, 1001 + k) for k in range(10)]
@@ -227,12 +235,9 @@ def test_without_recording_consent_nothing_is_recorded(
     consent: str,
 ) -> None:
     async def scenario() -> None:
-        communicator = await connect(
-            f"/v1/realtime?model={recording_agent.public_id}&consent={consent}",
-            auth_headers(tenant_a.secret),
+        communicator, connection = await open_call(
+            scripted_provider, recording_agent, tenant_a, consent
         )
-        await receive(communicator)
-        connection = scripted_provider.connections[0]
         await send_caller_audio(communicator, connection, clock, 0.0, [tone(40, 5)] * 5)
         await agent_says(communicator, connection, "resp_1", "item_a", [tone(300, 6)])
         clock.now = 10.0
@@ -256,12 +261,7 @@ def test_recording_consent_the_agent_does_not_offer_records_nothing(
     agent = AgentFactory(tenant=tenant_a.tenant, provider="openai", greeting="")
 
     async def scenario() -> None:
-        communicator = await connect(
-            f"/v1/realtime?model={agent.public_id}&consent=recording",
-            auth_headers(tenant_a.secret),
-        )
-        await receive(communicator)
-        connection = scripted_provider.connections[0]
+        communicator, connection = await open_call(scripted_provider, agent, tenant_a, "recording")
         await send_caller_audio(communicator, connection, clock, 0.0, [tone(40, 5)] * 5)
         await communicator.disconnect()
 
@@ -286,12 +286,9 @@ def test_a_storage_failure_marks_the_recording_failed_and_the_call_goes_on(
     monkeypatch.setattr(recordings.RecordingWriter, "write_part", broken_save)
 
     async def scenario() -> list[dict[str, Any]]:
-        communicator = await connect(
-            f"/v1/realtime?model={recording_agent.public_id}&consent=recording",
-            auth_headers(tenant_a.secret),
+        communicator, connection = await open_call(
+            scripted_provider, recording_agent, tenant_a, "recording"
         )
-        await receive(communicator)
-        connection = scripted_provider.connections[0]
         await send_caller_audio(communicator, connection, clock, 0.0, [tone(40, 5)] * 5)
         clock.now = 10.0
         for _ in range(500):  # the next periodic flush fails (a few of them a second)
@@ -324,12 +321,9 @@ def test_the_server_shutting_down_finishes_the_recording(
     from agents.realtime import shutdown
 
     async def scenario() -> None:
-        communicator = await connect(
-            f"/v1/realtime?model={recording_agent.public_id}&consent=recording",
-            auth_headers(tenant_a.secret),
+        communicator, connection = await open_call(
+            scripted_provider, recording_agent, tenant_a, "recording"
         )
-        await receive(communicator)
-        connection = scripted_provider.connections[0]
         await send_caller_audio(communicator, connection, clock, 0.5, [tone(40, 5)] * 5)
         clock.now = 3.0
         live = [consumer for consumer in list(shutdown._live) if not consumer.ended]

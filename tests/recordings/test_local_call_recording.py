@@ -110,6 +110,10 @@ def test_a_spoken_call_is_recorded_with_both_voices_where_they_were_heard(
     assert recording.completed_at is not None and recording.completed_at <= timezone.now()
     assert not list((Path(settings.MEDIA_ROOT) / "recordings").rglob("*.pcm"))  # parts gone
 
+    # Real speech models and real time: a loaded machine delays frames by a few hundred
+    # milliseconds; exact placement is tested with a fake clock in test_broker_recording.
+    slack = 0.5
+
     def at_seconds(wall: float) -> float:
         """A wall-clock moment as a position in the recording."""
         return wall - recording.started_at.timestamp()
@@ -123,7 +127,7 @@ def test_a_spoken_call_is_recorded_with_both_voices_where_they_were_heard(
     # (Silent frames match any silence: time the voiced ones.)
     voiced = [number for number, chunk in enumerate(sent) if chunk.any()]
     first, last = voiced[0], voiced[-1]
-    assert abs(caller[first] / RATE - at_seconds(caller_started + first * FRAME_SECONDS)) < 0.3
+    assert abs(caller[first] / RATE - at_seconds(caller_started + first * FRAME_SECONDS)) < slack
     caller_end = caller[last] + len(sent[last])
     # Real-time frames stay continuous (no invented gaps).
     assert caller_end - caller[first] == sum(len(chunk) for chunk in sent[first : last + 1])
@@ -139,7 +143,7 @@ def test_a_spoken_call_is_recorded_with_both_voices_where_they_were_heard(
         positions = locate_in_order(right, audio, start=found[-1][-1] if found else 0)
         assert -1 not in positions, f"agent audio of {response_id} missing from the right"
         start = next(number for number, chunk in enumerate(audio) if chunk.any())
-        assert abs(positions[start] / RATE - at_seconds(mine[start]["received_at"])) < 0.3
+        assert abs(positions[start] / RATE - at_seconds(mine[start]["received_at"])) < slack
         found.append(positions)
         for position, chunk in zip(positions, audio, strict=True):
             right[position : position + len(chunk)] = 0

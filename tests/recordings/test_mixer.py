@@ -1,25 +1,20 @@
-"""The recording mixer and writer: placing audio on the call's timeline, parts, the WAV."""
+"""calls.mixer: decoding the call's audio, placing it on the timeline, the WAV header."""
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import io
 import wave
-from pathlib import Path
 
 import numpy as np
 import pytest
-from django.core.files.storage import FileSystemStorage
 
-from calls.recordings import (
+from calls.mixer import (
+    G711_TABLES,
     SAMPLE_RATE,
     AudioDecoder,
     CallMixer,
     RecordingError,
-    RecordingWriter,
-    part_name,
-    recording_name,
     wav_header,
 )
 
@@ -223,8 +218,6 @@ def test_g711_is_expanded_like_the_reference_codec_and_upsampled_to_24_khz(
 ) -> None:
     import audioop
 
-    from calls.recordings import G711_TABLES
-
     codes = bytes(range(256))
     reference = audioop.ulaw2lin if audio_format == "g711_ulaw" else audioop.alaw2lin
     expected = np.frombuffer(reference(codes, 2), dtype="<i2")
@@ -247,7 +240,7 @@ def test_g711_is_expanded_like_the_reference_codec_and_upsampled_to_24_khz(
     assert abs(peak_hz - 440) < 5
 
 
-# --- parts and the WAV ----------------------------------------------------------------------------
+# --- the WAV header ---------------------------------------------------------------------------------
 
 
 def test_wav_header_describes_stereo_24_khz_pcm16() -> None:
@@ -259,37 +252,3 @@ def test_wav_header_describes_stereo_24_khz_pcm16() -> None:
         assert wav.getnframes() == 24_000
     with pytest.raises(RecordingError):
         wav_header(2**32)
-
-
-def test_parts_are_streamed_into_one_wav_with_its_checksum_then_deleted(tmp_path: Path) -> None:
-    storage = FileSystemStorage(location=tmp_path)
-    writer = RecordingWriter("ten_1", "call_1", storage)
-    pieces = [np.random.default_rng(7).integers(-2000, 2000, 48_000, dtype="<i2").tobytes()]
-    pieces += [bytes(range(256)) * 100, b"\x01\x00\x02\x00" * 24_000]
-    for piece in pieces:
-        writer.write_part(piece)
-    folder = tmp_path / "recordings/ten_1/parts/call_1"
-    assert sorted(path.name for path in folder.iterdir()) == ["00001.pcm", "00002.pcm", "00003.pcm"]
-    assert part_name("ten_1", "call_1", 2) == "recordings/ten_1/parts/call_1/00002.pcm"
-
-    stored = writer.compose()
-
-    audio = b"".join(pieces)
-    assert stored.name == recording_name("ten_1", "call_1") == "recordings/ten_1/call_1.wav"
-    content = (tmp_path / stored.name).read_bytes()
-    assert content == wav_header(len(audio)) + audio
-    assert stored.size_bytes == len(content)
-    assert stored.sha256 == hashlib.sha256(content).hexdigest()
-    assert stored.duration_ms == len(audio) // 4 * 1000 // 24_000
-    assert not folder.exists()  # parts and their folder are gone
-    with wave.open(str(tmp_path / stored.name)) as wav:
-        assert wav.getnframes() == len(audio) // 4
-
-
-def test_a_call_without_audio_still_composes_a_valid_empty_wav(tmp_path: Path) -> None:
-    writer = RecordingWriter("ten_1", "call_2", FileSystemStorage(location=tmp_path))
-    writer.write_part(b"")
-    stored = writer.compose()
-    assert stored.size_bytes == 44 and stored.duration_ms == 0
-    with wave.open(str(tmp_path / stored.name)) as wav:
-        assert wav.getnframes() == 0
