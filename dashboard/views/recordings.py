@@ -5,12 +5,19 @@ bound to the call, the viewer, the tenant and what it is for (play or download).
 request checks the link *and* the viewer's membership and role at that moment: playing
 needs VIEW, downloading EXPORT, so a role changed or a member removed since the page was
 rendered loses access at once, and a link copied to someone else is refused. The file is
-streamed from storage with byte ranges (audio players seek with them) and every play or
-download is written to the access log, once per play rather than once per range request.
+streamed from storage with byte ranges (audio players seek with them).
+
+Every link is written to the access log the first time it is used, whatever range that
+first request asks for: a player fetches one link in many range requests (seeks, buffering),
+so logging per request would flood the log, while logging only requests that start at byte
+0 would let ``Range: bytes=1-`` fetch the whole file unlogged. A new page view mints new
+links, so playing the call again from a fresh page is logged again.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +27,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core import signing
+from django.core.cache import cache
 from django.http import (
     Http404,
     HttpRequest,
@@ -45,6 +53,9 @@ NEEDS = {PLAY: Permission.VIEW, DOWNLOAD: Permission.EXPORT}
 LOGGED_AS = {PLAY: AccessAction.PLAY_RECORDING, DOWNLOAD: AccessAction.DOWNLOAD_RECORDING}
 STREAM_CHUNK_BYTES = 64 * 1024
 _SINGLE_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+LOGGED_LINK_KEY = "koe:recording-link-logged:{digest}"
+
+logger = logging.getLogger(__name__)
 
 
 class UnsatisfiableRange(Exception):
@@ -168,8 +179,16 @@ def _serve(request: HttpRequest, call_id: str, purpose: str) -> HttpResponseBase
         refusal["Content-Range"] = f"bytes */{size}"
         return refusal
     first, last = wanted if wanted is not None else (0, size - 1)
-    if first == 0:  # a play (or a download) starts at the beginning; seeks do not
-        record_access(request, membership, LOGGED_AS[purpose], call=call, recording_bytes=size)
+    link_digest = hashlib.sha256(request.GET["token"].encode()).hexdigest()
+    if is_first_use(link_digest):
+        record_access(
+            request,
+            membership,
+            LOGGED_AS[purpose],
+            call=call,
+            recording_bytes=size,
+            link=link_digest[:16],
+        )
     length = max(0, last - first + 1)
     response = StreamingHttpResponse(
         _read(handle, first, length),
@@ -185,6 +204,22 @@ def _serve(request: HttpRequest, call_id: str, purpose: str) -> HttpResponseBase
     # A signed, per-viewer link: no shared cache may keep the audio.
     response["Cache-Control"] = "private, no-store"
     return response
+
+
+def is_first_use(link_digest: str) -> bool:
+    """Whether this is the first request made with a signed link (so it must be logged).
+
+    ``cache.add`` is atomic (SET NX on Redis): of a player's concurrent range requests
+    exactly one wins. The mark lives as long as a link can be valid. Every doubt counts as
+    a first use, because an extra log row is harmless and a missing one is not: an evicted
+    mark, or a cache that cannot be reached (logged).
+    """
+    key = LOGGED_LINK_KEY.format(digest=link_digest)
+    try:
+        return bool(cache.add(key, True, timeout=settings.KOE_RECORDING_URL_SECONDS))
+    except Exception:  # any cache backend's error; the access is logged regardless
+        logger.exception("Cache unavailable for recording link marks; logging this request")
+        return True
 
 
 def byte_range(header: str, size: int) -> tuple[int, int] | None:

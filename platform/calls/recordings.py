@@ -14,7 +14,9 @@ At the end of the call the parts are streamed, behind a WAV header, into
 then deleted. A call never holds more than a flush interval of audio plus the agent audio
 queued for playback. Everything goes through Django's storage API, so the folder under
 MEDIA_ROOT and an S3-compatible bucket behave alike. A failed recording is marked failed
-and never breaks the call.
+and never breaks the call. A recorder that dies with its process (a crash, a killed
+deploy) leaves its parts and a row still "recording"; ``recover_recording`` composes them
+later, from the retention purge, once the call is over.
 
 Where each sound lands on the call's timeline, and how G.711 audio is decoded, is the pure
 audio logic of ``calls.mixer``; this module feeds it, stores what it renders and keeps the
@@ -80,21 +82,27 @@ def recording_name(tenant_public_id: str, call_public_id: str) -> str:
 class _PartsStream(io.RawIOBase):
     """A WAV header then every part, read one part at a time; hashes what is read."""
 
-    def __init__(self, storage: Storage, header: bytes, part_names: list[str]) -> None:
+    def __init__(
+        self, storage: Storage, header: bytes, part_names: list[str], audio_bytes: int
+    ) -> None:
         super().__init__()
         self.storage = storage
         self.pending = list(part_names)
         self.current: Any = io.BytesIO(header)
         self.sha256 = hashlib.sha256()
         self.size = 0
+        # The parts may hold more than the header announces (a recovered call's last part
+        # ending in half a frame): the stream stops where the WAV's data ends.
+        self.remaining = len(header) + audio_bytes
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
-        while self.current is not None:
-            data = self.current.read(len(buffer))
+        while self.current is not None and self.remaining > 0:
+            data = self.current.read(min(len(buffer), self.remaining))
             if data:
+                self.remaining -= len(data)
                 buffer[: len(data)] = data
                 self.sha256.update(data)
                 self.size += len(data)
@@ -138,10 +146,58 @@ class RecordingWriter:
         self.part_names.append(self.storage.save(name, ContentFile(pcm)))
         self.audio_bytes += len(pcm)
 
+    @classmethod
+    def from_stored_parts(
+        cls, tenant_public_id: str, call_public_id: str, storage: Storage | None = None
+    ) -> RecordingWriter:
+        """A writer over the parts a recorder left in storage (it died before composing).
+
+        The parts are the mixer's rendered timeline cut in consecutive pieces, so their
+        concatenation in number order is the recording. A missing number would shift all
+        later audio, so gaps are refused; only the last part may end mid-frame (a crash
+        while it was written), and that half frame is left out.
+        """
+        writer = cls(tenant_public_id, call_public_id, storage)
+        numbered = writer._list_parts()
+        if [number for number, _ in numbered] != list(range(1, len(numbered) + 1)):
+            raise RecordingError(
+                f"the parts of {call_public_id} are not numbered 1 to {len(numbered)}"
+            )
+        audio_bytes = 0
+        for position, (_, name) in enumerate(numbered, start=1):
+            size = writer.storage.size(name)
+            if size % FRAME_BYTES and position < len(numbered):
+                raise RecordingError(f"part {name} ends mid-frame")
+            audio_bytes += size
+        writer.part_names = [name for _, name in numbered]
+        writer.audio_bytes = audio_bytes - audio_bytes % FRAME_BYTES
+        return writer
+
+    def _list_parts(self) -> list[tuple[int, str]]:
+        folder = parts_folder(self.tenant_public_id, self.call_public_id)
+        try:
+            _, files = self.storage.listdir(folder)
+        except FileNotFoundError:
+            return []
+        numbered = []
+        for file_name in files:
+            stem, dot, extension = file_name.partition(".")
+            if dot and extension == "pcm" and stem.isdigit():
+                numbered.append((int(stem), f"{folder}/{file_name}"))
+            else:
+                raise RecordingError(f"unexpected file {folder}/{file_name} among the parts")
+        return sorted(numbered)
+
     def compose(self) -> StoredRecording:
         """Stream the parts into the final WAV, never holding the call in memory."""
+        stored = self.write_wav()
+        self.delete_parts()
+        return stored
+
+    def write_wav(self) -> StoredRecording:
+        """Stream the parts into the final WAV and keep them (``compose`` deletes them)."""
         header = wav_header(self.audio_bytes)
-        stream = _PartsStream(self.storage, header, self.part_names)
+        stream = _PartsStream(self.storage, header, self.part_names, self.audio_bytes)
         final = File(cast(IO[bytes], stream), name=f"{self.call_public_id}.wav")
         final.size = len(header) + self.audio_bytes
         try:
@@ -154,7 +210,6 @@ class RecordingWriter:
             # The storage did not read the content exactly once: the hash is not the file's.
             self.storage.delete(name)
             raise RecordingError(f"storage read {stream.size} of {final.size} bytes")
-        self.delete_parts()
         return StoredRecording(
             name=name,
             size_bytes=stream.size,
@@ -379,3 +434,62 @@ def _mark_failed(recording_id: int) -> None:
     Recording.objects.filter(pk=recording_id).update(
         status=RecordingStatus.FAILED, completed_at=timezone.now()
     )
+
+
+# --- recovery: a recorder that died with its process --------------------------------------
+
+
+def recover_recording(
+    recording: Recording, *, keep_parts: bool = False, storage: Storage | None = None
+) -> StoredRecording | None:
+    """Compose the WAV of a recording whose recorder died before the call's end.
+
+    A crashed or killed server process leaves the row in ``recording`` status (or
+    ``failed``, when the failure could not clean up) and the settled audio in parts. The
+    retention purge calls this once the call is over (ended, or lost); it composes what
+    was flushed, the last seconds before the crash being gone, exactly as ``finish``
+    would have, and completes the row. The parts are deleted only once the row names the
+    WAV, and not at all with ``keep_parts`` (a call under legal hold keeps everything).
+
+    Returns the stored WAV, or None when there is nothing to compose or the row is no
+    longer waiting for it (removed by a purge or an erasure, or completed meanwhile).
+    Raises RecordingError when the parts cannot make a faithful recording (a gap in the
+    numbering, a frame cut in the middle, more than a WAV holds); other storage errors
+    propagate, and a later run tries again.
+    """
+    tenant_public_id = recording.tenant.public_id
+    call_public_id = recording.call.public_id
+    writer = RecordingWriter.from_stored_parts(tenant_public_id, call_public_id, storage)
+    if not writer.part_names:
+        return None
+    target = recording_name(tenant_public_id, call_public_id)
+    if writer.storage.exists(target) and not Recording.objects.filter(file=target).exists():
+        # What the dead recorder was composing: complete or not, nothing vouches for it,
+        # and it holds the name the recording should have.
+        writer.storage.delete(target)
+    stored = writer.write_wav()
+    completed = Recording.objects.filter(
+        pk=recording.pk,
+        status__in=[RecordingStatus.RECORDING, RecordingStatus.FAILED],
+        file="",
+    ).update(
+        status=RecordingStatus.COMPLETE,
+        file=stored.name,
+        duration_ms=stored.duration_ms,
+        size_bytes=stored.size_bytes,
+        sha256=stored.sha256,
+        completed_at=timezone.now(),
+    )
+    if not completed:
+        if not Recording.objects.filter(file=stored.name).exists():
+            writer.storage.delete(stored.name)
+        return None
+    if not keep_parts:
+        writer.delete_parts()
+    logger.warning(
+        "recording recovered from its parts call=%s duration_ms=%d bytes=%d",
+        call_public_id,
+        stored.duration_ms,
+        stored.size_bytes,
+    )
+    return stored

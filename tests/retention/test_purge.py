@@ -252,7 +252,7 @@ def test_a_file_left_by_a_crash_after_the_rows_went_is_reconciled(
     assert log_of(tenant_a).orphan_files == 1
 
 
-def test_reconcile_removes_orphans_and_rows_without_file(
+def test_reconcile_removes_orphans_and_clears_rows_whose_file_is_lost(
     tenant_a: TenantWorld, media: Path
 ) -> None:
     agent = AgentFactory(tenant=tenant_a.tenant)  # no policy: only reconcile works here
@@ -283,9 +283,12 @@ def test_reconcile_removes_orphans_and_rows_without_file(
     assert parts_of_live.exists()  # the call is still recording
     assert orphan_held.exists()
     assert (media / kept.file_name).exists() and kept.has_recording_row()
-    assert not lost_file.has_recording_row()
-    assert lost_file.refresh().recording_purged_at is not None
-    assert held.has_recording_row()
+    # A lost file is not a purge: the row stays, no longer naming a file, and the call
+    # page says the recording is no longer available, not that retention removed it.
+    lost_row = Recording.objects.get(call=lost_file.call)
+    assert (lost_row.status, lost_row.file.name) == ("complete", "")
+    assert lost_file.refresh().recording_purged_at is None
+    assert Recording.objects.get(call=held.call).file.name == held.file_name
     log = log_of(tenant_a)
     assert (log.orphan_files, log.missing_files) == (2, 1)
     assert log.recordings == 0
