@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import datetime
+import re
 from typing import Any, cast
 
 from django import forms
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
-from audit.models import AccessAction, AccessLog, ExportFormat
+from audit.models import AccessAction, AccessLog, ExportedCall, ExportFormat
 from tenancy.models import Tenant
 
 MAX_QUERY_LENGTH = 4000
+# A call's public id; only such a value is looked for inside a search row's list of calls.
+CALL_ID = re.compile(r"call_[a-z0-9]+")
 
 
 class AccessLogFilterForm(forms.Form):
@@ -45,6 +48,31 @@ class AccessLogFilterForm(forms.Form):
     def clean_call(self) -> str:
         return str(self.cleaned_data["call"]).strip()
 
+    def _about_call(self, call_id: str) -> Q:
+        """The rows about one call: those naming it, the exports whose file held it (and
+        their downloads), and the transcript searches that showed an extract of it.
+
+        A filtered export's row names no call (it may hold thousands); which calls its file
+        held is ``ExportedCall``, written as the file is, so it is asked here instead.
+        """
+        about = Q(call_public_id=call_id)
+        export_ids = list(
+            ExportedCall.objects.filter(export__tenant=self.tenant, call__public_id=call_id)
+            .values_list("export__public_id", flat=True)
+            .distinct()
+        )
+        if export_ids:
+            about |= Q(
+                action__in=[AccessAction.EXPORT, AccessAction.DOWNLOAD_EXPORT],
+                detail__export__in=export_ids,
+            )
+        if CALL_ID.fullmatch(call_id):
+            # The search row's ``calls`` is a JSON list: match the id with its quotes.
+            about |= Q(
+                action=AccessAction.SEARCH_TRANSCRIPTS, detail__calls__icontains=f'"{call_id}"'
+            )
+        return about
+
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         start, end = cleaned.get("start"), cleaned.get("end")
@@ -66,7 +94,7 @@ class AccessLogFilterForm(forms.Form):
         if data["action"]:
             queryset = queryset.filter(action=data["action"])
         if data["call"]:
-            queryset = queryset.filter(call_public_id=data["call"])
+            queryset = queryset.filter(self._about_call(data["call"]))
         # Days are UTC days, as the page shows the times.
         if data["start"]:
             queryset = queryset.filter(created_at__gte=_midnight(data["start"]))

@@ -130,6 +130,13 @@ def export_download(request: HttpRequest, membership: Membership, export_id: str
             f"{DOWNLOAD_LINK_SECONDS // 60} minutes: use the one below.",
         )
         return redirect("dashboard:export_detail", export_id=export.public_id)
+    if export.is_removed:
+        messages.error(
+            request,
+            f"This export was removed: {export.get_removed_reason_display()}. "
+            f"Its file cannot be downloaded.",
+        )
+        return redirect("dashboard:export_detail", export_id=export.public_id)
     if _download_url(export) is None:
         messages.error(request, "This export has no file to download.")
         return redirect("dashboard:export_detail", export_id=export.public_id)
@@ -180,7 +187,12 @@ def _listed(value: Any) -> list[Any]:
 
 def _download_url(export: CallExport) -> str | None:
     """A fresh short-lived link, when there is a file to download."""
-    if export.status != ExportStatus.DONE or not export.file or export.is_expired:
+    if (
+        export.status != ExportStatus.DONE
+        or not export.file
+        or export.is_expired
+        or export.is_removed
+    ):
         return None
     path = reverse("dashboard:export_download", args=[export.public_id])
     return f"{path}?{urlencode({'token': download_token(export)})}"

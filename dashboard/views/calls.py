@@ -134,6 +134,16 @@ def call_list(request: HttpRequest, membership: Membership) -> HttpResponse:
     now = timezone.now()
     search_text = form.search_text
     found = snippets(page.object_list, search_text) if search_text else {}
+    shown_calls = [call.public_id for call in page if found.get(call.pk)]
+    if shown_calls:
+        # Snippets are transcript text: logged like a transcript view, one row per page.
+        record_access(
+            request,
+            membership,
+            AccessAction.SEARCH_TRANSCRIPTS,
+            query=search_text,
+            calls=shown_calls,
+        )
     rows = [
         (CallRow(call, format_duration(call.duration_ms), is_stale(call, now)), found.get(call.pk))
         for call in page

@@ -10,19 +10,29 @@ its metadata (times, usage, consent) and no transcript text and no tool argument
 What the file holds and how each format (JSON, CSV, plain text) writes it is
 ``audit.export_formats``; this module chooses the calls, runs and stores the export, tracks
 its progress and signs its download links.
+
+An export file copies transcripts, so it must not outlive them. Before the task reads a
+chunk of calls it records them (``ExportedCall``, committed first); when erasure or the
+retention purge removes calls' transcripts it removes the exports that hold any of them
+(``remove_exports_holding``): the row says why, the file is deleted once that commits,
+and a task still writing such an export throws its file away instead of publishing it.
+Recording before reading is what makes this safe against an export running at the same
+moment: a remover that looks for exports after its own transaction committed either finds
+the export, or the export read the calls after the transcripts were gone.
 """
 
 from __future__ import annotations
 
 import io
+import logging
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.core import signing
 from django.core.files import File
-from django.db import transaction
+from django.db import models, transaction
 from django.db.models import Prefetch, QuerySet
 from django.http import HttpRequest, QueryDict
 from django.utils import timezone
@@ -30,11 +40,20 @@ from django.utils.module_loading import import_string
 
 from audit.export_formats import EXTENSIONS, WRITERS, call_record
 from audit.log import record_access
-from audit.models import AccessAction, CallExport, ExportFormat, ExportStatus
+from audit.models import (
+    AccessAction,
+    CallExport,
+    ExportedCall,
+    ExportFormat,
+    ExportStatus,
+    RemovedReason,
+)
 from audit.timeline import build_timeline
 from calls.models import CallSession, TranscriptItem
 from tenancy.models import Membership, Tenant
 from tenancy.scoping import for_tenant
+
+logger = logging.getLogger(__name__)
 
 # Calls read per query; progress is saved once per chunk.
 CHUNK_SIZE = 200
@@ -55,6 +74,10 @@ NOT_FILTERS = frozenset({"page", "format"})
 
 class ExportError(Exception):
     """An export that cannot be made as asked (the message is for the person asking)."""
+
+
+class ExportRemoved(Exception):
+    """The export was removed (erasure, retention) while its task was writing it."""
 
 
 # --- choosing the calls ----------------------------------------------------------------------
@@ -144,43 +167,77 @@ def _queue(export_pk: int) -> None:
 # --- writing ---------------------------------------------------------------------------------
 
 
-def records(calls: QuerySet[CallSession]) -> Iterator[dict[str, Any]]:
-    """Each call's export record, reading CHUNK_SIZE calls (and their rows) per query."""
-    chunked = (
-        calls.order_by("started_at", "pk")
-        .select_related(None)
-        .prefetch_related(
-            Prefetch("transcript", queryset=TranscriptItem.objects.order_by("sequence")),
-            "tool_invocations",
-        )
-        .iterator(chunk_size=CHUNK_SIZE)
+def records(
+    calls: QuerySet[CallSession],
+    before_reading: Callable[[list[int]], None] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Each call's export record, oldest first, reading CHUNK_SIZE calls (and their rows)
+    per query; ``before_reading`` gets each chunk's call ids before their content is read."""
+    ordered_ids = (
+        calls.order_by("started_at", "pk").values_list("pk", flat=True).iterator(CHUNK_SIZE)
     )
-    for call in chunked:
-        invocations = sorted(
-            call.tool_invocations.all(),  # type: ignore[attr-defined]  # reverse FK of tools
-            key=lambda invocation: (invocation.created_at, invocation.pk),
+    for ids in _chunks(ordered_ids, CHUNK_SIZE):
+        if before_reading is not None:
+            before_reading(ids)
+        chunk = (
+            CallSession.objects.filter(pk__in=ids)
+            .order_by("started_at", "pk")
+            .select_related(None)
+            .prefetch_related(
+                Prefetch("transcript", queryset=TranscriptItem.objects.order_by("sequence")),
+                "tool_invocations",
+            )
         )
-        timeline = build_timeline(call, call.transcript.all(), invocations)
-        yield call_record(call, timeline, invocations)
+        for call in chunk:
+            invocations = sorted(
+                call.tool_invocations.all(),  # type: ignore[attr-defined]  # reverse FK of tools
+                key=lambda invocation: (invocation.created_at, invocation.pk),
+            )
+            timeline = build_timeline(call, call.transcript.all(), invocations)
+            yield call_record(call, timeline, invocations)
+
+
+def _chunks(values: Iterable[int], size: int) -> Iterator[list[int]]:
+    chunk: list[int] = []
+    for value in values:
+        chunk.append(value)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def write_export(export_pk: int) -> CallExport:
-    """Write the export's file; safe to run again (a redelivered task starts over)."""
+    """Write the export's file; safe to run again (a redelivered task starts over).
+
+    Raises ExportRemoved when erasure or retention removed the export meanwhile: nothing is
+    published then, and what was written so far is thrown away.
+    """
     export = CallExport.objects.select_related("tenant").get(pk=export_pk)
-    if export.status == ExportStatus.DONE:
+    if export.status == ExportStatus.DONE or export.is_removed:
         return export
     calls = selected_calls(export)
     total = calls.count()
-    CallExport.objects.filter(pk=export.pk).update(
-        status=ExportStatus.RUNNING, total=total, done=0, error=""
-    )
+    not_removed = CallExport.objects.filter(pk=export.pk, removed_at__isnull=True)
+    if not not_removed.update(status=ExportStatus.RUNNING, total=total, done=0, error=""):
+        raise ExportRemoved(export.public_id)
+
+    def record_calls(call_ids: list[int]) -> None:
+        # Committed before the calls are read (autocommit): see the module's docstring.
+        # A rerun finds its rows already there; the pair is unique.
+        ExportedCall.objects.bulk_create(
+            [ExportedCall(export_id=export.pk, call_id=call_id) for call_id in call_ids],
+            ignore_conflicts=True,
+        )
+
     with tempfile.TemporaryFile() as raw:
         stream = io.TextIOWrapper(raw, encoding="utf-8", newline="")
         writer = WRITERS[export.format](stream, export)
-        for record in records(calls):
+        for record in records(calls, before_reading=record_calls):
             writer.write(record)
-            if writer.count % CHUNK_SIZE == 0:
-                CallExport.objects.filter(pk=export.pk).update(done=writer.count)
+            if writer.count % CHUNK_SIZE == 0 and not not_removed.update(done=writer.count):
+                raise ExportRemoved(export.public_id)
         writer.finish()
         stream.flush()
         stream.detach()
@@ -190,7 +247,7 @@ def write_export(export_pk: int) -> CallExport:
             export.file.delete(save=False)  # a rerun replaces what an earlier run left
         name = f"{export.public_id}.{EXTENSIONS[ExportFormat(export.format)]}"
         export.file.save(name, File(raw, name=name), save=False)
-    CallExport.objects.filter(pk=export.pk).update(
+    published = not_removed.update(
         status=ExportStatus.DONE,
         done=writer.count,
         total=writer.count,
@@ -198,8 +255,19 @@ def write_export(export_pk: int) -> CallExport:
         size_bytes=size,
         finished_at=timezone.now(),
     )
+    if not published:
+        # Removed while the file was being stored: it must not outlive the removal.
+        export.file.delete(save=False)
+        raise ExportRemoved(export.public_id)
     export.refresh_from_db()
     return export
+
+
+def stop_removed_export(export_pk: int) -> None:
+    """Finish an export that was removed while it ran, so its page stops waiting for it."""
+    CallExport.objects.filter(pk=export_pk).exclude(status=ExportStatus.DONE).update(
+        status=ExportStatus.FAILED, finished_at=timezone.now()
+    )
 
 
 def fail_export(export_pk: int, message: str) -> None:
@@ -209,14 +277,70 @@ def fail_export(export_pk: int, message: str) -> None:
 
 
 def remove_expired_exports(now: datetime | None = None) -> int:
-    """Delete the files of exports past their expiry; the rows stay, as a record."""
+    """Delete the files of exports past their expiry, and of removed exports whose file an
+    earlier attempt could not delete; the rows stay, as a record."""
+    due = CallExport.objects.filter(
+        models.Q(expires_at__lte=now or timezone.now()) | models.Q(removed_at__isnull=False)
+    ).exclude(file="")
     removed = 0
-    expired = CallExport.objects.filter(expires_at__lte=now or timezone.now()).exclude(file="")
-    for export in expired.iterator(chunk_size=CHUNK_SIZE):
-        export.file.delete(save=False)
-        CallExport.objects.filter(pk=export.pk).update(file="")
-        removed += 1
+    for export_pks in _chunks(due.order_by("pk").values_list("pk", flat=True), CHUNK_SIZE):
+        removed += delete_export_files(export_pks)
     return removed
+
+
+# --- removing exports whose calls' content went ---------------------------------------------
+
+
+def exports_holding(call_ids: Iterable[int]) -> QuerySet[CallExport]:
+    """Exports not yet removed that hold (or, still being written, may come to hold) any of
+    these calls. An export whose file already expired holds nothing and is left alone."""
+    holding = ExportedCall.objects.filter(call_id__in=list(call_ids)).values("export_id")
+    return CallExport.objects.filter(pk__in=holding, removed_at__isnull=True).filter(
+        ~models.Q(file="") | models.Q(status__in=[ExportStatus.PENDING, ExportStatus.RUNNING])
+    )
+
+
+def remove_exports_holding(
+    call_ids: Iterable[int], reason: RemovedReason, *, now: datetime | None = None
+) -> int:
+    """Mark the exports holding any of these calls removed, and delete their files once that
+    commits (the download refuses from the moment it commits). Returns how many.
+
+    A file is forgotten (``file=""``) only after storage deleted it: a crash or a storage
+    error in between leaves the name on the removed export, and the daily
+    ``remove_expired_exports`` deletes it then. Call this inside the transaction that
+    removes the calls' transcripts (so both commit together) and again after it commits
+    (to catch an export that recorded the calls in between; see the module's docstring).
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        found = list(
+            exports_holding(call_ids)
+            .select_for_update()
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        if not found:
+            return 0
+        CallExport.objects.filter(pk__in=found).update(removed_at=now, removed_reason=reason)
+        transaction.on_commit(lambda: delete_export_files(found))
+    logger.info("Removed %d export(s): %s", len(found), RemovedReason(reason).label)
+    return len(found)
+
+
+def delete_export_files(export_pks: list[int]) -> int:
+    """Delete these exports' files and forget their names; returns how many went. One
+    failure is logged and does not keep the rest (the next daily run tries it again)."""
+    deleted = 0
+    for export in CallExport.objects.filter(pk__in=export_pks).exclude(file=""):
+        try:
+            export.file.delete(save=False)
+        except Exception:  # any storage backend's error: logged, retried by the daily task
+            logger.exception("Could not delete the file %s of export %s", export.file.name, export)
+            continue
+        CallExport.objects.filter(pk=export.pk).update(file="")
+        deleted += 1
+    return deleted
 
 
 # --- download links --------------------------------------------------------------------------

@@ -24,6 +24,8 @@ class AccessAction(models.TextChoices):
     DOWNLOAD_EXPORT = "download_export", "Downloaded an export"
     HOLD_SET = "hold_set", "Set legal hold"
     HOLD_LIFTED = "hold_lifted", "Lifted legal hold"
+    # The call list's transcript search shows an extract of each matching call's words.
+    SEARCH_TRANSCRIPTS = "search_transcripts", "Searched transcripts"
 
 
 class AppendOnly(Exception):
@@ -96,6 +98,13 @@ class ExportStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
+class RemovedReason(models.TextChoices):
+    """Why an export's file was deleted before it expired."""
+
+    ERASURE = "erasure", "it held a call whose end user asked for their data to be erased"
+    RETENTION = "retention", "it held a call whose transcript passed its retention period"
+
+
 def export_path(export: CallExport, filename: str) -> str:
     return f"exports/{export.tenant.public_id}/{filename}"
 
@@ -105,6 +114,8 @@ class CallExport(models.Model):
 
     ``params`` says what was asked ({"call": id} or {"filters": the call list's query as
     lists}), so the task can run again from it and the record says what left the platform.
+    ``ExportedCall`` rows say which calls the file holds, so that erasing or purging a
+    call's transcript also removes the files that copied it (``removed_at``; the row stays).
     """
 
     public_id = models.CharField(max_length=40, unique=True, default=new_export_id, editable=False)
@@ -126,6 +137,8 @@ class CallExport(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField()
+    removed_at = models.DateTimeField(null=True, blank=True)
+    removed_reason = models.CharField(max_length=12, choices=RemovedReason.choices, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-pk"]
@@ -139,6 +152,11 @@ class CallExport(models.Model):
             ),
             models.CheckConstraint(
                 condition=models.Q(status__in=ExportStatus.values), name="export_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(removed_at__isnull=True, removed_reason="")
+                | models.Q(removed_at__isnull=False, removed_reason__in=RemovedReason.values),
+                name="export_removed_has_reason",
             ),
         ]
 
@@ -158,9 +176,33 @@ class CallExport(models.Model):
         return self.expires_at <= timezone.now()
 
     @property
+    def is_removed(self) -> bool:
+        return self.removed_at is not None
+
+    @property
     def percent(self) -> int:
         if self.status == ExportStatus.DONE:
             return 100
         if not self.total:
             return 0
         return min(100, self.done * 100 // self.total)
+
+
+class ExportedCall(models.Model):
+    """One call that an export's file holds, written as the export task reads the call.
+
+    Indexed by call (the foreign key's index) to answer "which files hold this call?" when
+    erasure or retention removes its transcript, and "who exported this call?" in the
+    access log; the unique pair indexes the other direction.
+    """
+
+    export = models.ForeignKey(CallExport, on_delete=models.CASCADE, related_name="exported_calls")
+    call = models.ForeignKey("calls.CallSession", on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["export", "call"], name="exported_call_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"call {self.call_id} in export {self.export_id}"

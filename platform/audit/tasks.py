@@ -9,7 +9,14 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.db import OperationalError
 
-from audit.exports import ExportError, fail_export, remove_expired_exports, write_export
+from audit.exports import (
+    ExportError,
+    ExportRemoved,
+    fail_export,
+    remove_expired_exports,
+    stop_removed_export,
+    write_export,
+)
 from audit.models import CallExport
 
 logger = logging.getLogger("koe.audit")
@@ -40,6 +47,11 @@ def run_export_task(self: Any, export_id: int) -> str:
     except CallExport.DoesNotExist:
         logger.warning("export: export=%s no longer exists", export_id)
         return "gone"
+    except ExportRemoved:
+        # Erasure or retention removed calls it was copying: nothing is published.
+        logger.info("export: export=%s was removed while it was written", export_id)
+        stop_removed_export(export_id)
+        return "removed"
     except OperationalError:
         if self.request.retries >= MAX_RETRIES:
             fail_export(export_id, "The database was unavailable; request the export again.")

@@ -33,6 +33,10 @@ class ErasureOut(Schema):
     recordings: int
     recording_files: int = Field(description="Recording files deleted from storage.")
     events: int = Field(description="Sent events about these calls, deleted.")
+    exports: int = Field(
+        description="Call exports holding any of these calls: their files deleted, their "
+        "pages saying why."
+    )
     skipped: ErasureSkipped
 
 
@@ -42,11 +46,12 @@ class ErasureOut(Schema):
     summary="Erase an end user's transcripts, recordings, tool data and events",
     description="Deletes, across the tenant, what Koe stored of the calls whose "
     "`end_user_ref` is this reference (URL-encode it; it may contain `/`): transcripts, "
-    "recordings and their files, tool call arguments and results, and the events sent "
-    "about those calls. Call metadata (times, duration, usage, cost) stays. Calls under "
-    "legal hold and calls still live are kept and counted in `skipped`. Safe to repeat: "
-    "a second request erases nothing more and counts zero. An unknown reference is not an "
-    "error: it counts zero.",
+    "recordings and their files, tool call arguments and results, call exports holding "
+    "any of those calls, the events sent about them, and then the reference itself from "
+    "those calls. Call metadata (times, duration, usage, cost) stays. Calls under legal "
+    "hold and calls still live are kept, with their reference, and counted in `skipped`. "
+    "Safe to repeat: a second request finds only the calls kept before and counts zero "
+    "for the rest. An unknown reference is not an error: it counts zero.",
 )
 def erase(request: HttpRequest, end_user_ref: str) -> dict[str, object]:
     try:
@@ -66,5 +71,6 @@ def erase(request: HttpRequest, end_user_ref: str) -> dict[str, object]:
         "recordings": counts.recordings,
         "recording_files": counts.recording_files,
         "events": counts.events,
+        "exports": counts.exports,
         "skipped": {"legal_hold": counts.held_calls, "active": counts.active_calls},
     }

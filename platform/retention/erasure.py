@@ -2,9 +2,16 @@
 
 An end user is the tenant's own reference for them (CallSession.end_user_ref). Erasure
 deletes their calls' transcripts (items, joined text, the agent's follow-up reason),
-recordings (rows and files), tool invocations' arguments and results, and the events
-about those calls or naming them. The calls' metadata (times, duration, usage, cost)
-stays, as it does after a retention purge: billing needs it and it holds no content.
+recordings (rows and files), tool invocations' arguments and results, the call exports
+that hold any of their calls (files deleted, the rows kept saying why), the events about
+those calls or naming them, and finally the reference itself: it is cleared from the
+erased calls and from the session tokens that carried it. The calls' metadata (times,
+duration, usage, cost) stays, as it does after a retention purge: billing needs it and,
+without the reference, it no longer names the person. Nothing erasure writes (the
+PurgeLog) holds the reference; the access log, which is append-only, is left as it was.
+
+Because the reference goes, a repeated request finds no calls and counts zero; calls it
+kept (below) keep their reference so that a later request can erase them.
 
 Two kinds of call are kept and reported: calls under legal hold (the hold is a legal
 obligation that outranks the request; lift it and erase again) and calls still live
@@ -17,17 +24,21 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from calls.models import CallSession, ConsentScope, Recording
+from audit.exports import remove_exports_holding
+from audit.models import RemovedReason
+from calls.models import CallSession, ConsentScope, Recording, SessionToken
 from events.models import OutboundEvent
 from retention.models import PurgeLog, PurgeTrigger
 from retention.policies import is_live
 from retention.removal import (
+    BATCH_SIZE,
     Counts,
     id_batches,
+    lock,
     remove_events,
     remove_recordings,
     remove_transcripts,
@@ -72,21 +83,32 @@ def erase_end_user(tenant: Tenant, end_user_ref: str, *, now: datetime | None = 
     counts.held_calls = calls.filter(legal_hold=True).count()
     counts.active_calls = calls.filter(legal_hold=False).filter(is_live(now)).count()
 
-    # Waiting for locks, unlike the purge: a request must not quietly pass calls over.
+    # The calls to erase, fixed now: a call that ends during the request is not among
+    # them (its content was not erased, so it keeps its reference for the next request).
+    erasable_ids = list(erasable.order_by("pk").values_list("pk", flat=True))
     with_transcript = erasable.filter(
         consent_scope__in=[ConsentScope.TRANSCRIPT, ConsentScope.RECORDING],
         transcript_purged_at__isnull=True,
     )
-    for ids in id_batches(with_transcript):
-        remove_transcripts(with_transcript, ids, counts, now=now, dry_run=False, wait=True)
     with_recording = erasable.filter(Exists(Recording.objects.filter(call=OuterRef("pk"))))
-    for ids in id_batches(with_recording):
+    erased_call_ids: list[str] = []
+    for start in range(0, len(erasable_ids), BATCH_SIZE):
+        ids = erasable_ids[start : start + BATCH_SIZE]
+        # Waiting for locks, unlike the purge: a request must not quietly pass calls over.
+        remove_transcripts(
+            with_transcript,
+            ids,
+            counts,
+            now=now,
+            dry_run=False,
+            wait=True,
+            export_reason=RemovedReason.ERASURE,
+        )
         remove_recordings(with_recording, ids, counts, now=now, dry_run=False, wait=True)
+        erased_call_ids += forget_end_user(erasable, ids, counts, now=now)
 
-    erased_call_ids = list(erasable.values_list("public_id", flat=True))
-    held_call_ids = list(
-        calls.exclude(pk__in=erasable.values("pk")).values_list("public_id", flat=True)
-    )
+    # The erased calls no longer carry the reference: the calls that still do were kept.
+    held_call_ids = list(calls.values_list("public_id", flat=True))
     events = OutboundEvent.objects.filter(tenant=tenant)
     about_user = events.filter(
         models.Q(payload__call_id__in=erased_call_ids)
@@ -98,6 +120,12 @@ def erase_end_user(tenant: Tenant, end_user_ref: str, *, now: datetime | None = 
     for ids in id_batches(about_user):
         remove_events(about_user, ids, counts, dry_run=False, wait=True)
 
+    # A token that may still open a call keeps the reference: that call is the person's
+    # new call, which a later request erases. The others have done their work.
+    SessionToken.objects.filter(tenant=tenant, end_user_ref=end_user_ref).filter(
+        models.Q(used_at__isnull=False) | models.Q(expires_at__lte=timezone.now())
+    ).update(end_user_ref="")
+
     log = PurgeLog.objects.create(
         tenant=tenant,
         trigger=PurgeTrigger.ERASURE,
@@ -106,3 +134,24 @@ def erase_end_user(tenant: Tenant, end_user_ref: str, *, now: datetime | None = 
         **counts.as_dict(),
     )
     return Erasure(calls=len(erased_call_ids), counts=counts, log=log)
+
+
+def forget_end_user(
+    calls: models.QuerySet[CallSession], ids: list[int], counts: Counts, *, now: datetime
+) -> list[str]:
+    """Remove the exports holding these calls (their metadata names the person even where
+    no transcript was kept) and clear the calls' end-user reference; their public ids.
+
+    The exports are looked for again after the commit, as in ``remove_transcripts``.
+    """
+    with transaction.atomic():
+        locked = lock(calls, ids, wait=True)
+        if not locked:
+            return []
+        public_ids = list(
+            CallSession.objects.filter(pk__in=locked).values_list("public_id", flat=True)
+        )
+        counts.exports += remove_exports_holding(locked, RemovedReason.ERASURE, now=now)
+        CallSession.objects.filter(pk__in=locked).update(end_user_ref="")
+    counts.exports += remove_exports_holding(locked, RemovedReason.ERASURE, now=now)
+    return public_ids

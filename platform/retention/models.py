@@ -119,6 +119,8 @@ class PurgeLog(models.Model):
     recordings = models.PositiveIntegerField(default=0)
     recording_files = models.PositiveIntegerField(default=0)
     events = models.PositiveIntegerField(default=0)
+    # Exports whose file held a removed transcript (or an erased end user's call): removed.
+    exports = models.PositiveIntegerField(default=0)
     # Reconciliation: files no row names, rows whose file had gone.
     orphan_files = models.PositiveIntegerField(default=0)
     missing_files = models.PositiveIntegerField(default=0)

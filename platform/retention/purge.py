@@ -4,6 +4,9 @@ Run hourly by beat (retention.tasks.purge_expired) and by ``manage.py purge_expi
 Each tenant is purged under a lease, so two runs at once (two beat schedulers, a worker
 and the command) never purge one tenant together; inside, every batch is its own
 transaction over locked rows. Each run writes a PurgeLog per tenant: counts only.
+
+Removing a transcript also removes the call exports that copied it (their files go, their
+pages say retention removed them): an export must not keep words past the policy.
 """
 
 from __future__ import annotations

@@ -5,13 +5,17 @@ chose them inside the transaction, so a call put under legal hold, or purged by 
 worker, since it was listed is left alone. Recording files are deleted only after the
 transaction that deleted their rows commits: a crash in between leaves a file that no row
 names, which the reconcile step removes; never a row whose file has gone silently.
+
+Call exports copy transcripts, so removing a transcript removes the exports that hold it
+(``audit.exports.remove_exports_holding``): once inside the batch's transaction, so both
+commit together, and once after it, for an export that recorded the calls in between.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +23,8 @@ from django.apps import apps
 from django.core.files.storage import default_storage
 from django.db import models, transaction
 
+from audit.exports import exports_holding, remove_exports_holding
+from audit.models import RemovedReason
 from calls.models import CallSession, Recording, TranscriptItem
 from events.models import OutboundEvent
 
@@ -37,13 +43,20 @@ class Counts:
     recordings: int = 0
     recording_files: int = 0
     events: int = 0
+    exports: int = 0
     orphan_files: int = 0
     missing_files: int = 0
     held_calls: int = 0
     active_calls: int = 0
+    # A dry run counts each export once, though several batches name its calls.
+    exports_seen: set[int] = field(default_factory=set, repr=False, metadata={"count": False})
 
     def as_dict(self) -> dict[str, int]:
-        return {item.name: getattr(self, item.name) for item in fields(self)}
+        return {
+            item.name: getattr(self, item.name)
+            for item in fields(self)
+            if item.metadata.get("count", True)
+        }
 
     def add_recording_files(self, number: int) -> None:
         self.recording_files += number
@@ -99,13 +112,16 @@ def remove_transcripts(
     now: datetime,
     dry_run: bool,
     wait: bool = False,
+    export_reason: RemovedReason = RemovedReason.RETENTION,
 ) -> None:
     """Delete the transcripts of these calls: items, joined text, the agent's follow-up
-    reason, and tool invocations' arguments and results (their rows stay, for statistics)."""
+    reason, and tool invocations' arguments and results (their rows stay, for statistics);
+    and the exports that copied any of them (``export_reason`` says why, on their page)."""
     if dry_run:
         counts.transcripts += len(ids)
         counts.transcript_items += TranscriptItem.objects.filter(call_id__in=ids).count()
         counts.tool_invocations += content_of_invocations(ids).count()
+        count_exports(ids, counts)
         return
     with transaction.atomic():
         locked = lock(calls, ids, wait=wait)
@@ -116,9 +132,19 @@ def remove_transcripts(
         CallSession.objects.filter(pk__in=locked).update(
             transcript_text="", follow_up_reason="", transcript_purged_at=now
         )
+        exports = remove_exports_holding(locked, export_reason, now=now)
+    exports += remove_exports_holding(locked, export_reason, now=now)
     counts.transcripts += len(locked)
     counts.transcript_items += items
     counts.tool_invocations += blanked
+    counts.exports += exports
+
+
+def count_exports(call_ids: list[int], counts: Counts) -> None:
+    """Dry run: count the exports that removing these calls' content would remove."""
+    found = set(exports_holding(call_ids).values_list("pk", flat=True))
+    counts.exports += len(found - counts.exports_seen)
+    counts.exports_seen |= found
 
 
 def remove_recordings(

@@ -18,7 +18,7 @@ from django.urls import URLPattern, get_resolver, reverse
 from django.utils import timezone
 
 from agents.models import WidgetKey
-from audit.models import AccessAction, AccessLog, CallExport
+from audit.models import AccessAction, AccessLog, CallExport, ExportedCall
 from calls.models import CallSession
 from dashboard import urls as dashboard_urls
 from events.models import OutboundEvent
@@ -245,7 +245,9 @@ def test_an_export_writes_only_the_export_and_its_log_row(
 ) -> None:
     objects = make_objects(tenant_a)
     client = auditor(tenant_a)
-    before = database_state(skip=frozenset({"audit.CallExport", "audit.AccessLog"}))
+    # ExportedCall records which calls the file holds (so erasure can remove the file).
+    export_tables = frozenset({"audit.CallExport", "audit.AccessLog", "audit.ExportedCall"})
+    before = database_state(skip=export_tables)
     exports_before = CallExport.objects.count()
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -255,8 +257,11 @@ def test_an_export_writes_only_the_export_and_its_log_row(
         )
 
     assert response.status_code == 302
-    assert database_state(skip=frozenset({"audit.CallExport", "audit.AccessLog"})) == before
+    assert database_state(skip=export_tables) == before
     assert CallExport.objects.count() == exports_before + 1
+    assert list(ExportedCall.objects.values_list("call__public_id", flat=True)) == [
+        objects.kwargs["call_id"]
+    ]
     log = AccessLog.objects.get()
     assert (log.action, log.role) == (AccessAction.EXPORT, Role.AUDITOR)
 

@@ -84,6 +84,7 @@ def test_erasure_deletes_the_end_users_content_and_reports_counts(
         "recordings": 1,
         "recording_files": 1,
         "events": 2,
+        "exports": 0,
         "skipped": {"legal_hold": 1, "active": 1},
     }
     for name in ("recorded", "transcribed"):
@@ -124,7 +125,9 @@ def test_a_repeated_erasure_erases_nothing_more(
 
     body = erase(tenant_a, REF).json()
 
-    assert body["calls"] == 3  # the calls are still there, with nothing left to erase
+    # The erased calls no longer carry the reference; the held and live ones still do.
+    assert body["calls"] == 0
+    assert body["skipped"] == {"legal_hold": 1, "active": 1}
     counted = ("transcripts", "transcript_items", "tool_invocations", "recordings", "events")
     assert [body[name] for name in counted] == [0] * len(counted)
     assert PurgeLog.objects.filter(tenant=tenant_a.tenant, trigger="erasure").count() == 2
