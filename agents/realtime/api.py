@@ -15,6 +15,7 @@ from django.views.decorators.csrf import csrf_exempt
 from ninja import Field, Router, Schema
 from ninja.errors import HttpError
 
+from agents.consent import consent_text_for
 from agents.models import Agent, WidgetKey
 from agents.realtime import tokens
 from agents.realtime.access import AccessDenied
@@ -25,7 +26,12 @@ from koe.http import client_ip
 router = Router(tags=["realtime"])
 
 # Refusals that are not a bad request; the rest answer 400.
-REFUSAL_STATUS = {"rate_limited": 429, "budget_exceeded": 429, "origin_not_allowed": 403}
+REFUSAL_STATUS = {
+    "rate_limited": 429,
+    "budget_exceeded": 429,
+    "origin_not_allowed": 403,
+    "consent_changed": 409,
+}
 
 
 class ExpiresAfter(Schema):
@@ -103,7 +109,10 @@ def _cors(response: HttpResponse, origin: str, methods: str = "POST, OPTIONS") -
 
 @csrf_exempt
 def widget_client_secret(request: HttpRequest) -> HttpResponse:
-    """Public: the widget posts {key, agent, consent}; the Origin header must be allowed."""
+    """Public: the widget posts {key, agent, consent, consent_version}; the Origin header
+    must be allowed. ``consent_version`` is the prompt version the widget showed (its config
+    gives it); a stale one is refused with 409 ``consent_changed``, and without one the
+    current version is recorded."""
     origin = request.headers.get("Origin", "")
     if request.method == "OPTIONS":
         return _cors(HttpResponse(status=204), origin)
@@ -120,6 +129,15 @@ def widget_client_secret(request: HttpRequest) -> HttpResponse:
         return _cors(
             _error(400, "key, agent and consent must be strings.", "invalid_request"), origin
         )
+    consent_version = body.get("consent_version")
+    # bool is an int in Python; a JSON true is not a version number.
+    if consent_version is not None and (
+        isinstance(consent_version, bool)
+        or not isinstance(consent_version, int)
+        or consent_version < 1
+    ):
+        message = "consent_version must be the positive integer the widget config gave."
+        return _cors(_error(400, message, "invalid_consent_version"), origin)
     try:
         minted = tokens.mint_for_widget(
             publishable_key=fields["key"],
@@ -127,6 +145,7 @@ def widget_client_secret(request: HttpRequest) -> HttpResponse:
             origin=origin,
             consent=fields["consent"],
             client_ip=client_ip(request),
+            consent_version=consent_version,
         )
     except AccessDenied as denied:
         status = REFUSAL_STATUS.get(denied.code, 400)
@@ -137,14 +156,21 @@ def widget_client_secret(request: HttpRequest) -> HttpResponse:
 
 
 def widget_settings(agent: Agent) -> dict[str, Any]:
-    """What the widget shows before a call: its look and the consent question it must ask."""
+    """What the widget shows before a call: its look and the consent question it must ask.
+
+    The consent text is the current ConsentText version (written on first showing), so the
+    words the widget displays are exactly the words a call records; the widget sends the
+    version back with its token request.
+    """
+    shown = consent_text_for(agent)
     return {
         "agent": agent.public_id,
         "name": agent.name,
         "label": agent.widget_label or "Talk to us",
         "color": agent.widget_color,
         "position": agent.widget_position,
-        "consent_prompt": agent.consent_prompt,
+        "consent_text": shown.text,
+        "consent_version": shown.version,
         "recording_offered": agent.recording_offered,
         "consent_required": agent.consent_required,
     }

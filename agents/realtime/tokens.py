@@ -53,7 +53,16 @@ def mint(
     end_user: str = "",
     origin: str = "",
     ttl_seconds: int | None = None,
+    consent_version: int | None = None,
 ) -> MintedToken:
+    """Issue a token carrying the caller's answer to the agent's consent prompt.
+
+    ``consent_version`` is the version of the prompt the caller was shown (the widget's
+    config says which). When it is not the current one the prompt changed after the caller
+    read it: the token is refused (``consent_changed``) rather than recording words the
+    caller never saw; the client shows the current prompt and asks again. Without it
+    (server-to-server clients that show their own wording) the current version is recorded.
+    """
     ttl = ttl_seconds or settings.KOE_SESSION_TOKEN_TTL_SECONDS
     if not MIN_TTL_SECONDS <= ttl <= MAX_TTL_SECONDS:
         raise AccessDenied(
@@ -63,6 +72,12 @@ def mint(
     scope = parse_consent(consent, agent)
     check_budget(tenant)
     shown = consent_text_for(agent) if consent else None
+    if shown is not None and consent_version is not None and consent_version != shown.version:
+        raise AccessDenied(
+            f"The consent prompt changed (the caller saw version {consent_version}, the "
+            f"current one is {shown.version}); show the current prompt and ask again.",
+            "consent_changed",
+        )
     token, value = SessionToken.issue(
         ttl=timedelta(seconds=ttl),
         tenant=tenant,
@@ -80,9 +95,19 @@ def mint(
 
 
 def mint_for_widget(
-    *, publishable_key: str, agent_id: str, origin: str, consent: str, client_ip: str
+    *,
+    publishable_key: str,
+    agent_id: str,
+    origin: str,
+    consent: str,
+    client_ip: str,
+    consent_version: int | None = None,
 ) -> MintedToken:
-    """The public widget endpoint: a publishable key, checked against the page's origin."""
+    """The public widget endpoint: a publishable key, checked against the page's origin.
+
+    ``consent_version`` is the prompt version the widget showed (from its config); see
+    ``mint`` for what happens when it is no longer the current one.
+    """
     if not _within_rate_limit(client_ip):
         raise AccessDenied(
             "Too many calls started from this address; wait a minute and try again.",
@@ -113,6 +138,7 @@ def mint_for_widget(
         consent=consent or ConsentScope.NONE,
         consent_method=ConsentMethod.WIDGET,
         origin=origin,
+        consent_version=consent_version,
     )
 
 

@@ -7,6 +7,8 @@ testing an agent needs no widget key and no allowed origin.
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
@@ -23,8 +25,10 @@ from tenancy.models import Membership
 from tenancy.roles import Permission
 from tenancy.scoping import get_for_tenant_or_404
 
-# Refusals that are not the caller's mistake answer 429; the rest are bad requests.
-REFUSAL_STATUS = {"budget_exceeded": 429, "concurrent_call_limit": 429}
+# Refusals that are not the caller's mistake answer 429, a prompt that changed after the page
+# showed it 409; the rest are bad requests.
+REFUSAL_STATUS = {"budget_exceeded": 429, "concurrent_call_limit": 429, "consent_changed": 409}
+EXPECTED_BODY = 'Send {"consent": "none" | "transcript" | "recording", "consent_version": n}.'
 
 
 def _agent_or_404(membership: Membership, agent_id: str) -> Agent:
@@ -54,7 +58,13 @@ def agent_console(request: HttpRequest, membership: Membership, agent_id: str) -
 @require_POST
 @tenant_view()
 def console_token(request: HttpRequest, membership: Membership, agent_id: str) -> HttpResponse:
-    """A single-use session token for a console call; body ``{"consent": "..."}``.
+    """A single-use session token for a console call; body ``{"consent": "...",
+    "consent_version": n}``.
+
+    ``consent_version`` is the version of the consent text the page showed (its widget
+    settings carry it): the call records those words, and if the prompt has changed since
+    the page was rendered the answer is refused with 409 ``consent_changed``, with the
+    current settings under ``config`` so the page can ask again in the new words.
 
     The token is bound to the dashboard page's origin (the WebSocket's Origin must match)
     and the call is labelled with the member who placed it.
@@ -67,7 +77,19 @@ def console_token(request: HttpRequest, membership: Membership, agent_id: str) -
         return _error(400, "The body must be JSON.", "invalid_json")
     consent = body.get("consent", "") if isinstance(body, dict) else None
     if not isinstance(consent, str):
-        return _error(400, 'Send {"consent": "none" | "transcript" | "recording"}.', "invalid_json")
+        return _error(400, EXPECTED_BODY, "invalid_json")
+    consent_version = body.get("consent_version")
+    # bool is an int in Python; a JSON true is not a version number.
+    if consent_version is not None and (
+        isinstance(consent_version, bool)
+        or not isinstance(consent_version, int)
+        or consent_version < 1
+    ):
+        return _error(
+            400,
+            "consent_version must be the positive integer the console's settings gave.",
+            "invalid_consent_version",
+        )
     origin = request.headers.get("Origin") or f"{request.scheme}://{request.get_host()}"
     try:
         minted = tokens.mint(
@@ -78,14 +100,18 @@ def console_token(request: HttpRequest, membership: Membership, agent_id: str) -
             consent_method=ConsentMethod.WIDGET,
             end_user=f"console:{request.user.get_username()}",
             origin=origin,
+            consent_version=consent_version,
         )
     except AccessDenied as denied:
-        return _error(REFUSAL_STATUS.get(denied.code, 400), denied.message, denied.code)
+        status = REFUSAL_STATUS.get(denied.code, 400)
+        if denied.code == "consent_changed":
+            return _error(status, denied.message, denied.code, config=widget_settings(agent))
+        return _error(status, denied.message, denied.code)
     return JsonResponse(minted.response())
 
 
-def _error(status: int, message: str, code: str) -> JsonResponse:
+def _error(status: int, message: str, code: str, **extra: Any) -> JsonResponse:
     error_type = "rate_limit_error" if status == 429 else "invalid_request_error"
     return JsonResponse(
-        {"error": {"type": error_type, "code": code, "message": message}}, status=status
+        {"error": {"type": error_type, "code": code, "message": message}, **extra}, status=status
     )

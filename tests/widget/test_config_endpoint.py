@@ -43,7 +43,8 @@ def test_an_allowed_origin_gets_the_agents_widget_settings_with_a_cors_grant(
         "label": "Ask the desk",
         "color": "#0b7285",
         "position": "bottom-left",
-        "consent_prompt": "May we keep a transcript?",
+        "consent_text": "May we keep a transcript?",
+        "consent_version": 1,
         "recording_offered": True,
         "consent_required": True,
     }

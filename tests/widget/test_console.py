@@ -120,3 +120,62 @@ def test_refusals_are_json_errors(tenant_a: TenantWorld) -> None:
         assert response.status_code == 400, body
         assert response.json()["error"]["code"] == "invalid_json"
     assert not SessionToken.objects.exists()
+
+
+def test_the_console_records_the_consent_version_it_showed(tenant_a: TenantWorld) -> None:
+    agent = AgentFactory(tenant=tenant_a.tenant, consent_prompt="May we keep a transcript?")
+    client = tenant_a.client_for("editor")
+    page = client.get(reverse("dashboard:agent_console", args=[agent.public_id]))
+    shown = page.context["widget_config"]
+    assert shown["consent_text"] == "May we keep a transcript?"
+
+    response = _token(
+        client,
+        agent.public_id,
+        {"consent": "transcript", "consent_version": shown["consent_version"]},
+    )
+    assert response.status_code == 200
+    token = SessionToken.objects.get(token_hash=hash_secret(response.json()["value"]))
+    assert (token.consent_text, token.consent_version) == (
+        "May we keep a transcript?",
+        shown["consent_version"],
+    )
+
+
+def test_a_prompt_changed_since_the_page_was_shown_is_refused_with_the_new_settings(
+    tenant_a: TenantWorld,
+) -> None:
+    agent = AgentFactory(tenant=tenant_a.tenant, consent_prompt="Old words?")
+    client = tenant_a.client_for("editor")
+    shown = client.get(reverse("dashboard:agent_console", args=[agent.public_id])).context[
+        "widget_config"
+    ]
+    agent.consent_prompt = "New words?"
+    agent.save(update_fields=["consent_prompt"])
+
+    response = _token(
+        client,
+        agent.public_id,
+        {"consent": "transcript", "consent_version": shown["consent_version"]},
+    )
+    assert response.status_code == 409
+    body = response.json()
+    assert body["error"]["code"] == "consent_changed"
+    assert body["config"]["consent_text"] == "New words?"
+    assert body["config"]["consent_version"] == shown["consent_version"] + 1
+    assert not SessionToken.objects.exists()
+
+
+@pytest.mark.parametrize("version", [0, -1, "1", 1.5, True, [1]])
+def test_a_consent_version_that_is_not_a_positive_integer_is_a_bad_request(
+    tenant_a: TenantWorld, version: object
+) -> None:
+    agent = AgentFactory(tenant=tenant_a.tenant)
+    response = _token(
+        tenant_a.client_for("editor"),
+        agent.public_id,
+        {"consent": "transcript", "consent_version": version},
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_consent_version"
+    assert not SessionToken.objects.exists()

@@ -24,15 +24,24 @@
   const widget = document.createElement("koe-agent");
   widget.setAttribute("mode", "inline");
   widget.config = config;
-  widget.tokenProvider = async (consent) => {
+  // The widget passes the version of the consent text it showed; the server records those
+  // words, or refuses (409 consent_changed) if the agent's prompt changed since this page
+  // was rendered.
+  widget.tokenProvider = async (consent, { consentVersion = null } = {}) => {
     const response = await fetch(container.dataset.tokenUrl, {
       method: "POST",
       credentials: "same-origin",
       headers: { "Content-Type": "application/json", "X-CSRFToken": container.dataset.csrfToken },
-      body: JSON.stringify({ consent }),
+      body: JSON.stringify({ consent, consent_version: consentVersion }),
     });
     const body = await response.json().catch(() => ({}));
     if (!response.ok) {
+      // The refusal carries the current settings: the widget's "Try again" then asks in
+      // the new words instead of repeating the stale ones.
+      if (body.config) {
+        widget.config = body.config;
+        widget.applyConfig();
+      }
       const error = new Error((body.error && body.error.message) || `HTTP ${response.status}`);
       error.code = (body.error && body.error.code) || "network";
       throw error;
@@ -65,10 +74,21 @@
     if (atBottom) log.scrollTop = log.scrollHeight;
   }
 
+  // The arrow is for the eye; a screen reader hears who sent the event instead.
+  function directionCell(direction) {
+    const sender = direction === "in" ? "sent by Koe" : "sent by the widget";
+    const cell = element("span", "direction");
+    cell.title = sender;
+    const arrow = element("span", null, direction === "in" ? "↓" : "↑");
+    arrow.setAttribute("aria-hidden", "true");
+    cell.append(arrow, element("span", "visually-hidden", sender));
+    return cell;
+  }
+
   function summaryCells(direction, at, type, extra) {
     return [
       element("span", "time", clock(at)),
-      element("span", "direction", direction === "in" ? "↓" : "↑"),
+      directionCell(direction),
       element("span", "type", type),
       element("span", "muted", extra || ""),
     ];
@@ -118,8 +138,12 @@
     if (direction !== "in") return;
     if (event.type === "response.function_call_arguments.done") {
       const row = element("li");
-      row.append(element("strong", "mono", event.name || "function"), ` ${event.arguments || "{}"} `);
-      row.append(element("span", "tool-output", "running…"));
+      row.append(
+        element("strong", "mono", event.name || "function"),
+        " ",
+        element("code", "tool-arguments", event.arguments || "{}"),
+        element("span", "tool-output", "running…"),
+      );
       toolRows.set(event.call_id, row);
       tools.append(row);
       document.getElementById("console-tools-empty").hidden = true;

@@ -12,6 +12,10 @@
  * Messages out: {type: "started", itemId}, {type: "progress", itemId, playedMs} about every
  * 100 ms, {type: "drained", itemId, playedMs} when everything queued has played after an
  * "end", and {type: "cleared", itemId, playedMs} answering {type: "clear"} (barge-in).
+ *
+ * "cleared" names the item being played and how much of it was played, or itemId null and
+ * playedMs 0 when nothing has started since the last drain (the next response was still
+ * buffering): a drained item is finished, and must never be what a barge-in truncates.
  */
 const SOURCE_RATE = 24000;
 
@@ -111,6 +115,9 @@ class KoePlaybackProcessor extends AudioWorkletProcessor {
               playedMs: this.playedMs(),
             });
             this.ended = false;
+            // Finished: nothing is playing until the next item starts.
+            this.itemId = null;
+            this.played = 0;
           }
           return true;
         }

@@ -12,10 +12,20 @@
  *   koe-agent { --koe-accent: #0b7285; --koe-size: 64px; --koe-offset-y: 32px; }
  * Label, colour and position default to the agent's widget settings (GET /v1/widget/config).
  *
- * Properties: `tokenProvider` (async (consent) => ({value, session: {model}})) replaces the
- * publishable-key token request (the dashboard's test console uses it); `config` supplies the
- * widget settings without fetching them. Methods: start(), hangUp(), setMuted(bool),
- * sendText(text).
+ * Properties: `tokenProvider` (async (consent, {consentVersion}) => ({value, session: {model}}))
+ * replaces the publishable-key token request (the dashboard's test console uses it); `config`
+ * supplies the widget settings without fetching them. Methods: start(), hangUp(),
+ * setMuted(bool), sendText(text).
+ *
+ * Consent: the panel shows the config's consent_text verbatim (the server records exactly
+ * those words, as version consent_version) and offers the scopes the agent allows: "Yes,
+ * record and transcribe" / "Transcript only" / "No thanks" where recording is offered, else
+ * "Yes" / "No". The token request carries the answer and the version shown; if the prompt
+ * changed meanwhile (409 consent_changed) the widget reloads its config and asks again.
+ *
+ * Reconnects: a dropped call is retried with backoff; the retry series starts over only
+ * after a connection has stayed up STABLE_CONNECTION_MS, and a call reconnects at most
+ * MAX_RECONNECTS_PER_CALL times (each reconnect mints a token and opens a billed session).
  *
  * DOM events (bubbling, composed) for pages, the console and tests:
  *   koe:state    {state, previous, message, code}  idle|consent|connecting|listening|thinking|
@@ -35,6 +45,11 @@
   const PROTOCOL_RATE = 24000;
   const CHUNK_MS = 40;
   const RECONNECT_DELAYS_MS = [500, 1500, 3000, 6000];
+  // A server that accepts and then drops at once must not earn a fresh retry series: the
+  // series starts over only once a connection has lasted this long...
+  const STABLE_CONNECTION_MS = 10000;
+  // ...and however stable each one looked, a call reconnects at most this many times.
+  const MAX_RECONNECTS_PER_CALL = 8;
   const TOKEN_SUBPROTOCOL = "openai-insecure-api-key.";
 
   // What the caller reads for each refusal or ending the server reports (error codes).
@@ -47,6 +62,10 @@
     insecure_page: "Voice calls need a secure (https) page.",
     network: "We couldn't reach the assistant. Check your connection and try again.",
     connection_lost: "The connection to the assistant was lost. Please try again.",
+    connection_unstable:
+      "The connection to the assistant kept dropping, so the call was ended. Please try again later.",
+    consent_changed:
+      "The wording of this question changed since you saw it. Please read it again and choose.",
     budget_exceeded:
       "Calls are unavailable right now: this service has reached its limit. Please try later.",
     call_ended_budget: "The call ended: this service has reached its limit.",
@@ -188,11 +207,13 @@
         </header>
         <div class="body">
           <div class="consent" hidden>
-            <p class="consent-text"></p>
-            <div class="row">
-              <button class="btn accept" type="button">Accept and start the call</button>
-              <button class="btn secondary decline" type="button">Decline</button>
+            <p class="consent-text" id="consent-text"></p>
+            <div class="row" role="group" aria-labelledby="consent-text">
+              <button class="btn accept" type="button" data-scope="recording">Yes, record and transcribe</button>
+              <button class="btn secondary transcript-only" type="button" data-scope="transcript">Transcript only</button>
+              <button class="btn secondary decline" type="button" data-scope="none">No thanks</button>
             </div>
+            <p class="note consent-note"></p>
           </div>
           <p class="note notice" hidden></p>
           <ol class="captions" role="log" aria-live="polite" aria-label="Conversation captions"></ol>
@@ -229,6 +250,12 @@
     return bytes.buffer;
   }
 
+  // A Koe error code ("network", "consent_changed", ...), or "" for anything else: a
+  // DOMException (say, a worklet that failed to load) has a numeric legacy `code`.
+  function codeOf(error) {
+    return error && typeof error.code === "string" ? error.code : "";
+  }
+
   class WidgetError extends Error {
     constructor(code, message) {
       super(message || MESSAGES[code] || code);
@@ -244,6 +271,7 @@
       this.state = "idle";
       this.muted = false;
       this.consent = "none";
+      this.consentVersion = null; // the version of the consent text the caller answered
       this.call = null; // the live call's resources, see start()
       this.root = this.attachShadow({ mode: "open" });
       this.root.innerHTML = `<style>${STYLE}</style>${TEMPLATE}`;
@@ -258,7 +286,9 @@
         close: find(".close"),
         consent: find(".consent"),
         consentText: find(".consent-text"),
+        consentNote: find(".consent-note"),
         accept: find(".accept"),
+        transcriptOnly: find(".transcript-only"),
         decline: find(".decline"),
         notice: find(".notice"),
         captions: find(".captions"),
@@ -272,8 +302,9 @@
       };
       this.ui.launcher.addEventListener("click", () => this.toggle());
       this.ui.close.addEventListener("click", () => this.close());
-      this.ui.accept.addEventListener("click", () => this.answerConsent(true));
-      this.ui.decline.addEventListener("click", () => this.answerConsent(false));
+      for (const choice of [this.ui.accept, this.ui.transcriptOnly, this.ui.decline]) {
+        choice.addEventListener("click", () => this.answerConsent(choice.dataset.scope));
+      }
       this.ui.mute.addEventListener("click", () => this.setMuted(!this.muted));
       this.ui.hangup.addEventListener("click", () => this.hangUp());
       this.ui.again.addEventListener("click", () => this.askConsent());
@@ -321,32 +352,61 @@
     async loadConfig() {
       let config = this.config;
       if (!config) {
-        const key = this.getAttribute("key");
-        if (!key) {
+        if (!this.getAttribute("key")) {
           console.warn("koe-agent: set key=\"pk_...\" (or the config and tokenProvider properties).");
           this.ui.launcher.hidden = true;
           return;
         }
         try {
-          const response = await fetch(
-            `${this.host}/v1/widget/config?key=${encodeURIComponent(key)}`,
-            { credentials: "omit" },
-          );
-          const body = await response.json();
-          if (!response.ok) throw new WidgetError(body.error.code, body.error.message);
-          config = body;
+          config = await this.fetchConfig();
         } catch (error) {
           // Usually this page's origin is not among the key's allowed origins (the answer
           // then carries no CORS grant and the fetch fails): show no broken button.
           console.warn(`koe-agent: the widget is disabled on this page (${error.message}).`);
           this.ui.launcher.hidden = true;
-          if (this.inline) this.fail(error.code || "network");
+          if (this.inline) this.fail(codeOf(error) || "network");
           return;
         }
       }
       this.config = config;
       this.applyConfig();
       if (this.inline && this.state === "idle") this.askConsent();
+    }
+
+    /**
+     * The agent's widget settings for this key. `fresh` skips the browser's HTTP cache (the
+     * answer may be cached for a minute): used when the consent prompt is known to have changed.
+     */
+    async fetchConfig({ fresh = false } = {}) {
+      const key = this.getAttribute("key");
+      const response = await fetch(`${this.host}/v1/widget/config?key=${encodeURIComponent(key)}`, {
+        credentials: "omit",
+        cache: fresh ? "reload" : "default",
+      });
+      const body = await response.json();
+      if (!response.ok) throw new WidgetError(body.error.code, body.error.message);
+      return body;
+    }
+
+    /**
+     * The server refused the answer because the prompt changed after it was shown: show the
+     * current prompt (from a fresh config) and ask again; nothing was recorded.
+     */
+    async askConsentAgain() {
+      if (!this.getAttribute("key")) {
+        // Settings supplied by the page (the console) cannot be refreshed from here.
+        this.fail("consent_changed");
+        return;
+      }
+      try {
+        this.config = await this.fetchConfig({ fresh: true });
+      } catch (error) {
+        this.fail(codeOf(error) || "network");
+        return;
+      }
+      this.applyConfig();
+      this.askConsent();
+      this.showNotice(MESSAGES.consent_changed);
     }
 
     applyConfig() {
@@ -394,30 +454,40 @@
       this.ui.launcher.focus();
     }
 
+    /**
+     * Put the agent's consent question, in the server's exact words (the call records the
+     * version shown), with one button per scope the agent allows. The first is focused;
+     * they are ordinary buttons, so Tab, Enter and Space work.
+     */
     askConsent() {
       const config = this.config || {};
       this.ui.error.hidden = true;
       this.ui.notice.hidden = true;
       this.ui.again.hidden = true;
       this.ui.typeInstead.hidden = true;
-      this.ui.consentText.textContent =
-        config.consent_prompt ||
-        "This call is handled by an automated assistant. May we keep a transcript of it?";
-      this.ui.accept.textContent = config.recording_offered
-        ? "Accept (recording and transcript) and call"
-        : "Accept and start the call";
+      this.ui.consentText.textContent = config.consent_text || "";
+      const recordingOffered = !!config.recording_offered;
+      this.ui.accept.dataset.scope = recordingOffered ? "recording" : "transcript";
+      this.ui.accept.textContent = recordingOffered ? "Yes, record and transcribe" : "Yes";
+      this.ui.transcriptOnly.hidden = !recordingOffered;
+      this.ui.decline.textContent = recordingOffered ? "No thanks" : "No";
+      this.ui.consentNote.textContent = config.consent_required
+        ? "The call needs your consent to at least a transcript."
+        : "The call starts whichever you choose; if you say no, we keep no transcript or recording.";
       this.ui.consent.hidden = false;
       this.setState("consent");
       this.ui.accept.focus();
     }
 
-    answerConsent(accepted) {
+    /** `scope`: "recording", "transcript" or "none", from the button the caller chose. */
+    answerConsent(scope) {
       const config = this.config || {};
-      if (!accepted && config.consent_required) {
+      if (scope === "none" && config.consent_required) {
         this.showNotice(MESSAGES.consent_required);
         return;
       }
-      this.consent = accepted ? (config.recording_offered ? "recording" : "transcript") : "none";
+      this.consent = scope;
+      this.consentVersion = config.consent_version || null;
       this.ui.consent.hidden = true;
       this.start();
     }
@@ -471,14 +541,20 @@
         context: null,
         capture: null,
         playback: null,
-        attempts: 0,
+        attempts: 0, // reconnects in the current retry series (index into RECONNECT_DELAYS_MS)
+        reconnects: 0, // reconnects over the whole call, capped at MAX_RECONNECTS_PER_CALL
+        stableTimer: null, // ends the retry series once a connection has lasted
         opened: false,
         closing: false,
         lastError: null,
         appendedMs: 0,
         appendTimes: [], // [audio ms at the chunk's end, performance.now() when sent]
         sentMs: new Map(), // item id -> ms of its audio received
-        interrupted: new Set(),
+        interrupted: new Set(), // items whose audio was cut off: later deltas are dropped
+        interruptedResponses: new Set(), // responses cut off before all their items appeared
+        responseId: null, // the latest response (response.created)
+        responseItems: new Set(), // its items
+        queuedItems: new Set(), // items with audio handed to the player since it last emptied
         playing: null, // {itemId, playedMs} while the agent's audio plays
         audioQueued: false,
         responseActive: false,
@@ -499,7 +575,12 @@
       } catch (error) {
         if (this.call !== call) return;
         await this.teardown();
-        this.fail(error.code || "network", error.code ? undefined : String(error.message || error));
+        const code = codeOf(error);
+        if (code === "consent_changed") {
+          await this.askConsentAgain();
+          return;
+        }
+        this.fail(code || "network", code ? undefined : String((error && error.message) || error));
       }
     }
 
@@ -560,7 +641,9 @@
     }
 
     async fetchToken() {
-      if (this.tokenProvider) return this.tokenProvider(this.consent);
+      if (this.tokenProvider) {
+        return this.tokenProvider(this.consent, { consentVersion: this.consentVersion });
+      }
       let response;
       try {
         response = await fetch(`${this.host}/v1/widget/client_secrets`, {
@@ -571,6 +654,7 @@
             key: this.getAttribute("key"),
             agent: this.getAttribute("agent") || (this.config && this.config.agent) || "",
             consent: this.consent,
+            consent_version: this.consentVersion,
           }),
         });
       } catch (error) {
@@ -599,6 +683,13 @@
       await new Promise((resolve, reject) => {
         socket.onopen = () => {
           call.opened = true;
+          clearTimeout(call.stableTimer);
+          call.stableTimer = setTimeout(() => {
+            // Up long enough to count as working: a later drop starts a fresh retry series.
+            if (this.call === call && call.socket === socket && socket.readyState === WebSocket.OPEN) {
+              call.attempts = 0;
+            }
+          }, STABLE_CONNECTION_MS);
           resolve();
         };
         socket.onmessage = (message) => this.onMessage(call, message.data);
@@ -649,8 +740,6 @@
         return;
       }
       this.emit("koe:event", { direction: "in", event, at: performance.now() });
-      // The server answers: the session works, so a later drop starts a fresh retry series.
-      if (event.type !== "error") call.attempts = 0;
       switch (event.type) {
         case "input_audio_buffer.speech_started":
           this.bargeIn(call);
@@ -677,9 +766,15 @@
           break;
         case "response.created":
           call.responseActive = true;
+          call.responseId = (event.response && event.response.id) || null;
+          call.responseItems = new Set();
           if (!call.playing) this.setState("thinking");
           break;
+        case "response.output_item.added":
+          if (event.item && event.item.id) this.noteResponseItem(call, event.response_id, event.item.id);
+          break;
         case "response.output_audio.delta":
+          this.noteResponseItem(call, event.response_id, event.item_id);
           this.queueAudio(call, event);
           break;
         case "response.output_audio.done":
@@ -732,7 +827,8 @@
       const retryable =
         code === "call_ended_server_shutdown" ||
         (!code && close.code !== 1000 && close.code < 4000 && close.code !== 1011);
-      if (retryable && call.attempts < RECONNECT_DELAYS_MS.length) {
+      clearTimeout(call.stableTimer);
+      if (retryable && this.mayReconnect(call)) {
         this.reconnect(call);
         return;
       }
@@ -741,17 +837,33 @@
           this.setState("ended");
           return;
         }
+        if (retryable) {
+          // Dropped again after reconnecting: the connection keeps failing, not just once.
+          this.fail(call.reconnects > 0 ? "connection_unstable" : "connection_lost");
+          return;
+        }
         this.fail(code || "connection_lost", MESSAGES[code] || (call.lastError && call.lastError.message));
       });
+    }
+
+    /** Within both limits: this retry series' delays and the call's total reconnects. */
+    mayReconnect(call) {
+      return call.attempts < RECONNECT_DELAYS_MS.length && call.reconnects < MAX_RECONNECTS_PER_CALL;
     }
 
     async reconnect(call) {
       const delay = RECONNECT_DELAYS_MS[call.attempts] * (0.8 + Math.random() * 0.4);
       call.attempts += 1;
+      call.reconnects += 1;
       call.opened = false;
       await this.clearPlayback(call);
       call.playing = null;
       call.audioQueued = false;
+      call.queuedItems.clear();
+      // The next session starts with no response under way.
+      call.responseActive = false;
+      call.responseId = null;
+      call.responseItems = new Set();
       if (call.attempts === 1) this.systemNote("Connection lost. Reconnecting…");
       this.setState("reconnecting");
       await new Promise((resolve) => setTimeout(resolve, delay));
@@ -761,13 +873,22 @@
         this.systemNote("Reconnected.");
       } catch (error) {
         if (this.call !== call) return;
-        const code = error.code || "network";
-        if (code === "network" && call.attempts < RECONNECT_DELAYS_MS.length) {
+        const code = codeOf(error) || "network";
+        if (code === "network" && this.mayReconnect(call)) {
           this.reconnect(call);
           return;
         }
         await this.teardown();
-        this.fail(code === "network" ? "connection_lost" : code);
+        if (code === "consent_changed") {
+          // The prompt changed during the call: its next session needs a fresh answer.
+          await this.askConsentAgain();
+          return;
+        }
+        if (code === "network") {
+          this.fail(call.reconnects >= MAX_RECONNECTS_PER_CALL ? "connection_unstable" : "connection_lost");
+          return;
+        }
+        this.fail(code);
       }
     }
 
@@ -783,6 +904,7 @@
       if (!call) return;
       this.call = null;
       call.closing = true;
+      clearTimeout(call.stableTimer);
       if (call.socket && call.socket.readyState <= WebSocket.OPEN) call.socket.close(1000, "hang up");
       call.clearWaiters.forEach((resolve) => resolve({}));
       call.responseWaiters.forEach((resolve) => resolve());
@@ -840,12 +962,20 @@
     }
 
     // --- the agent's audio --------------------------------------------------------------------
+    /** An item of a response; an item of a response the caller cut off is cut off too. */
+    noteResponseItem(call, responseId, itemId) {
+      if (!itemId) return;
+      if (responseId && call.interruptedResponses.has(responseId)) call.interrupted.add(itemId);
+      if (!responseId || responseId === call.responseId) call.responseItems.add(itemId);
+    }
+
     queueAudio(call, event) {
       if (!call.playback || call.interrupted.has(event.item_id) || !event.delta) return;
       const samples = fromBase64(event.delta);
       const itemId = event.item_id;
       call.sentMs.set(itemId, (call.sentMs.get(itemId) || 0) + (samples.byteLength / 2 / PROTOCOL_RATE) * 1000);
       call.audioQueued = true;
+      call.queuedItems.add(itemId);
       call.playback.port.postMessage({ type: "chunk", itemId, samples }, [samples]);
     }
 
@@ -871,6 +1001,7 @@
       } else if (message.type === "drained") {
         call.playing = null;
         call.audioQueued = false;
+        call.queuedItems.clear();
         this.emit("koe:playback", { itemId: message.itemId, playedMs: message.playedMs, state: "drained" });
         if (LIVE_STATES.has(this.state) && this.state !== "reconnecting") {
           this.setState(call.responseActive ? "thinking" : "listening");
@@ -887,31 +1018,49 @@
     }
 
     /**
-     * The caller spoke over the agent: silence it now, and tell the server how much of the
-     * item the caller actually heard (clamped to what was received; nothing if none played).
+     * The caller spoke over the agent (or typed): silence it now, drop the rest of what it
+     * was saying, and tell the server how much of the item the caller actually heard.
+     *
+     * Cut off are the latest response (its items so far, and any later ones, by response id)
+     * and every item with audio still in the player, even where none of it has played yet
+     * (the response was still buffering). Only the item the player was playing is truncated,
+     * at the milliseconds of it played (less the output latency, clamped to what arrived);
+     * an item none of which was heard is not truncated.
      */
     async bargeIn(call) {
-      if (!call.audioQueued) return;
-      const playing = call.playing;
+      // A finished response (no audio left, none coming) is not cut off: its captions stand.
+      const speaking = call.audioQueued || call.responseActive;
+      const cutOff = new Set(speaking ? [...call.queuedItems, ...call.responseItems] : []);
+      if (call.responseActive && call.responseId) call.interruptedResponses.add(call.responseId);
+      // Marked before awaiting the player, so deltas arriving meanwhile are dropped.
+      cutOff.forEach((itemId) => call.interrupted.add(itemId));
       call.audioQueued = false;
       call.playing = null;
+      call.queuedItems.clear();
       const cleared = await this.clearPlayback(call);
-      const itemId = cleared.itemId || (playing && playing.itemId);
-      if (!itemId) return;
-      call.interrupted.add(itemId);
+      const heardItem = cleared.playedMs > 0 ? cleared.itemId : null;
+      if (heardItem) {
+        cutOff.add(heardItem);
+        call.interrupted.add(heardItem);
+      }
       const latency = call.context ? (call.context.outputLatency || 0) * 1000 : 0;
-      const heard = Math.max(0, Math.floor((cleared.playedMs || 0) - latency));
-      const audioEndMs = Math.min(heard, Math.floor(call.sentMs.get(itemId) || 0));
-      this.emit("koe:playback", { itemId, playedMs: audioEndMs, state: "interrupted" });
-      const line = this.ui.captions.querySelector(`[data-item="${CSS.escape(itemId)}"]`);
-      if (line) line.classList.add("interrupted");
-      if (audioEndMs > 0) {
-        this.send({
-          type: "conversation.item.truncate",
-          item_id: itemId,
-          content_index: 0,
-          audio_end_ms: audioEndMs,
-        });
+      for (const itemId of cutOff) {
+        let audioEndMs = 0;
+        if (itemId === heardItem) {
+          const heard = Math.max(0, Math.floor(cleared.playedMs - latency));
+          audioEndMs = Math.min(heard, Math.floor(call.sentMs.get(itemId) || 0));
+        }
+        this.emit("koe:playback", { itemId, playedMs: audioEndMs, state: "interrupted" });
+        const line = this.ui.captions.querySelector(`[data-item="${CSS.escape(itemId)}"]`);
+        if (line) line.classList.add("interrupted");
+        if (audioEndMs > 0) {
+          this.send({
+            type: "conversation.item.truncate",
+            item_id: itemId,
+            content_index: 0,
+            audio_end_ms: audioEndMs,
+          });
+        }
       }
     }
 
