@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 import time_machine
@@ -27,8 +26,7 @@ from tenancy.roles import Role
 from tests.broker.doubles import ScriptedProvider
 from tests.broker.helpers import eventually
 from tests.conftest import TenantWorld
-from tests.factories import AgentFactory
-from tests.recordings.test_broker_recording import (
+from tests.recordings.broker_call import (
     FakeClock,
     agent_says,
     open_call,
@@ -42,32 +40,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 RATE = 24_000
 FRAME_BYTES = 4
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    fake = FakeClock()
-    monkeypatch.setattr(recordings, "monotonic", fake)
-    return fake
-
-
-@pytest.fixture
-def media_root(settings: Any, tmp_path: Path) -> Path:
-    settings.MEDIA_ROOT = tmp_path / "media"
-    settings.KOE_RECORDING_FLUSH_SECONDS = 0.05  # real seconds between flushes
-    settings.KOE_RECORDING_SETTLE_MS = 2000  # of the fake clock
-    return settings.MEDIA_ROOT
-
-
-@pytest.fixture
-def recording_agent(tenant_a: TenantWorld) -> Agent:
-    return AgentFactory(
-        tenant=tenant_a.tenant,
-        provider="openai",
-        model="gpt-realtime",
-        greeting="",
-        recording_offered=True,
-    )
 
 
 def crash_the_recorder(monkeypatch: pytest.MonkeyPatch, *, call_ends: bool) -> None:
