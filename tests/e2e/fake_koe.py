@@ -162,6 +162,12 @@ class FakeKoe:
             }
         )
 
+    def answer_begins(self, response_id: str, item_id: str, milliseconds: int) -> None:
+        """A response starts with one audio item, of which ``milliseconds`` arrive."""
+        self.response_created(response_id)
+        self.item_added(response_id, item_id)
+        self.audio(response_id, item_id, milliseconds)
+
     def audio(self, response_id: str, item_id: str, milliseconds: int, chunk_ms: int = 100) -> None:
         """Audio deltas for the item, ``chunk_ms`` each (the last one shorter)."""
         sent = 0

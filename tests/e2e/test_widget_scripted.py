@@ -55,6 +55,14 @@ def shadow_focus(page: Page) -> str:
     )
 
 
+def connected_call(browser: Browser, site: str) -> tuple[FakeKoe, Page]:
+    """A page on the scripted server with a call connected and listening."""
+    koe = FakeKoe(site)
+    page = open_scripted_page(browser, koe)
+    start_connected_call(page, koe)
+    return koe, page
+
+
 def start_connected_call(
     page: Page, koe: FakeKoe, choice: str = "Yes, record and transcribe"
 ) -> None:
@@ -68,20 +76,14 @@ def start_connected_call(
 def test_a_barge_in_while_the_next_answer_buffers_cuts_that_answer_not_the_finished_one(
     browser: Browser, site: str
 ) -> None:
-    koe = FakeKoe(site)
-    page = open_scripted_page(browser, koe)
-    start_connected_call(page, koe)
+    koe, page = connected_call(browser, site)
     # The first answer plays to its end.
-    koe.response_created("resp_1")
-    koe.item_added("resp_1", "item_first")
-    koe.audio("resp_1", "item_first", 400)
+    koe.answer_begins("resp_1", "item_first", 400)
     koe.response_finished("resp_1", "item_first")
     wait_for(page, lambda p: playback(p, "item_first", "drained"), "the first answer to finish")
     # The next answer has begun to arrive (40 ms: less than the player's start threshold)
     # when the caller speaks; the rest of it arrives afterwards.
-    koe.response_created("resp_2")
-    koe.item_added("resp_2", "item_next")
-    koe.audio("resp_2", "item_next", 40)
+    koe.answer_begins("resp_2", "item_next", 40)
     koe.speech_started()
     wait_for(page, lambda p: playback(p, "item_next", "interrupted"), "the next answer cut off")
     koe.audio("resp_2", "item_next", 600)
@@ -100,12 +102,8 @@ def test_a_barge_in_while_the_next_answer_buffers_cuts_that_answer_not_the_finis
 def test_a_barge_in_before_the_first_answer_plays_drops_all_of_it(
     browser: Browser, site: str
 ) -> None:
-    koe = FakeKoe(site)
-    page = open_scripted_page(browser, koe)
-    start_connected_call(page, koe)
-    koe.response_created("resp_1")
-    koe.item_added("resp_1", "item_answer")
-    koe.audio("resp_1", "item_answer", 40)
+    koe, page = connected_call(browser, site)
+    koe.answer_begins("resp_1", "item_answer", 40)
     koe.speech_started()
     wait_for(page, lambda p: playback(p, "item_answer", "interrupted"), "the answer cut off")
     koe.audio("resp_1", "item_answer", 800)
@@ -122,12 +120,8 @@ def test_a_barge_in_before_the_first_answer_plays_drops_all_of_it(
 def test_a_barge_in_mid_answer_truncates_that_answer_at_what_was_played(
     browser: Browser, site: str
 ) -> None:
-    koe = FakeKoe(site)
-    page = open_scripted_page(browser, koe)
-    start_connected_call(page, koe)
-    koe.response_created("resp_1")
-    koe.item_added("resp_1", "item_answer")
-    koe.audio("resp_1", "item_answer", 3000)
+    koe, page = connected_call(browser, site)
+    koe.answer_begins("resp_1", "item_answer", 3000)
     wait_for(
         page,
         lambda p: [e for e in playback(p, "item_answer", "playing") if e["playedMs"] >= 400],
@@ -218,9 +212,7 @@ def test_without_recording_offered_the_choice_is_yes_or_no(browser: Browser, sit
 def test_a_server_that_accepts_then_drops_is_retried_a_few_times_then_the_call_ends(
     browser: Browser, site: str
 ) -> None:
-    koe = FakeKoe(site)
-    page = open_scripted_page(browser, koe)
-    start_connected_call(page, koe)
+    koe, page = connected_call(browser, site)
     # Every connection is accepted (and answered: session.created) and dropped at once.
     for dropped in range(1, 6):
         wait_for(page, lambda p, n=dropped: len(states(p, "listening")) >= n, "a connection")
