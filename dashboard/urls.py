@@ -30,6 +30,32 @@ urlpatterns = [
     path("login/", accounts.LoginView.as_view(), name="login"),
     path("logout/", accounts.LogoutView.as_view(), name="logout"),
     path("signup/", accounts.signup, name="signup"),
+    path("login/code/", accounts.login_code, name="login_code"),
+    path("password-reset/", accounts.PasswordResetView.as_view(), name="password_reset"),
+    path(
+        "password-reset/sent/",
+        accounts.PasswordResetDoneView.as_view(),
+        name="password_reset_done",
+    ),
+    path(
+        "password-reset/done/",
+        accounts.PasswordResetCompleteView.as_view(),
+        name="password_reset_complete",
+    ),
+    path(
+        "password-reset/<uidb64>/<token>/",
+        accounts.PasswordResetConfirmView.as_view(),
+        name="password_reset_confirm",
+    ),
+    path("account/", accounts.account_security, name="account_security"),
+    path("account/password/", accounts.PasswordChangeView.as_view(), name="password_change"),
+    path("account/two-factor/", accounts.two_factor_setup, name="two_factor_setup"),
+    path("account/two-factor/off/", accounts.two_factor_turn_off, name="two_factor_turn_off"),
+    path(
+        "account/two-factor/backup-codes/",
+        accounts.backup_codes_renew,
+        name="backup_codes_renew",
+    ),
     # tenants
     path("tenants/new/", tenants.tenant_create, name="tenant_create"),
     path("tenants/<str:tenant_id>/switch/", tenants.tenant_switch, name="tenant_switch"),

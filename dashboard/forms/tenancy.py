@@ -8,7 +8,7 @@ from zoneinfo import available_timezones
 
 from django import forms
 from django.contrib.auth import get_user_model, password_validation
-from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm
 from django.http import HttpRequest
 
 from dashboard.forms.base import TenantModelForm
@@ -87,6 +87,49 @@ class SignupForm(PasswordPairForm):
         return email
 
 
+class EmailPasswordResetForm(PasswordResetForm):
+    """Django's reset form (it answers alike whether or not the address has an account)."""
+
+    email = forms.EmailField(
+        label="E-mail",
+        max_length=254,
+        widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"}),
+    )
+
+
+class CodeForm(forms.Form):
+    """A code from the authenticator app, or one of the backup codes."""
+
+    code = forms.CharField(
+        label="Code",
+        max_length=32,
+        help_text="The six digits your authenticator app shows now, or one of your backup codes.",
+        widget=forms.TextInput(
+            attrs={"autofocus": True, "autocomplete": "one-time-code", "spellcheck": "false"}
+        ),
+    )
+
+
+class PasswordCheckForm(forms.Form):
+    """The account's current password, asked again before a change that weakens the log-in."""
+
+    password = forms.CharField(
+        label="Your password",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
+
+    def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.user = user
+
+    def clean_password(self) -> str:
+        password = self.cleaned_data["password"]
+        if not self.user.check_password(password):
+            raise forms.ValidationError("This is not your password.")
+        return password
+
+
 class InvitationLoginForm(EmailAuthenticationForm):
     """Log in as the invited e-mail only: the address comes from the invitation, not the POST."""
 
@@ -129,9 +172,38 @@ class TenantForm(forms.ModelForm):
 
 
 class TenantSettingsForm(TenantForm):
+    """The tenant's settings; only an owner may change whether two-factor is required."""
+
     class Meta(TenantForm.Meta):
-        fields = ["name", "time_zone", "max_concurrent_calls", "auditors_may_hold"]
-        labels = {**TenantForm.Meta.labels, "auditors_may_hold": "Auditors may set legal hold"}
+        fields = [
+            "name",
+            "time_zone",
+            "max_concurrent_calls",
+            "auditors_may_hold",
+            "requires_two_factor",
+        ]
+        labels = {
+            **TenantForm.Meta.labels,
+            "auditors_may_hold": "Auditors may set legal hold",
+            "requires_two_factor": "Require two-factor log-in of every member",
+        }
+
+    def __init__(self, *args: Any, is_owner: bool, has_two_factor: bool, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.has_two_factor = has_two_factor
+        if not is_owner:
+            field = self.fields["requires_two_factor"]
+            field.disabled = True
+            field.help_text = "Only an owner can change this."
+
+    def clean_requires_two_factor(self) -> bool:
+        is_required = bool(self.cleaned_data["requires_two_factor"])
+        if is_required and not self.instance.requires_two_factor and not self.has_two_factor:
+            raise forms.ValidationError(
+                "Turn on two-factor log-in for your own account first (your e-mail at the "
+                "top right, then Set up two-factor), then require it of everyone."
+            )
+        return is_required
 
 
 # --- members -------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
@@ -15,10 +17,11 @@ from dashboard.forms.billing import BudgetForm
 from dashboard.forms.events import EventEndpointForm
 from dashboard.forms.tenancy import TenantForm, TenantSettingsForm
 from events.models import EventEndpoint
+from tenancy import two_factor
 from tenancy.actions import create_tenant
 from tenancy.current import current_membership, switch_tenant
 from tenancy.models import Membership, Tenant
-from tenancy.roles import Permission
+from tenancy.roles import Permission, Role
 from tenancy.scoping import for_tenant
 
 
@@ -54,9 +57,7 @@ def tenant_switch(request: HttpRequest, tenant_id: str) -> HttpResponse:
 
 @tenant_view(Permission.MANAGE)
 def tenant_settings(request: HttpRequest, membership: Membership) -> HttpResponse:
-    # A copy: an invalid POST must not rename the tenant shown in the page's header.
-    tenant = Tenant.objects.get(pk=membership.tenant_id)
-    form = TenantSettingsForm(request.POST if request.method == "POST" else None, instance=tenant)
+    form = _settings_form(request, membership, request.POST if request.method == "POST" else None)
     if form.is_valid():
         form.save()
         messages.success(request, "Settings saved.")
@@ -77,6 +78,16 @@ def tenant_budget(request: HttpRequest, membership: Membership) -> HttpResponse:
     return redirect("dashboard:tenant_settings")
 
 
+def _settings_form(request: HttpRequest, membership: Membership, data: Any) -> TenantSettingsForm:
+    # A copy: an invalid POST must not rename the tenant shown in the page's header.
+    return TenantSettingsForm(
+        data,
+        instance=Tenant.objects.get(pk=membership.tenant_id),
+        is_owner=membership.role == Role.OWNER,
+        has_two_factor=two_factor.is_enabled(request.user),
+    )
+
+
 def render_settings(
     request: HttpRequest,
     membership: Membership,
@@ -90,7 +101,7 @@ def render_settings(
         billing = BillingSettings.objects.filter(tenant_id=membership.tenant_id).first()
         budget_form = BudgetForm(instance=billing)
     if form is None:
-        form = TenantSettingsForm(instance=Tenant.objects.get(pk=membership.tenant_id))
+        form = _settings_form(request, membership, None)
     endpoint = for_tenant(EventEndpoint, membership.tenant).first()
     if events_form is None:
         events_form = EventEndpointForm(initial={"events_url": endpoint.url if endpoint else ""})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -62,6 +63,10 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "django_htmx",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "ninja",
     "koe",
     "tenancy",
@@ -82,9 +87,14 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # A session that owes a two-factor code sees only the page that asks for it.
+    "dashboard.middleware.TwoFactorMiddleware",
+    # Last, as django-axes asks: turns a locked-out log-in into its lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "koe.urls"
@@ -167,6 +177,27 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "dashboard:login"
 LOGIN_REDIRECT_URL = "dashboard:home"
 LOGOUT_REDIRECT_URL = "dashboard:login"
+# django-axes checks every log-in first; the model backend then checks the password.
+AUTHENTICATION_BACKENDS = [
+    "tenancy.logins.LockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Log-in lockout (django-axes): KOE_LOGIN_FAILURE_LIMIT failed log-ins for one account, or
+# from one client address (see KOE_TRUSTED_PROXIES), lock that account or address out until
+# KOE_LOGIN_LOCKOUT_MINUTES have passed since its last failure. Tries while locked out are
+# refused without counting, so they do not extend the lockout.
+AXES_FAILURE_LIMIT = env_int("KOE_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("KOE_LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_CLIENT_IP_CALLABLE = "koe.http.client_ip"
+AXES_LOCKOUT_CALLABLE = "dashboard.views.accounts.locked_out"
+# Only failures are kept (they expire with the cool-off), not a row for every log-in.
+AXES_DISABLE_ACCESS_LOG = True
+# Password-reset links work once (a new password voids them) and for this long.
+PASSWORD_RESET_TIMEOUT = env_int("KOE_PASSWORD_RESET_MINUTES", 60) * 60
+# Two-factor log-in (django-otp): the name authenticator apps show next to the account.
+OTP_TOTP_ISSUER = "Koe"
 
 KOE_PUBLIC_SIGNUP = env_bool("KOE_PUBLIC_SIGNUP", default=True)
 KOE_INVITATION_DAYS = env_int("KOE_INVITATION_DAYS", 7)

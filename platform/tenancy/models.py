@@ -56,6 +56,11 @@ class Tenant(models.Model):
     auditors_may_hold = models.BooleanField(
         default=False, help_text="Let auditors set and lift legal hold on calls."
     )
+    requires_two_factor = models.BooleanField(
+        default=False,
+        help_text="Members must give a code from an authenticator app after their password "
+        "before they can use this tenant's pages.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -16,6 +16,7 @@ from django.apps import apps
 from django.test import Client
 from django.urls import URLPattern, get_resolver, reverse
 from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from agents.models import WidgetKey
 from audit.models import AccessAction, AccessLog, CallExport, ExportedCall
@@ -40,6 +41,14 @@ AUDITOR_MAY_POST = {
     "invitation_accept": "accepts an invitation sent to them; it is not a tenant action",
     "export_create": "exporting is the auditor's job (it writes the export and its log row)",
     "call_hold": "legal hold, only where the tenant lets auditors set it",
+    # Their own account's security, whatever their role (checked below).
+    "login_code": "the second step of their own log-in",
+    "password_reset": "asks for a reset link by e-mail, answering alike for any address",
+    "password_reset_confirm": "sets a new password through an e-mailed link",
+    "password_change": "changes their own password (given the old one)",
+    "two_factor_setup": "sets up their own two-factor log-in",
+    "two_factor_turn_off": "turns off their own two-factor log-in (given the password)",
+    "backup_codes_renew": "replaces their own two-factor backup codes",
 }
 # Pages that only read and answer a POST as they answer a GET (they do not restrict the
 # method). Listed by hand: a new page answering an auditor's POST with anything but 403 or
@@ -227,6 +236,39 @@ def test_account_pages_posted_empty_change_nothing(name: str, tenant_a: TenantWo
 
     assert response.status_code in {200, 302}
     assert database_state() == before
+
+
+# An account's two-factor devices: the person's own, not the tenant's.
+OWN_ACCOUNT_TABLES = frozenset(
+    {"otp_totp.TOTPDevice", "otp_static.StaticDevice", "otp_static.StaticToken"}
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "args"),
+    [
+        ("login_code", []),
+        ("password_reset", []),
+        ("password_reset_confirm", ["nope", "nope"]),
+        ("password_change", []),
+        ("two_factor_setup", []),
+        ("two_factor_turn_off", []),
+        ("backup_codes_renew", []),
+    ],
+)
+def test_account_pages_change_only_the_persons_own_account(
+    name: str, args: list[str], tenant_a: TenantWorld
+) -> None:
+    make_objects(tenant_a)
+    client = auditor(tenant_a)
+    before = database_state(skip=OWN_ACCOUNT_TABLES)
+
+    response = client.post(reverse(f"dashboard:{name}", args=args), POST_DATA)
+
+    assert response.status_code in {200, 302}
+    assert database_state(skip=OWN_ACCOUNT_TABLES) == before
+    owners = {device.user for device in TOTPDevice.objects.all()}
+    assert owners <= {tenant_a.members[Role.AUDITOR].user}
 
 
 def test_a_wrong_invitation_token_changes_nothing(tenant_a: TenantWorld) -> None:

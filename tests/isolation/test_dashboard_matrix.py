@@ -195,7 +195,7 @@ ENDPOINTS = [
 ]
 
 # URLs with an id that are reached without a tenant membership, by design.
-NOT_TENANT_SCOPED = {"invitation_accept"}
+NOT_TENANT_SCOPED = {"invitation_accept", "password_reset_confirm"}
 # Recordings are served only through links signed for one member, so the matrix cannot
 # make their URLs; tests/recordings/test_playback.py checks them across roles and tenants.
 SIGNED_PER_MEMBER = {"recording_play", "recording_download"}
