@@ -9,6 +9,11 @@ checked, so a DNS answer that changes between the check and the connection (DNS
 rebinding) cannot slip through. ``settings.KOE_OUTBOUND_ALLOWLIST`` names hosts or
 networks exempt from the public-address rule (tests use 127.0.0.1; on-premise tools use
 private ranges).
+
+``check_url_for_saving()`` (and ``validate_url_for_saving``, its Django validator) refuses
+early, when a tenant saves a URL, what needs no DNS to be refused: other schemes, hosts
+that are addresses in any spelling, and names that always mean this machine or a cloud
+metadata service.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from urllib.parse import urlsplit
 
 import httpx
 from django.conf import settings
+from django.core.exceptions import ValidationError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -30,14 +36,25 @@ ALLOWED_SCHEMES = ("http", "https")
 
 # Cloud metadata services (AWS, GCP, Azure, OpenStack on IPv4; AWS on IPv6). Also covered by
 # the ranges below; named so the refusal says what the address is.
-METADATA_ADDRESSES = frozenset(
-    {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
-)
+METADATA_ADDRESS = ipaddress.ip_address("169.254.169.254")
+METADATA_ADDRESSES = frozenset({METADATA_ADDRESS, ipaddress.ip_address("fd00:ec2::254")})
 THIS_NETWORK = ipaddress.ip_network("0.0.0.0/8")
 SHARED_ADDRESS_SPACE = ipaddress.ip_network("100.64.0.0/10")  # carrier-grade NAT
 IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated ::a.b.c.d
 # Prefixes whose addresses carry an IPv4 address in their last 32 bits (NAT64).
 NAT64_PREFIXES = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+# Names that stand for one non-public address wherever Koe runs (localhost and *.localhost
+# by RFC 6761; the metadata service's names on GCP and AWS), so refused when a URL is saved
+# without asking DNS.
+LOOPBACK_ADDRESS = ipaddress.ip_address("127.0.0.1")
+FIXED_NAMES: dict[str, IPAddress] = {
+    "localhost": LOOPBACK_ADDRESS,
+    "metadata": METADATA_ADDRESS,
+    "metadata.google.internal": METADATA_ADDRESS,
+    "metadata.goog": METADATA_ADDRESS,
+    "instance-data": METADATA_ADDRESS,
+    "instance-data.ec2.internal": METADATA_ADDRESS,
+}
 
 
 class OutboundBlocked(Exception):
@@ -98,6 +115,39 @@ def check_url(url: str) -> None:
     address = literal_address(host)
     if address is not None:
         _check_addresses(host, [address], is_literal=True)
+
+
+def check_url_for_saving(url: str) -> None:
+    """Raise OutboundBlocked for a URL a tenant may not save as one Koe will call.
+
+    ``check_url``'s rules, plus names that need no DNS to know they mean this machine or a
+    metadata service (``localhost``, ``*.localhost``, ``metadata.google.internal``). The
+    allowlist admits what it names, as it does when the URL is called; every other name is
+    resolved and checked when it is called.
+    """
+    check_url(url)
+    name = (urlsplit(url.strip()).hostname or "").rstrip(".")
+    address = literal_address(name) or fixed_address(name)
+    if address is not None:
+        _check_addresses(name, [address], is_literal=True)
+
+
+def validate_url_for_saving(value: str) -> None:
+    """``check_url_for_saving`` as a Django validator (models, forms, the API alike)."""
+    if not value:
+        return
+    try:
+        check_url_for_saving(value)
+    except OutboundBlocked as error:
+        raise ValidationError(str(error), code="blocked_address") from None
+
+
+def fixed_address(name: str) -> IPAddress | None:
+    """The address a name stands for without DNS (``localhost``: 127.0.0.1), or None."""
+    name = name.lower().rstrip(".")
+    if name.endswith(".localhost"):
+        return LOOPBACK_ADDRESS
+    return FIXED_NAMES.get(name)
 
 
 def _scheme_refusal(url: str) -> str:

@@ -17,8 +17,15 @@ import httpx
 import pytest
 
 from koe import outbound
-from koe.outbound import OutboundBlocked, ResponseTooLarge, check_url, safe_client
+from koe.outbound import (
+    OutboundBlocked,
+    ResponseTooLarge,
+    check_url,
+    check_url_for_saving,
+    safe_client,
+)
 from tests.fakes.http_receiver import HttpReceiver, Reply
+from tests.tools.refused_urls import ACCEPTED_URLS, REFUSED_URLS
 
 REAL_HANDLE = httpx.AsyncHTTPTransport.handle_async_request
 
@@ -360,3 +367,49 @@ def test_check_url_leaves_names_to_request_time_and_respects_the_allowlist(
 )
 def test_public_addresses_are_public(address: str) -> None:
     assert outbound.why_not_public(ipaddress.ip_address(address)) is None
+
+
+# --- saving a URL ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("url", "message"), REFUSED_URLS)
+def test_saving_refuses_every_spelling_of_a_non_public_address(
+    url: str, message: str, settings: Any
+) -> None:
+    settings.KOE_OUTBOUND_ALLOWLIST = []
+    with pytest.raises(OutboundBlocked) as refused:
+        check_url_for_saving(url)
+    assert message in str(refused.value)
+
+
+@pytest.mark.parametrize("url", ACCEPTED_URLS)
+def test_saving_accepts_public_addresses_and_leaves_other_names_to_request_time(
+    url: str, settings: Any
+) -> None:
+    settings.KOE_OUTBOUND_ALLOWLIST = []
+    check_url_for_saving(url)
+
+
+@pytest.mark.parametrize(
+    ("allowlist", "url"),
+    [
+        (["127.0.0.1"], "http://127.0.0.1:8000/hook"),
+        (["127.0.0.1"], "http://2130706433/"),
+        (["127.0.0.0/8"], "http://localhost:8000/"),
+        (["tools.localhost"], "http://tools.localhost/"),
+        (["10.0.0.0/8"], "http://10.1.2.3/hook"),
+        (["fd00::/8"], "http://[fd12::1]/"),
+    ],
+)
+def test_saving_admits_what_the_allowlist_names(
+    allowlist: list[str], url: str, settings: Any
+) -> None:
+    settings.KOE_OUTBOUND_ALLOWLIST = allowlist
+    check_url_for_saving(url)
+
+
+def test_the_allowlist_admits_only_what_it_names_when_saving(settings: Any) -> None:
+    settings.KOE_OUTBOUND_ALLOWLIST = ["127.0.0.1", "tools.localhost"]
+    for url in ("http://169.254.169.254/", "http://10.0.0.1/", "http://[::1]/"):
+        with pytest.raises(OutboundBlocked):
+            check_url_for_saving(url)
