@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from koe.encryption import EncryptedTextField
 from koe.ids import public_id
+from koe.outbound import validate_url_for_saving
 from tenancy.models import Tenant
 from tools.mock import placeholder_names
 from tools.schema import EMPTY_PARAMETERS, validate_function_name, validate_parameters_schema
@@ -61,8 +62,10 @@ class HttpMethod(models.TextChoices):
 
 
 def validate_http_url(value: str) -> None:
+    """A URL Koe may call: http(s), and no address (however spelled) that is not public."""
     if value and not value.lower().startswith(("http://", "https://")):
         raise ValidationError("Only http:// and https:// URLs are allowed.", code="scheme")
+    validate_url_for_saving(value)
 
 
 def validate_headers_json(value: str) -> None:

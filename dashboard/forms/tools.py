@@ -23,6 +23,7 @@ from tools.models import (
     ToolDefinition,
     ToolKind,
     default_parameters,
+    validate_http_url,
 )
 from tools.samples import sample_arguments
 from tools.schema import FUNCTION_NAME_PATTERN
@@ -205,10 +206,14 @@ class ToolForm(TenantModelForm):
         help_text='A JSON Schema object, e.g. {"type": "object", "properties": '
         '{"order_number": {"type": "string"}}, "required": ["order_number"]}.',
     )
-    # Declared rather than generated so the scheme default is explicit (Django 6 changes it);
-    # the model's validators still reject anything but http(s).
+    # Declared rather than generated so the scheme default is explicit (Django 6 changes it).
+    # The model's validator here too, so clean() never asks a refused MCP server its tools.
     webhook_url = forms.URLField(
-        label="Webhook URL", max_length=500, required=False, assume_scheme="https"
+        label="Webhook URL",
+        max_length=500,
+        required=False,
+        assume_scheme="https",
+        validators=[validate_http_url],
     )
     webhook_headers = forms.CharField(
         label="Webhook headers",
@@ -218,7 +223,11 @@ class ToolForm(TenantModelForm):
         "stored encrypted.",
     )
     mcp_server_url = forms.URLField(
-        label="MCP server URL", max_length=500, required=False, assume_scheme="https"
+        label="MCP server URL",
+        max_length=500,
+        required=False,
+        assume_scheme="https",
+        validators=[validate_http_url],
     )
     mcp_auth_header = forms.CharField(
         label="MCP Authorization header",

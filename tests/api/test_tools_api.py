@@ -11,6 +11,7 @@ from agents.models import Agent
 from tests.api import api_client
 from tests.conftest import TenantWorld
 from tests.factories import AgentFactory, ToolFactory
+from tests.tools.refused_urls import ACCEPTED_URLS, REFUSED_URLS
 from tools.models import ToolDefinition
 
 pytestmark = pytest.mark.django_db
@@ -432,3 +433,84 @@ def test_a_mock_tool_with_example_phrases_round_trips_and_re_versions_agents(
     tool.refresh_from_db()
     assert tool.mock_response == "Your table for {party_size} is booked."
     assert agent.versions.count() == 2
+
+
+# --- URLs Koe may not call ----------------------------------------------------------------
+
+
+def _refused_field(response: Any, field: str) -> str:
+    """The messages of the one field refused, after checking the whole error body."""
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert (error["type"], error["code"]) == ("invalid_request_error", "invalid_fields")
+    assert field in error["message"]
+    assert list(error["fields"]) == [field]
+    return " ".join(error["fields"][field])
+
+
+@pytest.mark.parametrize(("url", "message"), REFUSED_URLS)
+def test_a_webhook_url_that_is_not_public_is_refused(
+    url: str, message: str, tenant_a: TenantWorld, settings: Any
+) -> None:
+    settings.KOE_OUTBOUND_ALLOWLIST = []
+    response = _post(tenant_a, _webhook_tool(webhook={"url": url}))
+
+    assert message in _refused_field(response, "webhook.url")
+    assert not ToolDefinition.objects.exists()
+
+
+@pytest.mark.parametrize(("url", "message"), REFUSED_URLS)
+def test_an_mcp_server_url_that_is_not_public_is_refused_without_asking_it(
+    url: str, message: str, tenant_a: TenantWorld, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.KOE_OUTBOUND_ALLOWLIST = []
+    asked: list[Any] = []
+    monkeypatch.setattr("tools.actions.list_tools_of", lambda tool: asked.append(tool))
+
+    response = _post(
+        tenant_a, _webhook_tool(kind="mcp", webhook={"url": ""}, mcp={"server_url": url})
+    )
+
+    assert message in _refused_field(response, "mcp.server_url")
+    assert not ToolDefinition.objects.exists()
+    assert asked == []
+
+
+def test_patching_in_a_refused_url_changes_nothing(tenant_a: TenantWorld, settings: Any) -> None:
+    settings.KOE_OUTBOUND_ALLOWLIST = []
+    tool = ToolFactory(tenant=tenant_a.tenant, webhook_url="https://hooks.example.com/book")
+    agent = AgentFactory(tenant=tenant_a.tenant, tools=[tool])
+
+    response = _patch(tenant_a, tool.public_id, {"webhook": {"url": "http://10.0.0.1/hook"}})
+
+    assert "10.0.0.1 is a private address" in _refused_field(response, "webhook.url")
+    tool.refresh_from_db()
+    assert tool.webhook_url == "https://hooks.example.com/book"
+    assert agent.versions.count() == 1
+
+
+@pytest.mark.parametrize("url", ACCEPTED_URLS)
+def test_public_webhook_urls_are_accepted(url: str, tenant_a: TenantWorld, settings: Any) -> None:
+    settings.KOE_OUTBOUND_ALLOWLIST = []
+    response = _post(tenant_a, _webhook_tool(webhook={"url": url}))
+
+    assert response.status_code == 201, response.content
+    assert ToolDefinition.objects.get().webhook_url == url
+
+
+def test_the_allowlist_admits_the_addresses_it_names(tenant_a: TenantWorld, settings: Any) -> None:
+    settings.KOE_OUTBOUND_ALLOWLIST = ["127.0.0.1", "10.0.0.0/8"]
+    loopback = _post(tenant_a, _webhook_tool(webhook={"url": "http://127.0.0.1:9000/hook"}))
+    private = _post(
+        tenant_a, _webhook_tool(name="lookup", webhook={"url": "http://10.1.2.3/lookup"})
+    )
+    metadata = _post(
+        tenant_a, _webhook_tool(name="meta", webhook={"url": "http://169.254.169.254/"})
+    )
+
+    assert (loopback.status_code, private.status_code) == (201, 201)
+    assert "cloud metadata" in _refused_field(metadata, "webhook.url")
+    assert sorted(ToolDefinition.objects.values_list("webhook_url", flat=True)) == [
+        "http://10.1.2.3/lookup",
+        "http://127.0.0.1:9000/hook",
+    ]

@@ -372,27 +372,30 @@ def test_the_form_refuses_a_tool_name_the_server_does_not_list(
 
 
 def test_the_form_saves_the_listing_and_warns_when_the_server_cannot_list(
-    tenant_a: TenantWorld, mcp_server: RunningServer, settings: Any
+    tenant_a: TenantWorld, mcp_server: RunningServer
 ) -> None:
     client = tenant_a.client_for(Role.EDITOR)
     client.post(reverse("dashboard:tool_create"), form_data(mcp_server))
     tool = ToolDefinition.objects.get(name="calendar")
     assert [remote["name"] for remote in tool.mcp_tools_listed] == ALL_TOOLS
-    settings.KOE_OUTBOUND_ALLOWLIST = []
 
     response = client.post(
         reverse("dashboard:tool_edit", kwargs={"tool_id": tool.public_id}),
-        form_data(mcp_server, description="Edited while the server is refused."),
+        form_data(
+            mcp_server,
+            description="Edited while the server refuses Koe.",
+            mcp_auth_header="Bearer a-revoked-token",
+        ),
         follow=True,
     )
 
     tool.refresh_from_db()
-    assert tool.description == "Edited while the server is refused."
+    assert tool.description == "Edited while the server refuses Koe."
     assert [remote["name"] for remote in tool.mcp_tools_listed] == ALL_TOOLS
     shown = [(message.level_tag, str(message)) for message in response.context["messages"]]
     assert ("success", "Tool “calendar” saved.") in shown
     assert any(
-        level == "warning" and "could not be listed" in text and "loopback" in text
+        level == "warning" and "could not be listed" in text and "HTTP 401" in text
         for level, text in shown
     )
 
