@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
-from koe.outbound import OutboundBlocked, check_url
+from koe.outbound import validate_url_for_saving
 
 
 class EventEndpointForm(forms.Form):
@@ -15,13 +15,5 @@ class EventEndpointForm(forms.Form):
         assume_scheme="https",
         help_text="Koe POSTs signed events here (a call ended, a caller asked for a person). "
         "Leave it empty to turn events off.",
+        validators=[validate_url_for_saving],
     )
-
-    def clean_events_url(self) -> str:
-        url: str = self.cleaned_data["events_url"].strip()
-        if url:
-            try:
-                check_url(url)
-            except OutboundBlocked as error:
-                raise forms.ValidationError(str(error), code="blocked") from error
-        return url

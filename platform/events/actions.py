@@ -12,6 +12,7 @@ from django.db import transaction
 from calls.models import CallSession
 from events.models import EventEndpoint, EventType, OutboundEvent, new_signing_secret
 from events.tasks import deliver_event
+from koe.outbound import validate_url_for_saving
 from tenancy.models import Tenant
 
 logger = logging.getLogger(__name__)
@@ -91,8 +92,9 @@ def set_events_url(tenant: Tenant, url: str) -> tuple[EventEndpoint | None, str]
     """Point the tenant's events at ``url``, or turn them off with an empty one.
 
     Returns the endpoint and, when this created it, its new signing secret (shown once);
-    an existing endpoint keeps its secret.
+    an existing endpoint keeps its secret. A URL Koe may not call is a ValidationError.
     """
+    validate_url_for_saving(url)
     if not url:
         EventEndpoint.objects.filter(tenant=tenant).update(url="", is_active=False)
         return EventEndpoint.objects.filter(tenant=tenant).first(), ""

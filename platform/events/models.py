@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from koe.encryption import EncryptedTextField
 from koe.ids import public_id
+from koe.outbound import validate_url_for_saving
 from tenancy.models import Tenant
 
 
@@ -38,7 +39,7 @@ class EventEndpoint(models.Model):
     """Where a tenant receives events, and the secret that signs them (shown once)."""
 
     tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, related_name="event_endpoint")
-    url = models.URLField(max_length=500, blank=True)
+    url = models.URLField(max_length=500, blank=True, validators=[validate_url_for_saving])
     signing_secret = EncryptedTextField(default=new_signing_secret)
     # Clearing the URL turns events off but keeps the secret, so setting it again
     # does not break the receiver's verification.
