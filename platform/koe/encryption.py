@@ -14,8 +14,9 @@ from typing import Any
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.apps import apps
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, models, transaction
+
+from koe.checks import check_fernet_keys
 
 
 class DecryptionError(Exception):
@@ -24,16 +25,9 @@ class DecryptionError(Exception):
 
 @cache
 def _fernet_for(keys: tuple[str, ...]) -> MultiFernet:
-    if not keys:
-        raise ImproperlyConfigured("FIELD_ENCRYPTION_KEYS is empty.")
-    try:
-        return MultiFernet([Fernet(key.encode()) for key in keys])
-    except ValueError as error:
-        raise ImproperlyConfigured(
-            "FIELD_ENCRYPTION_KEYS must hold url-safe base64 Fernet keys of 32 bytes "
-            "(make one with: python -c 'from cryptography.fernet import Fernet; "
-            "print(Fernet.generate_key().decode())')"
-        ) from error
+    # Settings checked the keys at start-up; checked again for values set since (tests).
+    check_fernet_keys(keys)
+    return MultiFernet([Fernet(key.encode()) for key in keys])
 
 
 def fernet() -> MultiFernet:

@@ -15,6 +15,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from koe.checks import check_fernet_keys
 from koe.env import development_secrets, env_bool, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parents[2]
@@ -43,6 +44,8 @@ else:
     _dev = development_secrets(BASE_DIR / ".koe-dev-secrets.json")
     SECRET_KEY = env_str("SECRET_KEY") or _dev["SECRET_KEY"]
     FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS") or [_dev["FIELD_ENCRYPTION_KEYS"]]
+# Every key, now: a bad one would otherwise pass start-up and fail the first encryption.
+check_fernet_keys(FIELD_ENCRYPTION_KEYS)
 
 DEBUG = env_bool("DEBUG", default=not IS_PRODUCTION)
 ALLOWED_HOSTS = env_list(

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import io
+from typing import Any
+
 import pytest
 from cryptography.fernet import Fernet
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
+from django.core.management.base import SystemCheckError
 from django.db import connection
 
-from koe.encryption import DecryptionError
+from koe.encryption import DecryptionError, encrypt
 from tenancy.models import ProviderCredential
 from tests.factories import CredentialFactory, ToolFactory
 from tools.models import ToolDefinition
@@ -75,3 +80,23 @@ def test_a_value_under_an_unknown_key_is_a_clear_error(settings) -> None:  # typ
     settings.FIELD_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
     with pytest.raises(DecryptionError, match="cannot be read with the configured"):
         ProviderCredential.objects.get(pk=credential.pk)
+
+
+def test_the_system_check_names_a_bad_key_set_after_start_up(settings: Any) -> None:
+    good = Fernet.generate_key().decode()
+    settings.FIELD_ENCRYPTION_KEYS = [good, "not-a-key-at-all"]
+
+    with pytest.raises(SystemCheckError) as failed:
+        call_command("check", stdout=io.StringIO())
+
+    assert "koe.E001" in str(failed.value)
+    assert "FIELD_ENCRYPTION_KEYS: key 2 is not a Fernet key" in str(failed.value)
+    assert "not-a-key-at-all" not in str(failed.value)
+    assert good not in str(failed.value)
+
+
+def test_encrypting_with_a_bad_key_says_which_one(settings: Any) -> None:
+    settings.FIELD_ENCRYPTION_KEYS = ["not-a-key-at-all"]
+
+    with pytest.raises(ImproperlyConfigured, match="key 1 is not a Fernet key"):
+        encrypt(PLAINTEXT)

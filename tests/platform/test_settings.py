@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from cryptography.fernet import Fernet
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,6 +47,52 @@ def test_production_refuses_to_start_without_secrets() -> None:
     result = _django("pass", **_production_env(SECRET_KEY="", FIELD_ENCRYPTION_KEYS=""))
     assert result.returncode != 0
     assert "refuses to start without SECRET_KEY, FIELD_ENCRYPTION_KEYS" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        ("not-a-fernet-key", "FIELD_ENCRYPTION_KEYS: key 1 is not a Fernet key (of 1,"),
+        # url-safe base64, but of 16 bytes (an AES-128 key), not Fernet's 32.
+        (
+            "{good},MDEyMzQ1Njc4OWFiY2RlZg==",
+            "FIELD_ENCRYPTION_KEYS: key 2 is not a Fernet key (of 2,",
+        ),
+        ("{good},c2hvcnQ=,{good},my-old-password", "keys 2, 4 are not Fernet keys (of 4,"),
+    ],
+)
+def test_production_refuses_a_malformed_encryption_key_naming_which(
+    keys: str, message: str
+) -> None:
+    good = Fernet.generate_key().decode()
+    keys = keys.format(good=good)
+
+    result = _django("pass", **_production_env(FIELD_ENCRYPTION_KEYS=keys))
+
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert message in result.stderr
+    for key in keys.split(","):
+        assert key not in result.stderr
+
+
+def test_development_refuses_a_malformed_encryption_key(tmp_path: Path) -> None:
+    result = _django("pass", KOE_VAR_DIR=str(tmp_path), FIELD_ENCRYPTION_KEYS="hunter2")
+
+    assert result.returncode != 0
+    assert "FIELD_ENCRYPTION_KEYS: key 1 is not a Fernet key" in result.stderr
+    assert "hunter2" not in result.stderr
+
+
+def test_production_starts_with_a_list_of_good_keys() -> None:
+    keys = ",".join(Fernet.generate_key().decode() for _ in range(3))
+    result = _django(
+        "from koe.encryption import decrypt, encrypt; print(decrypt(encrypt('ok')))",
+        **_production_env(FIELD_ENCRYPTION_KEYS=keys),
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["ok"]
 
 
 def test_production_refuses_a_weak_secret_key() -> None:
