@@ -27,6 +27,7 @@ class InvocationSummary:
     count: int  # every invocation, finished or not
     failed: int
     finished: int  # succeeded or failed
+    cancelled: int  # the call ended first: not counted in the error rate
     p50_ms: int | None
     p95_ms: int | None
 
@@ -50,6 +51,7 @@ def summarize(invocations: QuerySet[ToolInvocation]) -> InvocationSummary:
     totals = invocations.aggregate(
         count=Count("pk"),
         failed=Count("pk", filter=Q(status=InvocationStatus.FAILED)),
+        cancelled=Count("pk", filter=Q(status=InvocationStatus.CANCELLED)),
         finished=Count(
             "pk", filter=Q(status__in=[InvocationStatus.SUCCEEDED, InvocationStatus.FAILED])
         ),
@@ -64,6 +66,7 @@ def summarize(invocations: QuerySet[ToolInvocation]) -> InvocationSummary:
         count=totals["count"],
         failed=totals["failed"],
         finished=totals["finished"],
+        cancelled=totals["cancelled"],
         p50_ms=percentile(durations, 0.5),
         p95_ms=percentile(durations, 0.95),
     )

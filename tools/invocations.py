@@ -19,6 +19,9 @@ class InvocationStatus(models.TextChoices):
     RUNNING = "running", "Running"
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
+    # The call ended (the caller hung up) before an inline run finished: neither a
+    # success nor the tool's failure, so error rates leave it out.
+    CANCELLED = "cancelled", "Cancelled"
 
 
 class InvocationSource(models.TextChoices):

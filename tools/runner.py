@@ -103,6 +103,12 @@ async def run_prepared(prepared: Prepared, remote_name: str = "") -> ToolOutcome
         outcome = await asyncio.wait_for(
             execute(prepared.request, prepared.secrets, remote_name), timeout + 1
         )
+    except asyncio.CancelledError:
+        # The call ended mid-run: say so on the row (shielded: this task is being
+        # cancelled), then let the cancellation go on.
+        duration_ms = round((time.perf_counter() - started) * 1000)
+        await asyncio.shield(sync_to_async(record_cancelled)(prepared.invocation_id, duration_ms))
+        raise
     except TimeoutError:
         outcome = ToolOutcome.failure(
             "timeout", f"{prepared.request.tool.get('name')} took longer than {timeout:g} seconds."
@@ -185,6 +191,27 @@ def record_outcome(invocation_id: int, outcome: ToolOutcome, duration_ms: int) -
     invocation.duration_ms = duration_ms
     invocation.finished_at = timezone.now()
     invocation.save(update_fields=["status", "error_code", "result", "duration_ms", "finished_at"])
+
+
+def record_cancelled(invocation_id: int, duration_ms: int | None = None) -> None:
+    ToolInvocation.objects.filter(
+        pk=invocation_id, status__in=[InvocationStatus.PENDING, InvocationStatus.RUNNING]
+    ).update(
+        status=InvocationStatus.CANCELLED,
+        error_code="call_ended",
+        duration_ms=duration_ms,
+        finished_at=timezone.now(),
+    )
+
+
+def cancel_unfinished(call_public_id: str) -> int:
+    """When a call ends: its inline runs that never finished are cancelled, not left
+    pending. (Background runs go on in their worker; their result is stored, undelivered.)"""
+    return ToolInvocation.objects.filter(
+        call__public_id=call_public_id,
+        execution=Execution.INLINE,
+        status__in=[InvocationStatus.PENDING, InvocationStatus.RUNNING],
+    ).update(status=InvocationStatus.CANCELLED, error_code="call_ended", finished_at=timezone.now())
 
 
 def _earlier(invocation: ToolInvocation) -> ToolOutcome:
