@@ -34,4 +34,5 @@ ENV KOE_ENV=production STATIC_ROOT=/app/static KOE_VAR_DIR=/data
 EXPOSE 8000
 # No --proxy-headers: Daphne would trust the client-controlled left end of
 # X-Forwarded-For; Koe reads it itself per KOE_TRUSTED_PROXIES.
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "koe.asgi:application"]
+# Koe's server is Daphne with its WebSocket frame handling and a clean exit (koe/server.py).
+CMD ["python", "-m", "koe.server", "-b", "0.0.0.0", "-p", "8000"]

@@ -55,10 +55,10 @@ def run_setup(env: dict[str, str], code: str) -> dict[str, Any]:
 
 
 def start_daphne(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    """Koe under Daphne on 127.0.0.1:port, returned once it answers /healthz."""
+    """Koe under its server (Daphne) on 127.0.0.1:port, returned once it answers /healthz."""
     import httpx
 
-    command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
+    command = [sys.executable, "-m", "koe.server", "-b", "127.0.0.1", "-p", str(port)]
     daphne = subprocess.Popen(
         [*command, "koe.asgi:application"],
         cwd=ROOT,

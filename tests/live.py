@@ -1,4 +1,4 @@
-"""Koe under a real Daphne process on loopback, sharing the test database."""
+"""Koe under its real server (Daphne) on loopback, sharing the test database."""
 
 from __future__ import annotations
 
@@ -22,9 +22,33 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
+    """A port that was free a moment ago (another process may take it: servers Koe's tests
+    start listen on a socket the test holds instead, see ``listening_socket``)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def listening_socket() -> socket.socket:
+    """A socket on a port the kernel chose, already listening: a server started with its
+    descriptor can never lose the port to another process, nor between restarts."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def koe_server_command(sock: socket.socket) -> list[str]:
+    """Koe's server (Daphne with Koe's WebSocket handling), serving on ``sock``."""
+    return [
+        sys.executable,
+        "-m",
+        "koe.server",
+        "--fd",
+        str(sock.fileno()),
+        "koe.asgi:application",
+    ]
 
 
 def test_database_url() -> str:
@@ -38,51 +62,54 @@ def test_database_url() -> str:
 
 @contextmanager
 def daphne_server(**env: str) -> Iterator[str]:
-    """Serve Koe with Daphne on a free port; yields its base URL (http://127.0.0.1:PORT)."""
-    port = free_port()
+    """Serve Koe with its server (Daphne) on a fresh port; yields its base URL."""
+    sock = listening_socket()
     environment = {**os.environ, "DATABASE_URL": test_database_url(), **env}
     # A file, not a pipe: a chatty server must never block on a full pipe buffer.
     log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115  (closed in the finally below)
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "koe.asgi:application",
-        ],
+        koe_server_command(sock),
         cwd=ROOT,
         env=environment,
         stdout=log,
         stderr=subprocess.STDOUT,
         text=True,
+        pass_fds=[sock.fileno()],
     )
-    base = f"http://127.0.0.1:{port}"
+    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{base}/healthz", timeout=1)
-                break
-            except httpx.TransportError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    log.seek(0)
-                    raise AssertionError(f"Daphne did not start:\n{log.read()}") from None
-                time.sleep(0.1)
+        wait_until_serving(base, process, log)
         yield base
-    finally:
         process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
+        # SIGTERM ends the live calls and the server exits 0: never a crash (-11) that
+        # supervisors and Kubernetes would count.
+        code = process.wait(timeout=20)
+        log.seek(0)
+        assert code == 0, f"Koe's server exited with {code} after SIGTERM:\n{log.read()}"
+    finally:
+        if process.poll() is None:
             process.kill()
+            process.wait()
+        sock.close()
         if os.environ.get("KOE_SHOW_DAPHNE_LOG"):
             log.seek(0)
             print(log.read())
         log.close()
+
+
+def wait_until_serving(
+    base: str, process: subprocess.Popen[str], log: IO[str], timeout: float = 60
+) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            httpx.get(f"{base}/healthz", timeout=2)
+            return
+        except httpx.TransportError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                log.seek(0)
+                raise AssertionError(f"Koe's server did not start:\n{log.read()}") from None
+            time.sleep(0.1)
 
 
 @dataclass

@@ -1,24 +1,29 @@
-"""A Daphne that a test can crash and start again on the same port (tests/live.py's cannot)."""
+"""A Koe server that a test can crash and start again on the same port."""
 
 from __future__ import annotations
 
 import os
 import signal
 import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import httpx
-
-from tests.live import ROOT, free_port, test_database_url
+from tests.live import (
+    ROOT,
+    koe_server_command,
+    listening_socket,
+    test_database_url,
+    wait_until_serving,
+)
 
 
 class RestartableDaphne:
     def __init__(self, **env: str) -> None:
-        self.port = free_port()
+        # The test holds the listening socket, so a restart serves the same port and no
+        # other process can take it in between.
+        self.socket = listening_socket()
+        self.port = self.socket.getsockname()[1]
         self.base = f"http://127.0.0.1:{self.port}"
         self.environment = {**os.environ, "DATABASE_URL": test_database_url(), **env}
         self.log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115  (closed in stop())
@@ -26,23 +31,15 @@ class RestartableDaphne:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-p", str(self.port), "koe.asgi:application"],
+            koe_server_command(self.socket),
             cwd=ROOT,
             env=self.environment,
             stdout=self.log,
             stderr=subprocess.STDOUT,
             text=True,
+            pass_fds=[self.socket.fileno()],
         )
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(f"{self.base}/healthz", timeout=2)
-                return
-            except httpx.TransportError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    self.log.seek(0)
-                    raise AssertionError(f"Daphne did not start:\n{self.log.read()}") from None
-                time.sleep(0.1)
+        wait_until_serving(self.base, self.process, self.log)
 
     def crash(self) -> None:
         """SIGKILL: no close frames, no goodbye; clients see the connection vanish."""
@@ -57,6 +54,7 @@ class RestartableDaphne:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+        self.socket.close()
         if os.environ.get("KOE_SHOW_DAPHNE_LOG"):
             self.log.seek(0)
             print(self.log.read())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import sysconfig
@@ -11,6 +10,8 @@ import time
 from pathlib import Path
 
 import httpx
+
+from tests.live import listening_socket
 
 ROOT = Path(__file__).resolve().parents[2]
 STDLIB = Path(sysconfig.get_paths()["stdlib"]).resolve()
@@ -66,18 +67,14 @@ def test_celery_sees_the_stdlib_platform() -> None:
     assert f"system:{os.uname().sysname}" in result.stdout
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_daphne_serves_koe() -> None:
-    # Twisted (under Daphne) calls platform.system() at import; a shadowing package
-    # named platform would crash it before it serves anything.
-    port = _free_port()
+    # Twisted (under Daphne, which koe.server runs) calls platform.system() at import; a
+    # shadowing package named platform would crash it before it serves anything.
+    listening = listening_socket()
+    port = listening.getsockname()[1]
     server = subprocess.Popen(
-        [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "koe.asgi:application"],
+        [str(BIN / "python"), "-m", "koe.server", "--fd", str(listening.fileno())],
+        pass_fds=[listening.fileno()],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -100,3 +97,4 @@ def test_daphne_serves_koe() -> None:
     finally:
         server.terminate()
         server.wait(timeout=10)
+        listening.close()

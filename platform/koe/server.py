@@ -1,0 +1,133 @@
+"""Serving Koe: Daphne, with the WebSocket limit and the shutdown a voice platform needs.
+
+``python -m koe.server [daphne's options] [koe.asgi:application]`` takes every option of
+the ``daphne`` command and differs in two ways:
+
+- **Oversized frames get the documented error.** Daphne (Autobahn) drops the TCP
+  connection, without a close frame, when a client sends a message over its size limit,
+  so the caller's call died unexplained. Here the limit is Koe's own
+  ``KOE_REALTIME_MAX_FRAME_BYTES`` (one setting for both), and a message over it is read
+  and thrown away as it arrives (never buffered), then the consumer answers it with the
+  ``frame_too_large`` error event and the call goes on.
+- **A clean exit.** After Daphne has ended every live call (``server_shutdown``) and its
+  reactor has stopped, the process leaves with ``os._exit``: CPython 3.11 could crash
+  finalising the interpreter afterwards (SIGSEGV, exit -11), which supervisors and
+  Kubernetes count as a crash. Nothing is left to run by then; logs are flushed first.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+from typing import Any
+
+from daphne.cli import CommandLineInterface
+from daphne.server import Server
+from daphne.ws_protocol import WebSocketProtocol
+
+from koe.frames import OVERSIZED
+
+logger = logging.getLogger("koe.server")
+
+
+class KoeWebSocketProtocol(WebSocketProtocol):
+    """Daphne's protocol, reading past an oversized message instead of failing the TCP."""
+
+    _oversized = False
+
+    def _max_message_size_exceeded(self, msg_size: int, max_msg_size: int, reason: str) -> None:
+        # Autobahn's default fails the connection (by dropping it). Mark the message;
+        # its data is discarded below as it arrives.
+        self._oversized = True
+
+    def onMessageFrameData(self, payload: bytes) -> None:
+        if not self._oversized:
+            super().onMessageFrameData(payload)
+
+    def onMessageFrameEnd(self) -> None:
+        if self._oversized:
+            self.frame_data = None
+            return
+        super().onMessageFrameEnd()
+
+    def onMessageEnd(self) -> None:
+        if not self._oversized:
+            super().onMessageEnd()
+            return
+        self._oversized = False
+        size = self.message_data_total_length
+        self.message_data = None
+        if self.muted or not hasattr(self, "application_queue"):
+            return
+        self.application_queue.put_nowait({"type": "websocket.receive", OVERSIZED: size})
+
+
+class KoeServer(Server):  # type: ignore[misc]
+    def run(self) -> None:
+        from twisted.internet import reactor
+
+        # Daphne turns --fd into an endpoint string Twisted no longer parses; adopt such
+        # listening sockets here (a supervisor's, or a test's that must keep its port).
+        endpoints: list[str] = self.endpoints  # type: ignore[has-type]
+        self._adopted = [int(e.split("=", 1)[1]) for e in endpoints if e.startswith(_FD)]
+        self.endpoints = [e for e in endpoints if not e.startswith(_FD)]
+        # Startup triggers run when the reactor starts, before it accepts a connection.
+        reactor.callWhenRunning(self._start_koe)  # type: ignore[attr-defined]
+        super().run()
+
+    def _start_koe(self) -> None:
+        from twisted.internet import reactor
+
+        self.ws_factory.protocol = KoeWebSocketProtocol
+        for fileno in self._adopted:
+            inherited = socket.socket(fileno=fileno)
+            inherited.setblocking(False)  # Twisted's accept loop needs it (else it blocks)
+            port = reactor.adoptStreamPort(  # type: ignore[attr-defined]
+                fileno, inherited.family, self.http_factory
+            )
+            inherited.close()  # Twisted listens on its own duplicate
+            host = port.getHost()
+            self.listening_addresses.append((host.host, host.port))
+            logger.info("Listening on inherited socket %s:%s", host.host, host.port)
+
+
+_FD = "fd:fileno="
+
+
+class KoeCommandLine(CommandLineInterface):  # type: ignore[misc]
+    server_class = KoeServer
+
+    def run(self, args: list[str]) -> None:
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "koe.settings")
+        from django.conf import settings
+
+        limit = settings.KOE_REALTIME_MAX_FRAME_BYTES
+        self.parser.set_defaults(
+            application="koe.asgi:application",
+            websocket_max_message_size=limit,
+            websocket_max_frame_size=limit,
+        )
+        super().run(args)
+
+
+def _application_optional(parser: Any) -> None:
+    """``koe.asgi:application`` is the default application (daphne requires one)."""
+    for action in parser._actions:
+        if action.dest == "application":
+            action.nargs = "?"
+
+
+def main(argv: list[str] | None = None) -> None:
+    command_line = KoeCommandLine()
+    _application_optional(command_line.parser)
+    command_line.run(sys.argv[1:] if argv is None else argv)  # exits 1 if it cannot start
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
