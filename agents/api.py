@@ -65,6 +65,8 @@ PLAIN_FIELDS = (
     "widget_color",
     "widget_position",
     "client_may_override",
+    "strict_client_settings",
+    "show_configuration_to_browsers",
 )
 
 
@@ -107,7 +109,17 @@ class AgentOut(Schema):
     widget_label: str
     widget_color: str = Field(description="The widget's colour, #rrggbb.")
     widget_position: WidgetPosition
-    client_may_override: bool
+    client_may_override: bool = Field(
+        description="Clients may change instructions, tools, voice, output modalities and "
+        "token limits, and add system and assistant messages."
+    )
+    strict_client_settings: bool = Field(
+        description="A client's change of a protected setting is refused with an error "
+        "instead of dropped."
+    )
+    show_configuration_to_browsers: bool = Field(
+        description="Browser callers (session tokens) see the instructions and tools."
+    )
     current_version: int | None = Field(description="Number of the agent's latest version.")
     created_at: datetime
     updated_at: datetime
@@ -189,6 +201,8 @@ class AgentPatch(Schema):
     widget_color: str = Field(OMITTED)
     widget_position: WidgetPosition = Field(OMITTED)
     client_may_override: StrictBool = Field(OMITTED)
+    strict_client_settings: StrictBool = Field(OMITTED)
+    show_configuration_to_browsers: StrictBool = Field(OMITTED)
 
 
 class AgentCreate(AgentPatch):
@@ -227,6 +241,8 @@ def agent_json(agent: Agent) -> dict[str, Any]:
         "widget_color": agent.widget_color,
         "widget_position": agent.widget_position,
         "client_may_override": agent.client_may_override,
+        "strict_client_settings": agent.strict_client_settings,
+        "show_configuration_to_browsers": agent.show_configuration_to_browsers,
         "current_version": agent.current_version.number if agent.current_version else None,
         "created_at": agent.created_at,
         "updated_at": agent.updated_at,

@@ -217,7 +217,18 @@ class Agent(models.Model):
     )
     client_may_override = models.BooleanField(
         default=False,
-        help_text="Let realtime clients change instructions, tools and voice (session.update).",
+        help_text="Let realtime clients change instructions, tools, voice, output modalities "
+        "and token limits, and add system and assistant messages.",
+    )
+    strict_client_settings = models.BooleanField(
+        default=False,
+        help_text="Refuse a client's event that tries to change a protected setting, instead of "
+        "dropping that setting and applying the rest.",
+    )
+    show_configuration_to_browsers = models.BooleanField(
+        default=False,
+        help_text="Show the instructions and tool definitions to browser callers (session "
+        "tokens) in session events. A tenant's server with a secret key always sees them.",
     )
     current_version = models.ForeignKey(
         "AgentVersion", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
@@ -303,6 +314,8 @@ class Agent(models.Model):
             "recording_offered": self.recording_offered,
             "consent_required": self.consent_required,
             "client_may_override": self.client_may_override,
+            "strict_client_settings": self.strict_client_settings,
+            "show_configuration_to_browsers": self.show_configuration_to_browsers,
         }
 
 

@@ -58,6 +58,10 @@ class CallGrant:
     credentials: ProviderCredentials | None
     stores_transcript: bool
     allow_overrides: bool
+    strict: bool = False  # refuse a client's change of a protected setting
+    # Session events keep the instructions and tool definitions (a tenant's own server,
+    # or an agent that opted in); a browser with a session token does not see them.
+    shows_configuration: bool = True
 
     @property
     def group_name(self) -> str:
@@ -81,8 +85,10 @@ def open_call(caller: Caller) -> CallGrant:
     token_value = caller.session_token or (caller.secret if caller.secret.startswith("ek_") else "")
     if token_value:
         tenant, agent, details = _from_session_token(token_value, caller)
+        by_browser = True
     elif caller.secret:
         tenant, agent, details = _from_secret_key(caller)
+        by_browser = False
     else:
         raise AccessDenied(
             "Missing credentials: pass a secret key as 'Authorization: Bearer sk_...' or a "
@@ -90,7 +96,7 @@ def open_call(caller: Caller) -> CallGrant:
             "missing_api_key",
             "authentication_error",
         )
-    return _start(tenant, agent, details)
+    return _start(tenant, agent, details, by_browser=by_browser)
 
 
 def _from_session_token(value: str, caller: Caller) -> tuple[Tenant, Agent, dict[str, Any]]:
@@ -213,7 +219,9 @@ def parse_consent(value: str, agent: Agent) -> str:
     return value
 
 
-def _start(tenant: Tenant, agent: Agent, details: dict[str, Any]) -> CallGrant:
+def _start(
+    tenant: Tenant, agent: Agent, details: dict[str, Any], *, by_browser: bool = False
+) -> CallGrant:
     version = agent.current_version
     if version is None:
         raise AccessDenied("This agent has no saved configuration yet.", "agent_not_ready")
@@ -256,6 +264,8 @@ def _start(tenant: Tenant, agent: Agent, details: dict[str, Any]) -> CallGrant:
         credentials=_credentials(tenant, config),
         stores_transcript=call.stores_transcript,
         allow_overrides=bool(config.get("client_may_override")),
+        strict=bool(config.get("strict_client_settings")),
+        shows_configuration=not by_browser or bool(config.get("show_configuration_to_browsers")),
     )
 
 

@@ -18,16 +18,25 @@ from urllib.parse import parse_qs
 
 import orjson
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.utils.module_loading import import_string
 
 from agents.realtime import events, shutdown
 from agents.realtime.access import AccessDenied, Caller, CallGrant, open_call
-from agents.realtime.errors import ClientEventRejected, error_event
-from agents.realtime.policy import PolicyState, parse_client_frame
+from agents.realtime.errors import (
+    CLOSE_CODES,
+    CLOSE_NORMAL,
+    CLOSE_PROVIDER_ERROR,
+    CLOSE_SERVER_ERROR,
+    CLOSE_UNAVAILABLE,
+    ClientEventRejected,
+    error_event,
+)
+from agents.realtime.policy import PolicyState, oversized, parse_client_frame
 from agents.realtime.providers import ProviderConnection, ProviderError, get_provider
-from agents.realtime.session_config import greeting_response, session_update
+from agents.realtime.session_config import agent_settings, greeting_response, session_update
 from agents.realtime.tracker import CallTracker, Pending, ProviderFault, ToolCallRequest
 from billing import budgets
 from calls.metrics import (
@@ -42,21 +51,22 @@ from calls.metrics import (
 from calls.models import EndReason
 from calls.recording import end_call, store_progress
 from calls.recordings import CallRecorder, start_recorder
+from koe.frames import OVERSIZED
 from tools.functions import functions_by_name
 from tools.outcomes import ToolOutcome
-from tools.runner import ToolCallContext
+from tools.runner import ToolCallContext, cancel_unfinished
 
 logger = logging.getLogger("koe.realtime")
 
 TOKEN_SUBPROTOCOL = "openai-insecure-api-key."
 WATCHDOG_INTERVAL_SECONDS = 0.5
 
-CLOSE_CODES = {
-    "authentication_error": 4001,
-    "rate_limit_error": 4029,
-    "invalid_request_error": 4000,
+# How a call that ends for each reason is closed (anything else: 1000).
+END_CLOSE_CODES: dict[str, int] = {
+    EndReason.PROVIDER_ERROR: CLOSE_PROVIDER_ERROR,
+    EndReason.SERVER_ERROR: CLOSE_SERVER_ERROR,
 }
-PROVIDER_ERROR_CLOSE = 1011
+SESSION_EVENTS = frozenset({events.SESSION_CREATED, events.SESSION_UPDATED})
 MAX_GOODBYE_SECONDS = 15.0
 WORKING_ON_IT = (
     "A tool you called is still running. Tell the caller in one short sentence that you are "
@@ -112,6 +122,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.background: set[asyncio.Task[Any]] = set()
         self.flush_lock = asyncio.Lock()
         self.recorder: CallRecorder | None = None  # the call's audio, under recording consent
+        self.accepted = False
         caller = caller_from_scope(self.scope)
         try:
             self.grant = await database_sync_to_async(open_call)(caller)
@@ -121,29 +132,42 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             self.ended = True  # frames racing the close are ignored
             await self._refuse(denied.message, denied.code, denied.error_type)
             return
+        except Exception:
+            # The database (most likely) is away: refuse as documented, never a 500.
+            logger.exception("realtime set-up failed agent=%s", caller.agent_id)
+            CALLS_REFUSED.labels("server_unavailable").inc()
+            self.ended = True
+            await self._refuse(
+                "Calls cannot be set up right now; please try again in a moment.",
+                "server_unavailable",
+                "server_error",
+                close_code=CLOSE_UNAVAILABLE,
+            )
+            return
         try:
             self.upstream = await get_provider(self.grant.provider).connect(
                 self.grant.config, self.grant.credentials
             )
-        except ProviderError as error:
+        except Exception as error:
             self.ended = True  # the call never started: nothing to relay or record later
             UPSTREAM_ERRORS.labels(self.grant.provider).inc()
-            await database_sync_to_async(end_call)(
-                self.grant.call_id, EndReason.PROVIDER_ERROR, str(error)
-            )
-            CALLS_ENDED.labels(EndReason.PROVIDER_ERROR).inc()
+            if not isinstance(error, ProviderError):
+                logger.exception("provider connect failed tenant=%s call=%s", *self._ids())
+            await self._record_end(EndReason.PROVIDER_ERROR, str(error))
             self._log("provider unavailable: %s", error)
             await self._refuse(
                 "The agent is unavailable right now (its speech provider could not be reached).",
                 "provider_unavailable",
                 "server_error",
-                close_code=PROVIDER_ERROR_CLOSE,
+                close_code=CLOSE_UNAVAILABLE,
             )
             return
 
         config = self.grant.config
         self.policy = PolicyState(
+            agent=agent_settings(config, self.grant.agent_public_id),
             allow_overrides=self.grant.allow_overrides,
+            strict=self.grant.strict,
             max_frame_bytes=settings.KOE_REALTIME_MAX_FRAME_BYTES,
         )
         self.tracker = CallTracker(
@@ -152,7 +176,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         )
         self.started = time.monotonic()
         await self.channel_layer.group_add(self.grant.group_name, self.channel_name)
-        await self.accept(subprotocol=_chosen_subprotocol(self.scope.get("subprotocols") or []))
+        await self._accept()
         ACTIVE_CALLS.labels(self.grant.provider).inc()
         self.live = True
         CALLS_STARTED.labels(self.grant.provider).inc()
@@ -193,14 +217,24 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             raise
 
     async def dispatch(self, message: dict[str, Any]) -> None:
-        # Channels runs close_old_connections() in a worker thread before every handler.
-        # At 50 audio events a second per call that thread hop is most of the relay's
-        # cost, and this consumer's own database work already goes through
-        # database_sync_to_async, which closes old connections in its thread.
-        if message["type"] == "websocket.receive":
-            await self.websocket_receive(message)
-        else:
-            await super().dispatch(message)
+        try:
+            # Channels runs close_old_connections() in a worker thread before every handler.
+            # At 50 audio events a second per call that thread hop is most of the relay's
+            # cost, and this consumer's own database work already goes through
+            # database_sync_to_async, which closes old connections in its thread.
+            if message["type"] == "websocket.receive":
+                if OVERSIZED in message:  # koe.server read past a frame over the limit
+                    await self._refuse_oversized(message[OVERSIZED])
+                else:
+                    await self.websocket_receive(message)
+            else:
+                await super().dispatch(message)
+        except StopConsumer:
+            raise
+        except Exception as error:
+            # A bug anywhere (a provider, the tracker, the recorder) ends this call now,
+            # recorded and closed, rather than leaving it active against the tenant's cap.
+            await self._fail(error, message.get("type", "?"))
 
     # --- client -> provider ------------------------------------------------------------
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -215,15 +249,31 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             await self._send_event(rejected.to_event())
             return
         self.tracker.client_event(client_event.type)
+        if client_event.ignored:
+            self._log("ignored the client's %s (a platform-run tool call)", client_event.type)
+            return
+        if client_event.dropped:
+            self._log("dropped client settings %s", ", ".join(client_event.dropped))
+        if client_event.added:
+            self.tracker.client_added(client_event.added)
+        if client_event.function_output is not None:
+            self.tracker.client_function_output(*client_event.function_output)
         if self.recorder is not None:
             self._record_client_event(client_event.type, client_event.event)
         try:
-            # Forward the frame exactly as received: the policy let it pass unchanged.
-            await self.upstream.send(text_data or "")
+            # The frame as received, unless the policy took settings out of it.
+            await self.upstream.send(client_event.frame(text_data or ""))
         except ProviderError as error:
             await self._end(EndReason.PROVIDER_ERROR, str(error), notify=True)
             return
         RELAY_LATENCY.labels("client_to_provider").observe(time.perf_counter() - started)
+
+    async def _refuse_oversized(self, size: int) -> None:
+        if self.ended:
+            return
+        rejected = oversized(size, self.policy.max_frame_bytes)
+        CLIENT_EVENTS_REJECTED.labels(rejected.code).inc()
+        await self._send_event(rejected.to_event())
 
     # --- provider -> client ------------------------------------------------------------
     async def _relay_upstream(self) -> None:
@@ -239,7 +289,11 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                     self._log("provider sent a non-object event; dropped")
                     continue
                 outcome = self.tracker.server_event(event)
-                await self.send(text_data=frame)
+                if event.get("type") in SESSION_EVENTS:
+                    frame = self._presented_session(event)
+                if not await self._deliver(frame):
+                    await self._end(EndReason.CLIENT_CLOSED, "The client went away.")
+                    return
                 RELAY_LATENCY.labels("provider_to_client").observe(time.perf_counter() - started)
                 if isinstance(outcome, ProviderFault):
                     await self._end(EndReason.PROVIDER_ERROR, outcome.message, notify=True)
@@ -259,9 +313,19 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             if not self.ended:
                 await self._end(EndReason.PROVIDER_ERROR, str(error), notify=True)
         except Exception as error:  # a relay that dies must not leave the call hanging
-            logger.exception("relay failed tenant=%s call=%s", *self._ids())
-            if not self.ended:
-                await self._end(EndReason.PROVIDER_ERROR, f"Relay failed: {error!r}", notify=True)
+            await self._fail(error, "relay")
+
+    def _presented_session(self, event: dict[str, Any]) -> str:
+        """session.created/updated as this caller sees it: the agent's id as the model (the
+        client asked for it by that name), and for browsers without the agent's consent,
+        no instructions or tool definitions (the tenant's prompt is its work)."""
+        session = event.get("session")
+        if isinstance(session, dict):
+            session["model"] = self.grant.agent_public_id
+            if not self.grant.shows_configuration:
+                session["instructions"] = ""
+                session["tools"] = []
+        return orjson.dumps(event).decode()
 
     def _follow_audio(self, event: dict[str, Any]) -> None:
         """How much agent audio the current response has sent (for a polite hang-up)."""
@@ -426,6 +490,16 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         if hasattr(self, "grant") and not self.ended:
             await self._end(EndReason.CLIENT_CLOSED, f"Client closed the connection ({code}).")
 
+    async def _fail(self, error: BaseException, where: str) -> None:
+        """The one way out for a fault in Koe: logged with the tenant and call, the call
+        ended as ``server_error`` (its transcript so far kept), the caller told."""
+        logger.error("call failed in %s tenant=%s call=%s", where, *self._ids(), exc_info=error)
+        if not hasattr(self, "grant"):
+            self.ended = True
+            await self._refuse("An internal error ended the call.", "server_error", "server_error")
+            return
+        await self._end(EndReason.SERVER_ERROR, "An internal error ended the call.", notify=True)
+
     async def _end(self, reason: str, detail: str, *, notify: bool = False) -> None:
         if self.ended:
             return
@@ -443,24 +517,25 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             await recording
             raise
         finally:
-            with contextlib.suppress(Exception):
-                await self.upstream.close()
+            if hasattr(self, "upstream"):
+                with contextlib.suppress(Exception):
+                    await self.upstream.close()
             with contextlib.suppress(Exception):
                 await self.channel_layer.group_discard(self.grant.group_name, self.channel_name)
         if reason == EndReason.CLIENT_CLOSED:
             return
         if notify:
             error_type = (
-                "server_error" if reason == EndReason.PROVIDER_ERROR else "invalid_request_error"
+                "server_error"
+                if reason in (EndReason.PROVIDER_ERROR, EndReason.SERVER_ERROR)
+                else "invalid_request_error"
             )
-            with contextlib.suppress(Exception):
-                await self._send_event(
-                    error_event(detail, f"call_ended_{reason}", error_type=error_type)
-                )
-        with contextlib.suppress(Exception):
-            await self.close(
-                code=PROVIDER_ERROR_CLOSE if reason == EndReason.PROVIDER_ERROR else 1000
+            if not self.accepted:  # ended while connecting: the client must still hear why
+                await self._accept()
+            await self._send_event(
+                error_event(detail, f"call_ended_{reason}", error_type=error_type)
             )
+        await self._close(END_CLOSE_CODES.get(reason, CLOSE_NORMAL))
 
     async def _record_end(self, reason: str, detail: str) -> None:
         try:
@@ -473,6 +548,11 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             # Before the call is marked ended: retention treats parts of ended calls as
             # orphans. finish() never raises; a recording it cannot write is marked failed.
             await self.recorder.finish()
+        try:
+            # Inline tool runs the end cut short are cancelled, not left pending.
+            await database_sync_to_async(cancel_unfinished)(self.grant.call_public_id)
+        except Exception:
+            logger.exception("cancelling tool runs failed tenant=%s call=%s", *self._ids())
         try:
             await database_sync_to_async(end_call)(self.grant.call_id, reason, detail)
         except Exception:
@@ -513,12 +593,32 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self, message: str, code: str, error_type: str, close_code: int | None = None
     ) -> None:
         # Accept first so the client can read why (a rejected handshake has no body).
-        await self.accept(subprotocol=_chosen_subprotocol(self.scope.get("subprotocols") or []))
+        await self._accept()
         await self._send_event(error_event(message, code, error_type=error_type))
-        await self.close(code=close_code or CLOSE_CODES.get(error_type, 4000))
+        await self._close(close_code or CLOSE_CODES.get(error_type, CLOSE_SERVER_ERROR))
+
+    async def _accept(self) -> None:
+        if not self.accepted:
+            self.accepted = True
+            await self.accept(subprotocol=_chosen_subprotocol(self.scope.get("subprotocols") or []))
+
+    async def _close(self, code: int) -> None:
+        try:
+            await self.close(code=code)
+        except Exception as error:  # the client may be gone already: nothing left to do
+            logger.debug("close failed tenant=%s call=%s: %r", *self._ids(), error)
+
+    async def _deliver(self, frame: str) -> bool:
+        """Send one frame to the client; False when the client is gone."""
+        try:
+            await self.send(text_data=frame)
+        except Exception as error:
+            logger.debug("send failed tenant=%s call=%s: %r", *self._ids(), error)
+            return False
+        return True
 
     async def _send_event(self, event: dict[str, Any]) -> None:
-        await self.send(text_data=orjson.dumps(event).decode())
+        await self._deliver(orjson.dumps(event).decode())
 
     def _spawn(self, coroutine: Any) -> None:
         name = getattr(coroutine, "__name__", "task")
@@ -528,8 +628,11 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self.background.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            self._log("background task %s failed: %r", task.get_name(), task.exception())
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None and not self.ended:
+            self._spawn(self._fail(error, f"task {task.get_name()}"))
 
     def _log(self, message: str, *args: Any) -> None:
         # Structured enough to grep and ship: every line names its tenant and call.

@@ -1,10 +1,31 @@
-"""OpenAI-style ``error`` events: how the broker refuses a client event and goes on."""
+"""OpenAI-style ``error`` events, and the WebSocket close codes that end a call.
+
+A server may close a WebSocket only with 1000 or a code from 3000 to 4999 (RFC 6455
+section 7.4.2; Autobahn, under Daphne, refuses to send anything else, so a 1011 never
+reaches the client and the socket stays open): every code Koe closes with is one of those.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from koe.ids import random_token
+
+CLOSE_NORMAL = 1000
+CLOSE_INVALID_REQUEST = 4000
+CLOSE_AUTHENTICATION = 4001
+CLOSE_RATE_LIMITED = 4029  # the tenant's call cap, its budget
+CLOSE_SERVER_ERROR = 4500  # a fault in Koe ended the call
+CLOSE_PROVIDER_ERROR = 4502  # the speech provider failed or closed mid-call
+CLOSE_UNAVAILABLE = 4503  # the provider or Koe's database could not be reached at set-up
+
+# By the error type of the event sent before closing.
+CLOSE_CODES = {
+    "invalid_request_error": CLOSE_INVALID_REQUEST,
+    "authentication_error": CLOSE_AUTHENTICATION,
+    "rate_limit_error": CLOSE_RATE_LIMITED,
+    "server_error": CLOSE_SERVER_ERROR,
+}
 
 
 class ClientEventRejected(Exception):

@@ -1,42 +1,174 @@
 """The policy every client event passes before it reaches the provider.
 
 Plain Python over one parsed event, so it can be tested with lists of frames and reused
-by any transport. An allowed event is forwarded as the client sent it (the frame is never
-re-serialised); anything else raises ClientEventRejected, which the broker turns into an
-``error`` event while the session goes on.
+by any transport. First the event's shape is checked against the GA schema
+(``client_events``); then the settings it carries are reconciled with the agent's,
+field by field, by the table below:
+
+- ``CLIENT``: the client's to choose (audio formats, turn detection, noise reduction,
+  speed, truncation); passed on.
+- ``OVERRIDABLE``: the agent's (instructions, tools, voice, output modalities, token
+  limits), which a client may change only where the agent allows overrides.
+- ``AGENT``: the agent's, always (model, input transcription, tracing).
+
+A protected field that is absent, null, empty or equal to the agent's value is a no-op,
+never an error: real clients and frameworks send them. One with a different value is
+dropped and the rest of the event applied (the ``session.updated`` that follows shows
+what is in force), unless the agent is strict: then the event is refused. A refusal is a
+ClientEventRejected, which the broker turns into an ``error`` event while the session
+goes on.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 import orjson
 
-from agents.realtime import events
+from agents.realtime import client_events, events
 from agents.realtime.errors import ClientEventRejected
 
-# Keys of session.update / response.create that carry the agent's configuration: the
-# server sets them from the agent, and a client may change them only if the agent allows.
-PROTECTED_SESSION_KEYS = frozenset({"instructions", "tools", "model", "prompt", "tool_choice"})
-PROTECTED_RESPONSE_KEYS = frozenset({"instructions", "tools", "prompt", "tool_choice"})
+
+class Who(Enum):
+    CLIENT = "client"
+    OVERRIDABLE = "agent, unless it allows overrides"
+    AGENT = "agent"
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    """The agent's values that a client's settings are compared with."""
+
+    agent_id: str = ""
+    model: str = ""
+    voice: str = ""
+    instructions: str = ""
+    tool_names: frozenset[str] = frozenset()
+    transcription: dict[str, Any] | None = None
+    output_modalities: tuple[str, ...] = ("audio",)
+
+
+@dataclass(frozen=True)
+class Rule:
+    who: Who
+    # Values that mean "the agent's own" (besides absent and null): a no-op.
+    is_agents: Callable[[Any, AgentSettings], bool] = lambda value, agent: False
+
+
+def _empty(value: Any, agent: AgentSettings) -> bool:
+    return value in ("", [], {})
+
+
+def _same_model(value: Any, agent: AgentSettings) -> bool:
+    return value in (agent.agent_id, agent.model)
+
+
+def _same_instructions(value: Any, agent: AgentSettings) -> bool:
+    return value in ("", agent.instructions)
+
+
+def _agents_tools(value: Any, agent: AgentSettings) -> bool:
+    # [] means "the agent's tools"; so does a list naming only the agent's own functions.
+    return isinstance(value, list) and all(
+        isinstance(tool, dict) and tool.get("name") in agent.tool_names for tool in value
+    )
+
+
+def _same_voice(value: Any, agent: AgentSettings) -> bool:
+    return value == agent.voice
+
+
+def _same_modalities(value: Any, agent: AgentSettings) -> bool:
+    return isinstance(value, list) and tuple(value) == agent.output_modalities
+
+
+def _same_transcription(value: Any, agent: AgentSettings) -> bool:
+    return value == agent.transcription or (
+        isinstance(value, dict)
+        and isinstance(agent.transcription, dict)
+        and all(agent.transcription.get(key) == item for key, item in value.items())
+    )
+
+
+# The table README documents: for each field a client may send, whose it is.
+SESSION_RULES: dict[str, Rule] = {
+    "model": Rule(Who.AGENT, _same_model),
+    "instructions": Rule(Who.OVERRIDABLE, _same_instructions),
+    "tools": Rule(Who.OVERRIDABLE, _agents_tools),
+    "tool_choice": Rule(Who.OVERRIDABLE, lambda value, agent: value == "auto"),
+    "prompt": Rule(Who.OVERRIDABLE),
+    "output_modalities": Rule(Who.OVERRIDABLE, _same_modalities),
+    "max_output_tokens": Rule(Who.OVERRIDABLE, lambda value, agent: value == "inf"),
+    "reasoning": Rule(Who.OVERRIDABLE, _empty),
+    "parallel_tool_calls": Rule(Who.OVERRIDABLE),
+    "tracing": Rule(Who.AGENT),
+    "include": Rule(Who.CLIENT),
+    "truncation": Rule(Who.CLIENT),
+    "audio.input.format": Rule(Who.CLIENT),
+    "audio.input.noise_reduction": Rule(Who.CLIENT),
+    "audio.input.turn_detection": Rule(Who.CLIENT),
+    "audio.input.transcription": Rule(Who.AGENT, _same_transcription),
+    "audio.output.format": Rule(Who.CLIENT),
+    "audio.output.speed": Rule(Who.CLIENT),
+    "audio.output.voice": Rule(Who.OVERRIDABLE, _same_voice),
+}
+RESPONSE_RULES: dict[str, Rule] = {
+    "instructions": Rule(Who.OVERRIDABLE, _same_instructions),
+    "tools": Rule(Who.OVERRIDABLE, _agents_tools),
+    "tool_choice": Rule(Who.OVERRIDABLE, lambda value, agent: value == "auto"),
+    "prompt": Rule(Who.OVERRIDABLE),
+    "output_modalities": Rule(Who.OVERRIDABLE, _same_modalities),
+    "max_output_tokens": Rule(Who.OVERRIDABLE, lambda value, agent: value == "inf"),
+    "reasoning": Rule(Who.OVERRIDABLE, _empty),
+    "parallel_tool_calls": Rule(Who.OVERRIDABLE),
+    "conversation": Rule(Who.CLIENT),
+    "metadata": Rule(Who.CLIENT),
+    "input": Rule(Who.CLIENT),  # its items pass the same checks as conversation.item.create
+    "audio.output.format": Rule(Who.CLIENT),
+    "audio.output.voice": Rule(Who.OVERRIDABLE, _same_voice),
+}
 
 
 @dataclass
 class PolicyState:
-    """What the policy needs to know about the live session."""
+    """What the policy needs to know about the agent and the live session."""
 
+    agent: AgentSettings = field(default_factory=AgentSettings)
     allow_overrides: bool = False
+    strict: bool = False  # refuse a changed protected setting instead of dropping it
     max_frame_bytes: int = 256 * 1024
     response_active: bool = False
     # Function calls the platform executes: the client may not answer them.
     server_call_ids: set[str] = field(default_factory=set)
+    # Function calls of functions the client declared: the client answers them.
+    client_call_ids: set[str] = field(default_factory=set)
+
+
+@dataclass
+class AddedText:
+    """Text a client put into the conversation: it belongs in the transcript."""
+
+    role: str
+    text: str
+    item_id: str = ""
 
 
 @dataclass
 class ClientEvent:
     type: str
     event: dict[str, Any]
+    changed: bool = False  # the policy removed fields: forward ``event``, not the frame
+    ignored: bool = False  # forward nothing (a client's answer to a server-run tool call)
+    dropped: list[str] = field(default_factory=list)  # fields removed, for the call's log
+    added: list[AddedText] = field(default_factory=list)
+    # A client-declared function's output: (call_id, output).
+    function_output: tuple[str, str] | None = None
+
+    def frame(self, original: str) -> str:
+        return orjson.dumps(self.event).decode() if self.changed else original
 
 
 def parse_client_frame(frame: str | bytes | None, state: PolicyState) -> ClientEvent:
@@ -50,11 +182,7 @@ def parse_client_frame(frame: str | bytes | None, state: PolicyState) -> ClientE
     # Characters are at most 4 bytes: only long or non-ASCII frames need encoding to count.
     size = len(frame) if len(frame) * 4 <= state.max_frame_bytes else len(frame.encode())
     if size > state.max_frame_bytes:
-        raise ClientEventRejected(
-            f"Event of {size} bytes exceeds the limit of {state.max_frame_bytes} bytes; "
-            "send audio in smaller chunks (20-100 ms).",
-            "frame_too_large",
-        )
+        raise oversized(size, state.max_frame_bytes)
     try:
         event = orjson.loads(frame)
     except orjson.JSONDecodeError as error:
@@ -76,148 +204,187 @@ def parse_client_frame(frame: str | bytes | None, state: PolicyState) -> ClientE
             event_id=event_id,
             param="type",
         )
+    client_event = ClientEvent(type=event_type, event=event)
+    if event_type == events.INPUT_AUDIO_APPEND and _plain_append(event):
+        return client_event  # the hot path: 50 a second per call, already checked
+    client_events.validate(event)
     check = _CHECKS.get(event_type)
     if check is not None:
-        check(event, event_id, state)
-    return ClientEvent(type=event_type, event=event)
+        check(client_event, event_id, state)
+    return client_event
 
 
-def _check_append(event: dict[str, Any], event_id: str | None, state: PolicyState) -> None:
-    if not isinstance(event.get("audio"), str):
-        raise ClientEventRejected(
-            "input_audio_buffer.append needs 'audio': base64-encoded audio.",
-            "missing_audio",
-            event_id=event_id,
-            param="audio",
-        )
+def oversized(size: int | None, limit: int) -> ClientEventRejected:
+    """The documented refusal of a frame over the limit (also for frames the server drops
+    unread: then the size is only known to be over it)."""
+    what = f"Event of {size} bytes exceeds" if size else "An event exceeded"
+    return ClientEventRejected(
+        f"{what} the limit of {limit} bytes; send audio in smaller chunks (20-100 ms).",
+        "frame_too_large",
+    )
 
 
-def _check_session_update(event: dict[str, Any], event_id: str | None, state: PolicyState) -> None:
-    session = event.get("session")
-    if not isinstance(session, dict):
-        raise ClientEventRejected(
-            "session.update needs a 'session' object.",
-            "invalid_session",
-            event_id=event_id,
-            param="session",
-        )
-    session_type = session.get("type", "realtime")
-    if session_type != "realtime":
-        raise ClientEventRejected(
-            "Only realtime sessions are supported (session.type must be 'realtime').",
-            "invalid_session_type",
-            event_id=event_id,
-            param="session.type",
-        )
-    if state.allow_overrides:
-        return
-    changed = sorted(PROTECTED_SESSION_KEYS & session.keys())
-    audio = session.get("audio")
-    output = audio.get("output") if isinstance(audio, dict) else None
-    if isinstance(output, dict) and "voice" in output:
-        changed.append("audio.output.voice")
-    if changed:
+def _plain_append(event: dict[str, Any]) -> bool:
+    return isinstance(event.get("audio"), str) and len(event) <= 3 and event.keys() <= _APPEND_KEYS
+
+
+_APPEND_KEYS = frozenset({"type", "event_id", "audio"})
+
+
+# --- settings ------------------------------------------------------------------------------
+def _reconcile(
+    client_event: ClientEvent,
+    container: dict[str, Any],
+    rules: dict[str, Rule],
+    prefix: str,
+    state: PolicyState,
+    forbidden_code: str,
+) -> None:
+    """Apply the table to ``container`` (a session or a response), in place."""
+    changed = []
+    for path, rule in rules.items():
+        parent, key = _locate(container, path)
+        if parent is None or key not in parent:
+            continue
+        value = parent[key]
+        if rule.who is Who.CLIENT:
+            continue
+        if value is None and path != "audio.input.transcription":
+            del parent[key]  # null is "not given" (for transcription, null turns it off)
+        elif rule.is_agents(value, state.agent):
+            del parent[key]  # the agent's own value: nothing to change
+        elif rule.who is Who.OVERRIDABLE and state.allow_overrides:
+            continue
+        else:
+            changed.append(f"{prefix}.{path}")
+            if not state.strict:
+                del parent[key]
+        client_event.changed = True
+    if changed and state.strict:
         raise ClientEventRejected(
             "This agent's configuration is set by the server; the client may not change "
             + ", ".join(changed)
             + ".",
-            "session_update_forbidden",
-            event_id=event_id,
-            param="session." + changed[0],
+            forbidden_code,
+            event_id=client_event.event.get("event_id"),
+            param=changed[0],
         )
+    client_event.dropped.extend(changed)
+    _prune_empty(container, ("audio.input", "audio.output", "audio"))
 
 
-def _check_item_create(event: dict[str, Any], event_id: str | None, state: PolicyState) -> None:
-    item = event.get("item")
-    if not isinstance(item, dict):
-        raise ClientEventRejected(
-            "conversation.item.create needs an 'item' object.",
-            "invalid_item",
-            event_id=event_id,
-            param="item",
-        )
-    _check_item(item, event_id, state)
+def _locate(container: dict[str, Any], path: str) -> tuple[dict[str, Any] | None, str]:
+    *parents, key = path.split(".")
+    current: Any = container
+    for part in parents:
+        current = current.get(part) if isinstance(current, dict) else None
+    return (current if isinstance(current, dict) else None), key
 
 
-def _check_item(item: dict[str, Any], event_id: str | None, state: PolicyState) -> None:
-    item_type = item.get("type")
-    if item_type == "message":
-        role = item.get("role")
-        if role == "system" and not state.allow_overrides:
-            raise ClientEventRejected(
-                "System messages would change the agent's instructions; not allowed here.",
-                "system_message_forbidden",
-                event_id=event_id,
-                param="item.role",
-            )
-        if role not in ("user", "assistant", "system"):
-            raise ClientEventRejected(
-                "A message item needs role 'user'.",
-                "invalid_item",
-                event_id=event_id,
-                param="item.role",
-            )
-    elif item_type == "function_call_output":
-        call_id = item.get("call_id")
-        if call_id in state.server_call_ids:
-            raise ClientEventRejected(
-                "This function call is executed by the platform; the client may not answer it.",
-                "server_tool_call",
-                event_id=event_id,
-                param="item.call_id",
-            )
-    elif item_type == "function_call":
-        raise ClientEventRejected(
-            "Clients may not create function_call items.",
-            "invalid_item",
-            event_id=event_id,
-            param="item.type",
-        )
-    else:
-        raise ClientEventRejected(
-            f"Unsupported item type {item_type!r}.",
-            "invalid_item",
-            event_id=event_id,
-            param="item.type",
-        )
+def _prune_empty(container: dict[str, Any], paths: tuple[str, ...]) -> None:
+    """Remove objects the reconciliation emptied (``audio: {output: {}}``)."""
+    for path in paths:
+        parent, key = _locate(container, path)
+        if parent is not None and parent.get(key) == {}:
+            del parent[key]
 
 
-def _check_response_create(event: dict[str, Any], event_id: str | None, state: PolicyState) -> None:
-    response = event.get("response")
+def _check_session_update(
+    client_event: ClientEvent, event_id: str | None, state: PolicyState
+) -> None:
+    session = client_event.event["session"]
+    if "type" not in session:
+        # Koe has always taken a session without a type as realtime; the API requires it.
+        session["type"] = "realtime"
+        client_event.changed = True
+    _refuse_hosted_tools(session.get("tools"), "session.tools", event_id)
+    _reconcile(client_event, session, SESSION_RULES, "session", state, "session_update_forbidden")
+
+
+def _check_response_create(
+    client_event: ClientEvent, event_id: str | None, state: PolicyState
+) -> None:
+    response = client_event.event.get("response")
     if response is None:
         return
-    if not isinstance(response, dict):
-        raise ClientEventRejected(
-            "'response' must be an object.", "invalid_response", event_id=event_id
-        )
-    if not state.allow_overrides:
-        changed = sorted(PROTECTED_RESPONSE_KEYS & response.keys())
-        if changed:
-            raise ClientEventRejected(
-                "This agent's configuration is set by the server; a response may not "
-                "override " + ", ".join(changed) + ".",
-                "response_override_forbidden",
-                event_id=event_id,
-                param="response." + changed[0],
-            )
+    _refuse_hosted_tools(response.get("tools"), "response.tools", event_id)
+    _reconcile(
+        client_event, response, RESPONSE_RULES, "response", state, "response_override_forbidden"
+    )
     # A response's own input items pass the same checks as conversation.item.create.
-    items = response.get("input")
-    if items is None:
-        return
-    if not isinstance(items, list):
-        raise ClientEventRejected(
-            "response.input must be a list of items.", "invalid_response", event_id=event_id
-        )
-    for item in items:
-        if not isinstance(item, dict):
-            raise ClientEventRejected(
-                "response.input items must be objects.", "invalid_item", event_id=event_id
-            )
+    for index, item in enumerate(response.get("input") or []):
         if item.get("type") != "item_reference":
-            _check_item(item, event_id, state)
+            _check_item(client_event, item, event_id, state, f"response.input[{index}]")
 
 
-def _check_response_cancel(event: dict[str, Any], event_id: str | None, state: PolicyState) -> None:
+def _refuse_hosted_tools(tools: Any, param: str, event_id: str | None) -> None:
+    for index, tool in enumerate(tools or []):
+        if tool.get("type") == "mcp":
+            raise ClientEventRejected(
+                "Hosted MCP tools are not available here; declare functions instead.",
+                "unsupported_tool",
+                event_id=event_id,
+                param=f"{param}[{index}].type",
+            )
+
+
+# --- items -----------------------------------------------------------------------------------
+def _check_item_create(client_event: ClientEvent, event_id: str | None, state: PolicyState) -> None:
+    _check_item(client_event, client_event.event["item"], event_id, state, "item")
+
+
+def _check_item(
+    client_event: ClientEvent,
+    item: dict[str, Any],
+    event_id: str | None,
+    state: PolicyState,
+    param: str,
+) -> None:
+    item_type = item["type"]
+    if item_type == "message":
+        role = item["role"]
+        if role in ("system", "assistant") and not state.allow_overrides:
+            what = "instructions" if role == "system" else "what the agent said"
+            raise ClientEventRejected(
+                f"{role.capitalize()} messages would change {what}; not allowed here.",
+                f"{role}_message_forbidden",
+                event_id=event_id,
+                param=f"{param}.role",
+            )
+        text = " ".join(
+            part.get("text") or part.get("transcript") or ""
+            for part in item["content"]
+            if part.get("text") or part.get("transcript")
+        ).strip()
+        if text:
+            client_event.added.append(AddedText(role, text, str(item.get("id") or "")))
+    elif item_type == "function_call_output":
+        call_id = item["call_id"]
+        if call_id in state.server_call_ids:
+            # Clients built for OpenAI answer every function call they see; the platform
+            # runs this one, so the answer is dropped quietly, not refused.
+            client_event.ignored = True
+        elif call_id in state.client_call_ids or state.allow_overrides:
+            client_event.function_output = (call_id, item["output"])
+        else:
+            raise ClientEventRejected(
+                f"No function call {call_id!r} is waiting for the client's output.",
+                "unknown_call_id",
+                event_id=event_id,
+                param=f"{param}.call_id",
+            )
+    else:
+        raise ClientEventRejected(
+            f"Clients may not create {item_type} items.",
+            "invalid_item",
+            event_id=event_id,
+            param=f"{param}.type",
+        )
+
+
+def _check_response_cancel(
+    client_event: ClientEvent, event_id: str | None, state: PolicyState
+) -> None:
     if not state.response_active:
         raise ClientEventRejected(
             "There is no response in progress to cancel.",
@@ -226,28 +393,9 @@ def _check_response_cancel(event: dict[str, Any], event_id: str | None, state: P
         )
 
 
-def _check_truncate(event: dict[str, Any], event_id: str | None, state: PolicyState) -> None:
-    audio_end_ms = event.get("audio_end_ms")
-    if not isinstance(event.get("item_id"), str) or not isinstance(audio_end_ms, int):
-        raise ClientEventRejected(
-            "conversation.item.truncate needs item_id, content_index and audio_end_ms.",
-            "invalid_truncate",
-            event_id=event_id,
-        )
-    if audio_end_ms < 0:
-        raise ClientEventRejected(
-            "audio_end_ms cannot be negative.",
-            "invalid_truncate",
-            event_id=event_id,
-            param="audio_end_ms",
-        )
-
-
-_CHECKS = {
-    events.INPUT_AUDIO_APPEND: _check_append,
+_CHECKS: dict[str, Callable[[ClientEvent, str | None, PolicyState], None]] = {
     events.SESSION_UPDATE: _check_session_update,
     events.ITEM_CREATE: _check_item_create,
     events.RESPONSE_CREATE: _check_response_create,
     events.RESPONSE_CANCEL: _check_response_cancel,
-    events.ITEM_TRUNCATE: _check_truncate,
 }

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.conf import settings
 
+from agents.realtime.policy import AgentSettings
 from tools.functions import model_functions
 
 PCM16_24K = {"type": "audio/pcm", "rate": 24000}
@@ -43,12 +44,32 @@ def function_tools(config: dict[str, Any]) -> list[dict[str, Any]]:
     return [function.as_session_tool() for function in model_functions(config.get("tools", []))]
 
 
-def session_update(config: dict[str, Any]) -> dict[str, Any]:
-    """What the broker sends first: the agent's configuration, enforced by the server."""
-    transcription: dict[str, Any] = {"model": settings.KOE_TRANSCRIPTION_MODEL}
+def transcription(config: dict[str, Any]) -> dict[str, Any]:
+    """The input transcription every call runs (what the audit transcript's caller side is)."""
+    settings_: dict[str, Any] = {"model": settings.KOE_TRANSCRIPTION_MODEL}
     language = (config.get("language") or "").split("-")[0]
     if language:
-        transcription["language"] = language
+        settings_["language"] = language
+    return settings_
+
+
+def agent_settings(config: dict[str, Any], agent_id: str) -> AgentSettings:
+    """The agent's values a client's session.update and response.create are compared with."""
+    return AgentSettings(
+        agent_id=agent_id,
+        model=str(config.get("model") or ""),
+        voice=str(config.get("voice") or "alloy"),
+        instructions=str(config.get("instructions") or ""),
+        tool_names=frozenset(
+            function.name for function in model_functions(config.get("tools", []))
+        ),
+        transcription=transcription(config),
+        output_modalities=("audio",),
+    )
+
+
+def session_update(config: dict[str, Any]) -> dict[str, Any]:
+    """What the broker sends first: the agent's configuration, enforced by the server."""
     audio_format = AUDIO_FORMATS.get(config.get("audio_format") or "pcm16", PCM16_24K)
     session: dict[str, Any] = {
         "type": "realtime",
@@ -57,7 +78,7 @@ def session_update(config: dict[str, Any]) -> dict[str, Any]:
         "audio": {
             "input": {
                 "format": audio_format,
-                "transcription": transcription,
+                "transcription": transcription(config),
                 "turn_detection": turn_detection(config),
             },
             "output": {"format": audio_format, "voice": config.get("voice") or "alloy"},

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agents.realtime import events
-from agents.realtime.policy import PolicyState
+from agents.realtime.policy import AddedText, PolicyState
 
 
 @dataclass
@@ -25,6 +25,7 @@ class TranscriptEntry:
     tool_arguments: str = ""
     latency_ms: int | None = None
     interrupted: bool = False
+    typed: bool = False  # sent as text by the client, not heard or spoken
 
 
 @dataclass
@@ -72,6 +73,8 @@ class CallTracker:
     _response_has_audio: bool = False
     _response_latency: int | None = None
     _assistant_by_item: dict[str, TranscriptEntry] = field(default_factory=dict)
+    # Calls of client-declared functions, awaiting the client's output: name and item id.
+    _client_calls: dict[str, tuple[str, str]] = field(default_factory=dict)
     _pending: Pending = field(default_factory=Pending)
 
     def __post_init__(self) -> None:
@@ -91,6 +94,20 @@ class CallTracker:
     def client_event(self, event_type: str) -> None:
         if event_type != events.INPUT_AUDIO_APPEND:
             self.last_activity = self.clock()
+
+    def client_added(self, added: list[AddedText]) -> None:
+        """Text the client put into the conversation (a typed turn, and where the agent
+        allows it, system or assistant messages): the transcript holds it like speech."""
+        for text in added:
+            if text.role == "user":
+                self.turn_count += 1
+            self._add(TranscriptEntry(text.role, text.text, text.item_id, typed=True))
+
+    def client_function_output(self, call_id: str, output: str) -> None:
+        """The client's answer to a call of a function it declared."""
+        self.policy.client_call_ids.discard(call_id)
+        name, item_id = self._client_calls.pop(call_id, ("", ""))
+        self._add(TranscriptEntry("tool", output, item_id, tool_name=name))
 
     def server_event(self, event: dict[str, Any]) -> list[ToolCallRequest] | ProviderFault | None:
         """Account for one server event; returns tool calls to run, or a fatal fault."""
@@ -179,6 +196,10 @@ class CallTracker:
                 self.policy.server_call_ids.add(call_id)
                 arguments = str(item.get("arguments", ""))
                 calls.append(ToolCallRequest(call_id, name, arguments, _item_id(item, key="id")))
+            elif call_id:
+                # A function the client declared: the client runs it and answers.
+                self.policy.client_call_ids.add(call_id)
+                self._client_calls[call_id] = (name, _item_id(item, key="id"))
         return calls or None
 
     def tool_result(self, request: ToolCallRequest, output: str) -> None:

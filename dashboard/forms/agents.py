@@ -67,7 +67,10 @@ AGENT_FIELDSETS: list[tuple[str, list[str]]] = [
     ("Tools", ["tools"]),
     ("Consent", ["consent_prompt", "recording_offered", "consent_required"]),
     ("Widget", ["widget_label", "widget_color", "widget_position"]),
-    ("Realtime clients", ["client_may_override"]),
+    (
+        "Realtime clients",
+        ["client_may_override", "strict_client_settings", "show_configuration_to_browsers"],
+    ),
 ]
 
 
@@ -260,6 +263,8 @@ class AgentForm(TenantModelForm):
             "widget_color": "Colour",
             "widget_position": "Position",
             "client_may_override": "Clients may override the configuration",
+            "strict_client_settings": "Refuse changes to protected settings",
+            "show_configuration_to_browsers": "Show instructions and tools to browsers",
         }
         help_texts = {
             "instructions": "What the agent is, what it should do and how it should speak.",

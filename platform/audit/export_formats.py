@@ -75,6 +75,7 @@ def turn_record(entry: TimelineEntry) -> dict[str, Any]:
         "tool_arguments": entry.arguments,
         "latency_ms": entry.latency_ms,
         "interrupted": entry.interrupted,
+        "typed": entry.typed,
     }
 
 
@@ -164,6 +165,7 @@ CSV_TURN_COLUMNS = [
     "tool_arguments",
     "latency_ms",
     "interrupted",
+    "typed",
 ]
 
 
@@ -240,6 +242,7 @@ class CsvWriter(Writer):
                     turn["tool_arguments"],
                     turn["latency_ms"],
                     "yes" if turn["interrupted"] else "",
+                    "yes" if turn["typed"] else "",
                 ]
                 if turn
                 else [""] * len(CSV_TURN_COLUMNS)
@@ -302,7 +305,8 @@ def transcript_lines(record: dict[str, Any]) -> Iterator[str]:
         else:
             latency = f" ({turn['latency_ms']} ms)" if turn["latency_ms"] is not None else ""
             interrupted = " [interrupted by the caller]" if turn["interrupted"] else ""
-            yield f"{stamp} {turn['speaker']}{latency}: {turn['text']}{interrupted}"
+            typed = " (typed)" if turn["typed"] else ""
+            yield f"{stamp} {turn['speaker']}{typed}{latency}: {turn['text']}{interrupted}"
 
 
 WRITERS: dict[str, Callable[[IO[str], CallExport], Writer]] = {

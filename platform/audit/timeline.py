@@ -31,6 +31,7 @@ def tool_invocation_model() -> type[models.Model]:
 class EntryKind:
     CALLER = "caller"
     AGENT = "agent"
+    INSTRUCTIONS = "instructions"  # a system message a client added (where the agent allows)
     TOOL_CALL = "tool_call"
     TOOL_RESULT = "tool_result"
 
@@ -47,6 +48,7 @@ class TimelineEntry:
     arguments: str = ""  # tool calls: the arguments, indented when they are JSON
     latency_ms: int | None = None
     interrupted: bool = False
+    typed: bool = False  # sent as text by the client, not heard or spoken
     # Tool calls run by the platform: the invocation's status, duration and delivery.
     invocation: Any = None
 
@@ -55,6 +57,7 @@ class TimelineEntry:
         return {
             EntryKind.CALLER: "Caller",
             EntryKind.AGENT: "Agent",
+            EntryKind.INSTRUCTIONS: "Instructions",
             EntryKind.TOOL_CALL: "Tool call",
             EntryKind.TOOL_RESULT: "Tool result",
         }[self.kind]
@@ -93,6 +96,8 @@ def entry_kind(item: TranscriptItem, called_item_ids: set[str]) -> str:
         return EntryKind.CALLER
     if item.role == TranscriptRole.ASSISTANT:
         return EntryKind.AGENT
+    if item.role == TranscriptRole.SYSTEM:
+        return EntryKind.INSTRUCTIONS
     if item.item_id and item.item_id in called_item_ids:
         return EntryKind.TOOL_RESULT
     if item.text and not item.tool_arguments:
@@ -135,6 +140,7 @@ def build_timeline(
                 arguments=pretty_json(item.tool_arguments) if item.tool_arguments else "",
                 latency_ms=item.latency_ms if kind == EntryKind.AGENT else None,
                 interrupted=item.interrupted,
+                typed=item.typed,
                 invocation=invocation,
             )
         )

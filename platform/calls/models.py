@@ -49,6 +49,7 @@ class EndReason(models.TextChoices):
     AUTH_EXPIRED = "auth_expired", "Authorization expired"
     AGENT = "agent", "Ended by the agent"
     SERVER_SHUTDOWN = "server_shutdown", "Server shut down"
+    SERVER_ERROR = "server_error", "Server error"
 
 
 class CallStatus(models.TextChoices):
@@ -188,6 +189,7 @@ class TranscriptRole(models.TextChoices):
     USER = "user", "Caller"
     ASSISTANT = "assistant", "Agent"
     TOOL = "tool", "Tool"
+    SYSTEM = "system", "Instructions"
 
 
 class TranscriptItem(models.Model):
@@ -206,6 +208,11 @@ class TranscriptItem(models.Model):
         null=True, blank=True, help_text="End of the caller's speech to the agent's first audio."
     )
     interrupted = models.BooleanField(default=False)
+    typed = models.BooleanField(
+        default=False,
+        help_text="Sent as text by the client (typed by the caller, or a message the client "
+        "added), not heard or spoken.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -8,7 +8,7 @@ import pytest
 
 from agents.models import Agent
 from agents.realtime.providers import registry
-from tests.broker.doubles import ScriptedProvider
+from tests.broker.doubles import ScriptedConnection, ScriptedProvider
 from tests.conftest import TenantWorld
 from tests.factories import AgentFactory, ToolFactory
 
@@ -19,6 +19,7 @@ def scripted_provider() -> Iterator[type[ScriptedProvider]]:
     ScriptedProvider.connections = []
     ScriptedProvider.configs = []
     ScriptedProvider.responder = None
+    ScriptedProvider.connection_class = ScriptedConnection
     registry._PROVIDERS["openai"] = ScriptedProvider
     yield ScriptedProvider
     registry._PROVIDERS.clear()

@@ -122,6 +122,7 @@ class ScriptedConnection(ProviderConnection):
 
 class ScriptedProvider(RealtimeProvider):
     name = "scripted"
+    connection_class: type[ScriptedConnection] = ScriptedConnection
     connections: list[ScriptedConnection] = []
     responder: Callable[[dict[str, Any], ScriptedConnection], None] | None = None
     configs: list[dict[str, Any]] = []
@@ -129,7 +130,7 @@ class ScriptedProvider(RealtimeProvider):
     async def connect(
         self, config: dict[str, Any], credentials: ProviderCredentials | None
     ) -> ProviderConnection:
-        connection = ScriptedConnection(type(self).responder)
+        connection = type(self).connection_class(type(self).responder)
         type(self).connections.append(connection)
         type(self).configs.append(config)
         connection.push({"type": "session.created", "event_id": "event_1", "session": {}})

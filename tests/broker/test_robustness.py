@@ -20,7 +20,7 @@ from tests.conftest import TenantWorld
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_a_client_cannot_answer_a_server_tool_call_before_the_platform_runs_it(
+def test_a_clients_answer_to_a_server_tool_call_never_reaches_the_model(
     tenant_a: TenantWorld, openai_agent: Agent, scripted_provider: type[ScriptedProvider]
 ) -> None:
     async def scenario() -> dict[str, Any]:
@@ -56,13 +56,21 @@ def test_a_client_cannot_answer_a_server_tool_call_before_the_platform_runs_it(
             }
         )
         await communicator.send_to(text_data=forged)
+        # Sentinels both ways: a frame the provider must get, and one the client must hear
+        # refused. Whatever the forged answer caused comes before them.
+        sentinel = '{"type": "input_audio_buffer.append", "audio": "U0VOVA=="}'
+        await communicator.send_to(text_data=sentinel)
+        await communicator.send_to(text_data='{"type": "made.up"}')
+        await eventually(lambda: sentinel in connection.raw_sent)
         event = await receive(communicator)
         assert forged not in connection.raw_sent
         await communicator.disconnect()
         return event
 
     event = asyncio.run(scenario())
-    assert event["error"]["code"] == "server_tool_call"
+    # Ignored quietly, not refused: clients built for OpenAI answer every function call
+    # they see, and an error would make some of them give up (pipecat ends the session).
+    assert event["error"]["code"] == "unknown_event_type"
 
 
 def test_malformed_provider_frames_are_dropped_and_the_relay_goes_on(

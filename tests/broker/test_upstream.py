@@ -17,6 +17,7 @@ from openai.types.realtime import RealtimeServerEvent
 from pydantic import TypeAdapter
 
 from agents.models import Agent
+from agents.realtime.errors import CLOSE_PROVIDER_ERROR, CLOSE_UNAVAILABLE
 from calls.models import CallSession, TranscriptItem, UsageRecord
 from tests.broker.conftest import auth_headers
 from tests.broker.helpers import connect, receive
@@ -215,17 +216,22 @@ def test_the_azure_provider_uses_the_deployment_and_api_key_header(
 
 
 @pytest.mark.parametrize(
-    ("options", "code"),
+    ("options", "code", "close"),
     [
-        ({"refuse_connections": True}, "provider_unavailable"),
-        ({"expected_key": "another-key"}, "provider_unavailable"),
-        ({"close_after_events": 12}, "call_ended_provider_error"),
-        ({"error_on": "input_audio_buffer.append"}, "call_ended_provider_error"),
+        ({"refuse_connections": True}, "provider_unavailable", CLOSE_UNAVAILABLE),
+        ({"expected_key": "another-key"}, "provider_unavailable", CLOSE_UNAVAILABLE),
+        ({"close_after_events": 12}, "call_ended_provider_error", CLOSE_PROVIDER_ERROR),
+        (
+            {"error_on": "input_audio_buffer.append"},
+            "call_ended_provider_error",
+            CLOSE_PROVIDER_ERROR,
+        ),
     ],
 )
 def test_upstream_faults_end_the_call_cleanly(
     options: dict[str, Any],
     code: str,
+    close: int,
     tenant_a: TenantWorld,
     openai_agent: Agent,
     upstream_settings: Any,
@@ -257,7 +263,7 @@ def test_upstream_faults_end_the_call_cleanly(
 
     event, close_code = asyncio.run(scenario())
     assert event["error"]["type"] == "server_error"
-    assert close_code == 1011
+    assert close_code == close
     call = CallSession.objects.get()
     assert call.end_reason == "provider_error"
     assert call.status == "ended"
