@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import copy
 import itertools
 import json
@@ -26,7 +27,10 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from openai.types.realtime import RealtimeClientEvent, ResponseCreateEventWithReferencesParam
+from pydantic import TypeAdapter, ValidationError
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 SAMPLE_RATE = 24000
@@ -104,8 +108,45 @@ def default_session(model: str) -> dict[str, Any]:
     }
 
 
+# The SDK's own types for what a client may send (GA): every frame the fake receives is
+# checked against them, as OpenAI checks it.
+CLIENT_EVENT: TypeAdapter[Any] = TypeAdapter(RealtimeClientEvent)
+# response.create whose input names earlier items by id ({"type": "item_reference"}): the
+# SDK types it apart from RealtimeClientEvent.
+RESPONSE_WITH_REFERENCES: TypeAdapter[Any] = TypeAdapter(ResponseCreateEventWithReferencesParam)
+
+
+def _shape_problem(event: Any) -> str | None:
+    try:
+        CLIENT_EVENT.validate_python(event)
+    except ValidationError as invalid:
+        if isinstance(event, dict) and event.get("type") == "response.create":
+            try:
+                RESPONSE_WITH_REFERENCES.validate_python(event)
+                return None
+            except ValidationError:
+                pass
+        first = invalid.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"][1:])
+        return f"Invalid client event ({where}): {first['msg']}."
+    return None
+
+
+def _event_id(event: Any) -> str | None:
+    value = event.get("event_id") if isinstance(event, dict) else None
+    return value if isinstance(value, str) else None
+
+
+# Session fields where null turns a feature off; anywhere else null means "not given".
+NULL_MEANS_OFF = frozenset(
+    {"turn_detection", "noise_reduction", "transcription", "tracing", "prompt"}
+)
+
+
 def _merge(target: dict[str, Any], update: dict[str, Any]) -> None:
     for key, value in update.items():
+        if value is None and key not in NULL_MEANS_OFF:
+            continue
         if isinstance(value, dict) and isinstance(target.get(key), dict):
             _merge(target[key], value)
         else:
@@ -150,6 +191,8 @@ class FakeRealtimeServer:
         self.connections: list[dict[str, Any]] = []
         self.received: list[dict[str, Any]] = []
         self.function_outputs: list[dict[str, Any]] = []
+        self.invalid: list[dict[str, Any]] = []  # events that failed the SDK's client types
+        self.faults: list[str] = []  # events this fake failed on (a bug in the fake)
         self.port = 0
         self._turns = iter(self.script)
         self._current: Turn | None = None  # the caller turn being answered
@@ -243,8 +286,22 @@ class FakeRealtimeServer:
         await self._send(state, {"type": "session.created", "session": state.session})
         try:
             async for frame in socket:
-                event = json.loads(frame)
+                try:
+                    event = json.loads(frame)
+                except ValueError:
+                    await self._send(state, self._error("Invalid JSON.", "invalid_json"))
+                    continue
                 self.received.append(event)
+                problem = _shape_problem(event)
+                if problem is not None:
+                    # As OpenAI: refused, the session goes on. Tests assert Koe never
+                    # forwards such an event (``invalid`` stays empty).
+                    self.invalid.append(event)
+                    await self._send(
+                        state,
+                        self._error(problem, "invalid_value", event_id=_event_id(event)),
+                    )
+                    continue
                 if self.error_on and event.get("type") == self.error_on:
                     await self._send(
                         state,
@@ -256,7 +313,16 @@ class FakeRealtimeServer:
                     )
                     await socket.close(1011)
                     return
-                await self._dispatch(state, event)
+                try:
+                    await self._dispatch(state, event)
+                except ConnectionClosed:
+                    raise
+                except Exception as error:  # a bug in this fake: recorded for the test
+                    self.faults.append(f"{event.get('type')}: {error!r}")
+                    await self._send(
+                        state,
+                        self._error(f"The fake could not handle this: {error!r}", "fake_fault"),
+                    )
                 if state.closed:
                     return
         except Exception:  # a client closing mid-stream simply ends its session
@@ -281,7 +347,20 @@ class FakeRealtimeServer:
             _merge(state.session, session)
             await self._send(state, {"type": "session.updated", "session": state.session})
         elif kind == "input_audio_buffer.append":
-            await self._append(state, base64.b64decode(event.get("audio", "")))
+            try:
+                audio = base64.b64decode(event["audio"], validate=True)
+            except (binascii.Error, ValueError):  # not base64, or not even ASCII
+                await self._send(
+                    state,
+                    self._error(
+                        "Invalid 'audio'. Expected base64-encoded audio bytes.",
+                        "invalid_value",
+                        param="audio",
+                        event_id=client_event_id,
+                    ),
+                )
+                return
+            await self._append(state, audio)
         elif kind == "input_audio_buffer.commit":
             if not state.audio:
                 await self._send(

@@ -25,7 +25,8 @@ from typing import Any
 
 import orjson
 
-from agents.realtime import events
+from agents.realtime import client_events, events
+from agents.realtime.errors import ClientEventRejected
 from agents.realtime.providers.base import ProviderConnection, ProviderError
 from agents.realtime.providers.local import stt
 from agents.realtime.providers.local.audio import (
@@ -129,8 +130,16 @@ def _default_session(config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# Session fields where null means "off"; anywhere else null means "not given".
+NULL_MEANS_OFF = frozenset(
+    {"turn_detection", "noise_reduction", "transcription", "tracing", "prompt"}
+)
+
+
 def _merge(target: dict[str, Any], update: dict[str, Any]) -> None:
     for key, value in update.items():
+        if value is None and key not in NULL_MEANS_OFF:
+            continue
         if isinstance(value, dict) and isinstance(target.get(key), dict):
             _merge(target[key], value)
         else:
@@ -178,6 +187,15 @@ class LocalSession(ResponseEvents, ProviderConnection):
             return
         if not isinstance(event, dict):
             self._error("An event must be a JSON object.", "invalid_event")
+            return
+        if event.get("type") not in events.CLIENT_EVENTS:
+            self._error(f"Invalid value: {event.get('type')!r}.", "invalid_value", param="type")
+            return
+        try:
+            # The API's own checks: a malformed event is refused, never half-applied.
+            client_events.validate(event)
+        except ClientEventRejected as rejected:
+            self._error(rejected.message, rejected.code, param=rejected.param, event=event)
             return
         try:
             self._dispatch(event)
