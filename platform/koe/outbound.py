@@ -276,6 +276,22 @@ def _check_addresses(host: str, addresses: Iterable[IPAddress], *, is_literal: b
         raise OutboundBlocked(f"{message}.", host=host)
 
 
+async def public_addresses(host: str, port: int, timeout: float | None = None) -> list[IPAddress]:
+    """The addresses ``host`` may be reached at, checked as every outbound request is:
+    raises OutboundBlocked for a non-public one, OSError when it cannot be resolved.
+    Connect to one of these, not to the name, so DNS cannot change the answer after."""
+    literal = literal_address(host)
+    if literal is not None:
+        _check_addresses(host, [literal], is_literal=True)
+        return [_normalised(literal)]
+    async with asyncio.timeout(timeout):
+        addresses = await resolve(host, port)
+    if not addresses:
+        raise OSError(f"{host} has no address.")
+    _check_addresses(host, addresses, is_literal=False)
+    return [_normalised(address) for address in addresses]
+
+
 class SafeTransport(httpx.AsyncBaseTransport):
     """Checks each request's destination, then sends it to the checked address.
 

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from koe.encryption import EncryptedTextField
 from koe.ids import public_id, random_token
+from koe.outbound import validate_url_for_saving
 from tenancy.roles import Permission, Role, role_allows
 
 
@@ -233,7 +234,10 @@ class ProviderCredential(models.Model):
     api_key = EncryptedTextField()
     key_hint = models.CharField(max_length=8, editable=False, blank=True)
     azure_endpoint = models.URLField(
-        blank=True, help_text="Azure only: https://<resource>.openai.azure.com"
+        blank=True,
+        help_text="Azure only: https://<resource>.openai.azure.com",
+        # Koe connects to it with the tenant's key: never to this machine or a private net.
+        validators=[validate_url_for_saving],
     )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)

@@ -182,6 +182,8 @@ def test_a_server_side_tool_call_and_its_spoken_result(
 def test_the_azure_provider_uses_the_deployment_and_api_key_header(
     tenant_a: TenantWorld, upstream_settings: Any
 ) -> None:
+    upstream_settings.KOE_OUTBOUND_ALLOWLIST = ["127.0.0.1"]  # the fake Azure is on loopback
+
     async def scenario() -> FakeRealtimeServer:
         async with FakeRealtimeServer([], expected_key="azure-key-123") as fake:
             # channels' database_sync_to_async closes its connections (the async ORM does not).
@@ -267,3 +269,37 @@ def test_upstream_faults_end_the_call_cleanly(
     call = CallSession.objects.get()
     assert call.end_reason == "provider_error"
     assert call.status == "ended"
+
+
+def test_an_azure_endpoint_on_a_private_address_is_never_called(
+    tenant_a: TenantWorld, upstream_settings: Any
+) -> None:
+    """Saved before the check existed (or by the admin): refused when the call opens."""
+
+    async def scenario() -> tuple[FakeRealtimeServer, dict[str, Any]]:
+        async with FakeRealtimeServer([], expected_key="azure-key-123") as fake:
+            credential = await database_sync_to_async(CredentialFactory)(
+                tenant=tenant_a.tenant,
+                name="Azure",
+                provider="azure",
+                api_key="azure-key-123",
+                azure_endpoint=fake.azure_endpoint,  # http://127.0.0.1:port
+            )
+            agent = await database_sync_to_async(AgentFactory)(
+                tenant=tenant_a.tenant,
+                provider="azure",
+                model="my-realtime-deployment",
+                voice="alloy",
+                credential=credential,
+            )
+            communicator = await connect(
+                f"/v1/realtime?model={agent.public_id}", auth_headers(tenant_a.secret)
+            )
+            event = await receive(communicator)
+            await communicator.disconnect()
+            return fake, event
+
+    fake, event = asyncio.run(scenario())
+    assert event["error"]["code"] == "provider_unavailable"
+    assert fake.connections == []  # the key was never sent
+    assert "not allowed" in CallSession.objects.get().end_detail

@@ -105,6 +105,21 @@ def test_editing_without_a_new_key_keeps_the_stored_one(tenant_a: TenantWorld) -
             "azure_endpoint",
             "valid URL",
         ),
+        *[
+            (
+                {"name": "Azure", "provider": "azure", "api_key": "k", "azure_endpoint": url},
+                "azure_endpoint",
+                why,
+            )
+            for url, why in [
+                ("https://127.0.0.1", "loopback"),
+                ("https://169.254.169.254/", "metadata"),
+                ("https://10.0.0.1:8443", "private"),
+                ("https://localhost", "loopback"),
+                ("https://metadata.google.internal", "metadata"),
+                ("https://[::ffff:127.0.0.1]", "loopback"),
+            ]
+        ],
     ],
 )
 def test_field_errors(

@@ -1,4 +1,10 @@
-"""Azure OpenAI realtime deployments (GA endpoint, ``api-key`` header, no api-version)."""
+"""Azure OpenAI realtime deployments (GA endpoint, ``api-key`` header, no api-version).
+
+The endpoint is the tenant's to set, so it is checked like every outbound address Koe
+calls (koe.outbound): a name resolving to a private, loopback, link-local or metadata
+address is refused, and the socket goes to the checked address (DNS cannot change it
+in between), with the name kept for TLS and the Host header.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from agents.realtime.providers.base import ProviderCredentials, ProviderError, WebSocketProvider
+from koe.outbound import OutboundBlocked, public_addresses
 
 
 class AzureProvider(WebSocketProvider):
@@ -22,3 +29,16 @@ class AzureProvider(WebSocketProvider):
         query = urlencode({"model": config["model"]})
         url = urlunsplit((scheme, parts.netloc, path, query, ""))
         return url, {"api-key": credentials.api_key}
+
+    async def connection_options(self, url: str) -> dict[str, Any]:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port or (443 if parts.scheme == "wss" else 80)
+        try:
+            addresses = await public_addresses(host, port, timeout=self.open_timeout)
+        except OutboundBlocked as blocked:
+            raise ProviderError(f"The Azure endpoint is not allowed: {blocked}") from blocked
+        options: dict[str, Any] = {"host": str(addresses[0]), "port": port}
+        if parts.scheme == "wss":
+            options["server_hostname"] = host
+        return options

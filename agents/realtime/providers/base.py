@@ -81,11 +81,16 @@ class WebSocketProvider(RealtimeProvider):
     ) -> tuple[str, dict[str, str]]:
         """The URL and headers of the session."""
 
+    async def connection_options(self, url: str) -> dict[str, Any]:
+        """Extra options for opening the socket (where to connect, for a pinned address)."""
+        return {}
+
     async def connect(
         self, config: dict[str, Any], credentials: ProviderCredentials | None
     ) -> ProviderConnection:
         url, headers = self.address(config, credentials)
         try:
+            options = await self.connection_options(url)
             socket = await connect(
                 url,
                 additional_headers=headers,
@@ -93,6 +98,7 @@ class WebSocketProvider(RealtimeProvider):
                 max_size=None,
                 compression=None,
                 user_agent_header="Koe",
+                **options,
             )
         except (OSError, TimeoutError, websockets.InvalidHandshake) as error:
             raise ProviderError(f"Could not reach {self.name} ({error}).") from error
