@@ -2,11 +2,13 @@
 
 Chromium is Debian's (``apt-get install chromium``), driven by the ``playwright`` package
 through ``executable_path``: nothing is downloaded. Its fake microphone plays a WAV file
-synthesised here by the local voice, looping unless the path ends in ``%noloop``.
+synthesised here by the local voice, looping unless the path ends in ``%noloop``; or the
+page is given a microphone the test speaks into once the widget is ready (``say``).
 """
 
 from __future__ import annotations
 
+import base64
 import time
 import wave
 from collections.abc import Iterator
@@ -44,19 +46,45 @@ const keep = (name) => document.addEventListener(name, (event) => {
   }
 });
 ["koe:state", "koe:event", "koe:playback", "koe:caption", "koe:turn"].forEach(keep);
+const NativeAudioContext = window.AudioContext;
 if (navigator.mediaDevices) {
   const getUserMedia = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
   navigator.mediaDevices.getUserMedia = async (constraints) => {
-    const stream = await getUserMedia(constraints);
+    let stream = await getUserMedia(constraints);  // the real prompt, the fake device
+    if (window.__mouth_wanted) {
+      // A microphone the test speaks into when the widget is ready (window.__say), so no
+      // word is lost to a slow start: the device's own track ends with the mouth's.
+      const context = new NativeAudioContext({ sampleRate: 24000 });
+      const destination = context.createMediaStreamDestination();
+      const device = stream;
+      const track = destination.stream.getAudioTracks()[0];
+      const stop = track.stop.bind(track);
+      track.stop = () => { stop(); device.getTracks().forEach((t) => t.stop()); context.close(); };
+      window.__mouth = { context, destination };
+      stream = destination.stream;
+    }
     window.__streams.push(stream);
     return stream;
   };
 }
-const NativeAudioContext = window.AudioContext;
+window.__say = (base64) => {
+  const { context, destination } = window.__mouth;
+  const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+  const samples = new Int16Array(bytes.buffer, 0, bytes.length >> 1);
+  const buffer = context.createBuffer(1, samples.length, 24000);
+  const channel = buffer.getChannelData(0);
+  for (let i = 0; i < samples.length; i++) channel[i] = samples[i] / 32768;
+  const source = context.createBufferSource();
+  source.buffer = buffer;
+  source.connect(destination);
+  source.start();
+  return new Promise((resolve) => { source.onended = () => resolve(samples.length / 24); });
+};
 window.AudioContext = class extends NativeAudioContext {
   constructor(options) { super(options); window.__contexts.push(this); }
 };
 """
+MOUTH = "window.__mouth_wanted = true;"
 
 
 def write_wav(path: Path, pcm: bytes) -> Path:
@@ -66,11 +94,6 @@ def write_wav(path: Path, pcm: bytes) -> Path:
         wav.setframerate(PROTOCOL_RATE)
         wav.writeframes(pcm)
     return path
-
-
-def caller_saying(path: Path, text: str, *, lead_ms: int, trail_ms: int) -> Path:
-    """A WAV of the caller saying ``text`` once, between silences (Chromium reads 16-bit PCM)."""
-    return write_wav(path, silence(lead_ms) + spoken(text) + silence(trail_ms))
 
 
 @contextmanager
@@ -93,11 +116,30 @@ def chromium(*, microphone: Path | None, loop: bool = False) -> Iterator[Browser
             browser.close()
 
 
-def open_page(browser: Browser, url: str, *, width: int = 1280, height: int = 800) -> Page:
+def open_page(
+    browser: Browser, url: str, *, width: int = 1280, height: int = 800, mouth: bool = False
+) -> Page:
+    """Open ``url`` with the probe. With ``mouth``, the page's microphone is one the test
+    speaks into with ``say`` (Chromium's fake device still answers the permission)."""
     page = browser.new_page(viewport={"width": width, "height": height})
+    if mouth:
+        page.add_init_script(MOUTH)
     page.add_init_script(PROBE)
     page.goto(url)
     return page
+
+
+def say(page: Page, text: str, *, when: str = "listening") -> None:
+    """Speak ``text`` into the page's microphone once the widget is in state ``when``
+    (default: listening, so the greeting has played and the socket is open), followed by
+    enough silence to end the turn. Waits on the widget, never on the clock."""
+    wait_for(
+        page,
+        lambda p: hooks(p, "koe:state")[-1:] and hooks(p, "koe:state")[-1]["state"] == when,
+        f"the widget to be {when}",
+    )
+    speech = base64.b64encode(spoken(text) + silence(1500)).decode()
+    page.evaluate("(audio) => window.__say(audio)", speech)
 
 
 def hooks(page: Page, name: str) -> list[dict[str, Any]]:
