@@ -23,6 +23,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from calls.models import CallSession
+from koe.text import storable, storable_json
 from tools.execution import ToolSecrets, execute, parse_arguments
 from tools.invocations import Delivery, InvocationSource, InvocationStatus, ToolInvocation
 from tools.models import Execution, ToolDefinition
@@ -153,7 +154,9 @@ def prepare(context: ToolCallContext, arguments: dict[str, Any] | ToolOutcome) -
                 source=InvocationSource.CALL,
                 execution=str(context.tool.get("execution") or Execution.INLINE),
                 stores_content=stores_content,
-                arguments=request.arguments if stores_content and failed is None else None,
+                arguments=storable_json(request.arguments)
+                if stores_content and failed is None
+                else None,
                 delivery=Delivery.INLINE
                 if context.tool.get("execution") != Execution.BACKGROUND
                 else Delivery.PENDING,
@@ -187,7 +190,7 @@ def record_outcome(invocation_id: int, outcome: ToolOutcome, duration_ms: int) -
     invocation = ToolInvocation.objects.get(pk=invocation_id)
     invocation.status = InvocationStatus.SUCCEEDED if outcome.ok else InvocationStatus.FAILED
     invocation.error_code = outcome.error_code
-    invocation.result = outcome.output if invocation.stores_content else ""
+    invocation.result = storable(outcome.output) if invocation.stores_content else ""
     invocation.duration_ms = duration_ms
     invocation.finished_at = timezone.now()
     invocation.save(update_fields=["status", "error_code", "result", "duration_ms", "finished_at"])

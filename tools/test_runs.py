@@ -17,6 +17,7 @@ import secrets
 import time
 from typing import Any
 
+from koe.text import storable_json
 from tools.execution import ToolSecrets, execute, parse_arguments
 from tools.functions import mcp_function_name
 from tools.invocations import Delivery, InvocationSource, InvocationStatus, ToolInvocation
@@ -84,7 +85,7 @@ def run_test(
         source=InvocationSource.TEST,
         execution=tool.execution or Execution.INLINE,
         stores_content=True,
-        arguments=_parsed_or_none(arguments_json),
+        arguments=storable_json(_parsed_or_none(arguments_json)),
         # As a live call's: arguments refused before running count no attempt.
         status=InvocationStatus.PENDING if rejected else InvocationStatus.RUNNING,
         attempts=0 if rejected else 1,

@@ -26,6 +26,7 @@ from calls.models import (
     ConsentScope,
     SessionToken,
 )
+from koe.text import storable
 from retention.policies import Kind, TenantPolicies
 from tenancy.models import ApiKey, ProviderCredential, Tenant, hash_secret
 
@@ -172,7 +173,7 @@ def _from_secret_key(caller: Caller) -> tuple[Tenant, Agent, dict[str, Any]]:
         agent,
         {
             "channel": Channel.API,
-            "end_user_ref": caller.end_user[:200],
+            "end_user_ref": storable(caller.end_user[:200]),
             "consent_scope": consent,
             "consent_method": parse_consent_method(caller.consent_method)
             if caller.consent

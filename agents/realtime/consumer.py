@@ -302,7 +302,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                     self._spawn(self._run_tools(outcome))
                 self._follow_audio(event)
                 if event.get("type") == events.RESPONSE_DONE:
-                    self._spawn(self._flush())
+                    self._spawn(self._flush_in_passing())
                     if not outcome:
                         self._spawn(self._after_response())
             if not self.ended:
@@ -563,6 +563,14 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         if reason == EndReason.PROVIDER_ERROR:
             UPSTREAM_ERRORS.labels(self.grant.provider).inc()
         self._log("call ended reason=%s detail=%s", reason, detail)
+
+    async def _flush_in_passing(self) -> None:
+        """A flush during the call: if the database is away, the batch waits for the next
+        one (the call goes on; its end retries until the batch is stored)."""
+        try:
+            await self._flush()
+        except Exception as error:
+            self._log("flush failed, kept for the next one: %r", error)
 
     async def _flush(self) -> None:
         async with self.flush_lock:

@@ -14,6 +14,7 @@ from agents.consent import consent_text_for
 from agents.models import Agent, WidgetKey
 from agents.realtime.access import AccessDenied, check_budget, parse_consent
 from calls.models import Channel, ConsentMethod, ConsentScope, SessionToken
+from koe.text import storable
 from tenancy.models import Tenant
 
 MIN_TTL_SECONDS = 10
@@ -84,7 +85,7 @@ def mint(
         agent=agent,
         channel=channel,
         origin=origin,
-        end_user_ref=end_user[:200],
+        end_user_ref=storable(end_user[:200]),
         consent_scope=scope,
         consent_method=consent_method if consent else "",
         consent_at=timezone.now() if consent else None,

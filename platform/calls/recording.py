@@ -16,6 +16,7 @@ from billing.settlement import price_records
 from billing.tasks import settle_call_task
 from calls.models import CallSession, CallStatus, TranscriptItem, UsageRecord
 from events.actions import emit_call_ended
+from koe.text import storable
 
 
 @transaction.atomic
@@ -29,6 +30,10 @@ def store_progress(
     latencies_ms: list[int],
 ) -> None:
     call = CallSession.objects.select_for_update().get(pk=call_id)
+    transcript = [
+        {key: storable(value) if isinstance(value, str) else value for key, value in entry.items()}
+        for entry in transcript
+    ]
     if call.stores_transcript and transcript:
         start = (call.transcript.aggregate(top=Max("sequence"))["top"] or 0) + 1
         TranscriptItem.objects.bulk_create(
@@ -99,7 +104,7 @@ def end_call(call_id: int, reason: str, detail: str = "") -> CallSession:
         call.ended_at = now
         call.duration_ms = max(0, int((now - call.started_at).total_seconds() * 1000))
         call.end_reason = reason
-        call.end_detail = detail[:2000]
+        call.end_detail = storable(detail[:2000])
         call.save(update_fields=["status", "ended_at", "duration_ms", "end_reason", "end_detail"])
         # In the same transaction: the event exists exactly when the call ended, and is
         # delivered after the commit.

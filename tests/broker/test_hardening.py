@@ -378,3 +378,72 @@ def test_a_provider_failure_closes_with_a_code_a_real_client_receives(
     assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == CLOSE_PROVIDER_ERROR
     assert call.end_reason == "provider_error"
+
+
+def test_a_nul_in_typed_words_is_stored_not_fatal(
+    tenant_a: TenantWorld, openai_agent: Agent, scripted_provider: type[ScriptedProvider]
+) -> None:
+    """PostgreSQL refuses U+0000 in text: one typed NUL used to make every flush fail."""
+
+    async def scenario() -> None:
+        communicator = await connect(
+            f"/v1/realtime?model={openai_agent.public_id}&consent=transcript&end_user=guest%00x",
+            auth_headers(tenant_a.secret),
+        )
+        await receive(communicator)
+        await communicator.send_to(text_data=_typed("a table\u0000 for two"))
+        connection = scripted_provider.connections[0]
+        await eventually(
+            lambda: any(e["type"] == "conversation.item.create" for e in connection.sent)
+        )
+        connection.speak("resp_1", "Certainly.")
+        await receive_until(communicator, "response.done")
+        await communicator.disconnect()
+
+    asyncio.run(scenario())
+    call = CallSession.objects.get()
+    assert (call.end_reason, call.end_user_ref) == ("client_closed", "guest\ufffdx")
+    texts = list(call.transcript.order_by("sequence").values_list("text", flat=True))
+    assert texts == ["a table\ufffd for two", "Certainly."]
+
+
+def test_a_flush_that_fails_mid_call_is_kept_for_the_next(
+    tenant_a: TenantWorld,
+    openai_agent: Agent,
+    scripted_provider: type[ScriptedProvider],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from django.db import OperationalError
+
+    from agents.realtime import consumer as consumer_module
+
+    failures = [OperationalError("the database is away")]
+    real_store = consumer_module.store_progress
+
+    def flaky(*args: Any, **kwargs: Any) -> None:
+        if failures:
+            raise failures.pop()
+        real_store(*args, **kwargs)
+
+    monkeypatch.setattr(consumer_module, "store_progress", flaky)
+
+    async def scenario() -> None:
+        communicator = await connect(
+            f"/v1/realtime?model={openai_agent.public_id}&consent=transcript",
+            auth_headers(tenant_a.secret),
+        )
+        await receive(communicator)
+        connection = scripted_provider.connections[0]
+        connection.speak("resp_1", "First answer.")
+        await receive_until(communicator, "response.done")
+        await eventually(lambda: not failures)  # the first flush failed
+        connection.speak("resp_2", "Second answer.")
+        await receive_until(communicator, "response.done")
+        await communicator.disconnect()
+
+    asyncio.run(scenario())
+    call = CallSession.objects.get()
+    assert call.end_reason == "client_closed"  # the failed write did not end the call
+    texts = list(call.transcript.order_by("sequence").values_list("text", flat=True))
+    assert texts == ["First answer.", "Second answer."]
+    assert call.usage.count() == 2
