@@ -20,6 +20,8 @@ import orjson
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
+from channels.utils import await_many_dispatch
 from django.conf import settings
 from django.utils.module_loading import import_string
 
@@ -45,6 +47,7 @@ from calls.metrics import (
     CALLS_REFUSED,
     CALLS_STARTED,
     CLIENT_EVENTS_REJECTED,
+    LAYER_OUTAGES,
     RELAY_LATENCY,
     UPSTREAM_ERRORS,
 )
@@ -67,6 +70,9 @@ END_CLOSE_CODES: dict[str, int] = {
     EndReason.SERVER_ERROR: CLOSE_SERVER_ERROR,
 }
 SESSION_EVENTS = frozenset({events.SESSION_CREATED, events.SESSION_UPDATED})
+# Waiting out a channel-layer outage: the first retry, doubling up to the longest.
+LAYER_RETRY_FIRST_SECONDS = 0.25
+LAYER_RETRY_LONGEST_SECONDS = 2.0
 MAX_GOODBYE_SECONDS = 15.0
 WORKING_ON_IT = (
     "A tool you called is still running. Tell the caller in one short sentence that you are "
@@ -175,7 +181,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             policy=self.policy,
         )
         self.started = time.monotonic()
-        await self.channel_layer.group_add(self.grant.group_name, self.channel_name)
+        await self._join_group()
         await self._accept()
         ACTIVE_CALLS.labels(self.grant.provider).inc()
         self.live = True
@@ -208,13 +214,61 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:
-            await super().__call__(scope, receive, send)
+            await self._serve(scope, receive, send)
         except asyncio.CancelledError:
             # Daphne cancels every application when it shuts down, and waits for them:
             # record the end and what the call produced before the process goes.
             if hasattr(self, "grant") and not self.ended:
                 await self._end(EndReason.SERVER_SHUTDOWN, "The server shut down.")
             raise
+
+    async def _serve(self, scope: Any, receive: Any, send: Any) -> None:
+        """Channels' AsyncConsumer.__call__, but with control messages read through
+        ``_control_message``: the channel layer (Redis) going away must not end a call
+        whose audio never goes through it."""
+        self.scope = scope
+        self.base_send = send
+        self.rejoin_group = False  # the channel layer failed: join call.<id> again
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        self.channel_name = await self.channel_layer.new_channel()
+        with contextlib.suppress(StopConsumer):
+            await await_many_dispatch([receive, self._control_message], self.dispatch)
+
+    async def _control_message(self) -> dict[str, Any]:
+        """The next message for this call from the channel layer, waiting out an outage:
+        the call carries on, and rejoins its group (``call.<id>``, lost when Redis
+        restarts) as soon as the layer answers again."""
+        delay = LAYER_RETRY_FIRST_SECONDS
+        while True:
+            if self.rejoin_group:
+                await self._join_group()
+            try:
+                message: dict[str, Any] = await self.channel_layer.receive(self.channel_name)
+                return message
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                if not self.rejoin_group:
+                    self._log("channel layer lost (%r); the call goes on", error)
+                    LAYER_OUTAGES.inc()
+                self.rejoin_group = True
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, LAYER_RETRY_LONGEST_SECONDS)
+
+    async def _join_group(self) -> None:
+        """Join ``call.<id>``; on failure try again later (the call does not depend on it)."""
+        if not hasattr(self, "grant") or self.ended:
+            return
+        try:
+            await self.channel_layer.group_add(self.grant.group_name, self.channel_name)
+        except Exception as error:
+            if not self.rejoin_group:
+                self._log("could not join the call's group (%r); retrying", error)
+            self.rejoin_group = True
+            return
+        if self.rejoin_group:
+            self._log("rejoined the call's group")
+        self.rejoin_group = False
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         try:

@@ -12,6 +12,10 @@ UPSTREAM_ERRORS = Counter("koe_upstream_errors_total", "Provider faults", ["prov
 CLIENT_EVENTS_REJECTED = Counter(
     "koe_client_events_rejected_total", "Client events refused by the policy", ["code"]
 )
+LAYER_OUTAGES = Counter(
+    "koe_channel_layer_outages_total",
+    "Times a live call lost the channel layer (Redis) and carried on without it",
+)
 RELAY_LATENCY = Histogram(
     "koe_relay_latency_seconds",
     "Time the broker holds an event before forwarding it",

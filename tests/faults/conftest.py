@@ -1,0 +1,56 @@
+"""Fixtures for the fault drills: the real Redis and PostgreSQL behind proxies a test can
+cut, Koe's server pointed at them, and the fake OpenAI upstream."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import pytest
+import redis
+
+from tests.broker.conftest import openai_agent
+from tests.faults.network import TcpProxy
+
+__all__ = ["openai_agent"]
+
+# A Redis database of its own: a drill "restarts" Redis by emptying it.
+DRILL_REDIS_DB = 9
+
+
+@dataclass
+class DrillRedis:
+    proxy: TcpProxy
+    prefix: str  # the channel layer's prefix for this drill
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.proxy.port}/{DRILL_REDIS_DB}"
+
+    def restart(self) -> None:
+        """What a Redis restart does to its clients: connections reset, every key gone
+        (Koe's Redis keeps nothing on disk)."""
+        self.proxy.cut()
+        _direct().flushdb()
+
+    def back(self) -> None:
+        self.proxy.restore()
+
+
+def _direct() -> redis.Redis:
+    parts = urlsplit(os.environ["REDIS_URL"])
+    return redis.Redis(
+        host=parts.hostname or "127.0.0.1", port=parts.port or 6379, db=DRILL_REDIS_DB
+    )
+
+
+@pytest.fixture
+def drill_redis() -> Iterator[DrillRedis]:
+    parts = urlsplit(os.environ["REDIS_URL"])
+    _direct().flushdb()
+    with TcpProxy(parts.hostname or "127.0.0.1", parts.port or 6379) as proxy:
+        yield DrillRedis(proxy=proxy, prefix=f"drill-{uuid.uuid4().hex[:8]}")
+    _direct().flushdb()
