@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -17,6 +16,7 @@ from agents.consent import consent_text_for
 from agents.models import Agent
 from agents.realtime.providers import ProviderCredentials
 from billing import budgets
+from calls import liveness
 from calls.control import stale_before
 from calls.models import (
     CallSession,
@@ -249,7 +249,7 @@ def _start(
             version_number=version.number,
             provider=config["provider"],
             model=config["model"],
-            server_instance=settings.KOE_INSTANCE_NAME,
+            server_instance=liveness.INSTANCE,
             **details,
         )
     return CallGrant(
@@ -277,10 +277,15 @@ def check_budget(tenant: Tenant) -> None:
 
 
 def active_calls(tenant: Tenant) -> int:
-    # Stale rows (their process died without ending them) must not block new calls.
-    return CallSession.objects.filter(
-        tenant=tenant, status=CallStatus.ACTIVE, started_at__gte=stale_before()
-    ).count()
+    # Calls whose process died without ending them must not block new calls: those of a
+    # process that stopped beating, and any older than a live session can be.
+    return (
+        CallSession.objects.filter(
+            tenant=tenant, status=CallStatus.ACTIVE, started_at__gte=stale_before()
+        )
+        .exclude(liveness.held_by_lost_instance())
+        .count()
+    )
 
 
 def _credentials(tenant: Tenant, config: dict[str, Any]) -> ProviderCredentials | None:

@@ -22,7 +22,7 @@ from audit.models import AccessAction, ExportFormat
 from audit.timeline import build_timeline
 from billing.pricing import CostBreakdown
 from billing.settlement import breakdown_of
-from calls.control import EndOutcome, is_stale, request_call_end
+from calls.control import EndOutcome, is_stale, lost_instance_names, request_call_end
 from calls.models import CallSession, UsageRecord
 from calls.search import snippets
 from dashboard.access import require, tenant_view
@@ -144,8 +144,12 @@ def call_list(request: HttpRequest, membership: Membership) -> HttpResponse:
             query=search_text,
             calls=shown_calls,
         )
+    lost = lost_instance_names(now)
     rows = [
-        (CallRow(call, format_duration(call.duration_ms), is_stale(call, now)), found.get(call.pk))
+        (
+            CallRow(call, format_duration(call.duration_ms), is_stale(call, now, lost)),
+            found.get(call.pk),
+        )
         for call in page
     ]
     # Tell "no calls yet" apart from "no call matches", which need different advice.

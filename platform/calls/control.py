@@ -11,6 +11,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.utils import timezone
 
+from calls import liveness
 from calls.models import CallSession, CallStatus, EndReason
 from calls.recording import end_call
 
@@ -33,9 +34,19 @@ class EndOutcome(StrEnum):
     UNREACHABLE = "unreachable"  # the channel layer refused the message
 
 
-def is_stale(call: CallSession, now: datetime | None = None) -> bool:
-    """An active call older than any live session can be: its process is gone."""
-    return call.status == CallStatus.ACTIVE and call.started_at < stale_before(now)
+def is_stale(call: CallSession, now: datetime | None = None, lost: set[str] | None = None) -> bool:
+    """An active call whose process is gone: it stopped beating (``lost``: the names of
+    such processes, looked up once for a page of calls), or the call is older than any
+    live session can be."""
+    if call.status != CallStatus.ACTIVE:
+        return False
+    if lost is None:
+        lost = lost_instance_names(now)
+    return call.server_instance in lost or call.started_at < stale_before(now)
+
+
+def lost_instance_names(now: datetime | None = None) -> set[str]:
+    return set(liveness.lost_instances(now).values_list("name", flat=True))
 
 
 def request_call_end(call: CallSession, requested_by: str) -> EndOutcome:

@@ -50,6 +50,20 @@ class EndReason(models.TextChoices):
     AGENT = "agent", "Ended by the agent"
     SERVER_SHUTDOWN = "server_shutdown", "Server shut down"
     SERVER_ERROR = "server_error", "Server error"
+    SERVER_LOST = "server_lost", "Server lost (its process stopped)"
+
+
+class ServerInstance(models.Model):
+    """A serving process, as long as it runs: it records here that it is alive. Its calls
+    name it (``CallSession.server_instance``), so a process that stops beating is known to
+    hold no live call any more."""
+
+    name = models.CharField(max_length=160, unique=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} (seen {self.last_seen_at:%Y-%m-%d %H:%M:%S})"
 
 
 class CallStatus(models.TextChoices):

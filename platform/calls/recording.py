@@ -6,6 +6,7 @@ audio path. Plain data in (dicts and lists), so the core need not know the broke
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
@@ -92,14 +93,17 @@ def store_progress(
     )
 
 
-def end_call(call_id: int, reason: str, detail: str = "") -> CallSession:
+def end_call(
+    call_id: int, reason: str, detail: str = "", *, ended_at: datetime | None = None
+) -> CallSession:
     """Mark the call ended once and emit ``call.ended``; a second end (e.g. client close after
-    a timeout) is a no-op."""
+    a timeout) is a no-op. ``ended_at``: when it really ended, if that was earlier (an end
+    written late, after an outage, or for a process found dead)."""
     with transaction.atomic():
         call = CallSession.objects.select_for_update().get(pk=call_id)
         if call.status == CallStatus.ENDED:
             return call
-        now = timezone.now()
+        now = max(ended_at or timezone.now(), call.started_at)
         call.status = CallStatus.ENDED
         call.ended_at = now
         call.duration_ms = max(0, int((now - call.started_at).total_seconds() * 1000))

@@ -15,6 +15,13 @@ app.autodiscover_tasks()
 
 # Every periodic task: cost reconciliation, the retention purge, expired exports.
 app.conf.beat_schedule = {
+    # End the calls of server processes killed outright (no heartbeat for
+    # KOE_INSTANCE_LOST_SECONDS); living servers do it too as they beat.
+    "end-lost-calls": {
+        "task": "calls.tasks.end_lost_calls_task",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
     # Settle calls whose settlement task was lost and re-roll yesterday and today, early
     # enough in the UTC day that yesterday's figures are final by morning.
     "reconcile-usage": {

@@ -9,6 +9,8 @@ the ``daphne`` command and differs in two ways:
   ``KOE_REALTIME_MAX_FRAME_BYTES`` (one setting for both), and a message over it is read
   and thrown away as it arrives (never buffered), then the consumer answers it with the
   ``frame_too_large`` error event and the call goes on.
+- **A heartbeat.** The process records that it is alive (``calls.liveness``), so that if it
+  is killed outright its calls are found and ended as ``server_lost`` by the others.
 - **A clean exit.** After Daphne has ended every live call (``server_shutdown``) and its
   reactor has stopped, the process leaves with ``os._exit``: CPython 3.11 could crash
   finalising the interpreter afterwards (SIGSEGV, exit -11), which supervisors and
@@ -80,6 +82,8 @@ class KoeServer(Server):  # type: ignore[misc]
     def _start_koe(self) -> None:
         from twisted.internet import reactor
 
+        from calls.liveness import ensure_beating
+
         self.ws_factory.protocol = KoeWebSocketProtocol
         for fileno in self._adopted:
             inherited = socket.socket(fileno=fileno)
@@ -91,6 +95,9 @@ class KoeServer(Server):  # type: ignore[misc]
             host = port.getHost()
             self.listening_addresses.append((host.host, host.port))
             logger.info("Listening on inherited socket %s:%s", host.host, host.port)
+        # This process says it is alive, and ends the calls of processes that died. (The
+        # reactor's loop is not running yet while startup triggers run.)
+        ensure_beating(reactor._asyncioEventloop)  # type: ignore[attr-defined]
 
 
 _FD = "fd:fileno="

@@ -16,7 +16,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from koe.checks import check_fernet_keys
-from koe.env import development_secrets, env_bool, env_int, env_list, env_str
+from koe.env import development_secrets, env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 VAR_DIR = Path(env_str("KOE_VAR_DIR") or BASE_DIR / "var")
@@ -267,6 +267,11 @@ KOE_RECORDING_SETTLE_MS = env_int("KOE_RECORDING_SETTLE_MS", 2000)
 KOE_RECORDING_URL_SECONDS = env_int("KOE_RECORDING_URL_SECONDS", 300)
 KOE_METRICS_TOKEN = env_str("KOE_METRICS_TOKEN")
 KOE_INSTANCE_NAME = env_str("KOE_INSTANCE_NAME") or f"{socket.gethostname()}:{os.getpid()}"
+# Each serving process records that it is alive this often; one silent for
+# KOE_INSTANCE_LOST_SECONDS is taken for dead: its calls stop counting against their
+# tenant's cap and are ended as server_lost (by any other process, and by Celery beat).
+KOE_HEARTBEAT_SECONDS = env_float("KOE_HEARTBEAT_SECONDS", 10.0)
+KOE_INSTANCE_LOST_SECONDS = env_float("KOE_INSTANCE_LOST_SECONDS", 30.0)
 
 # --- i18n, static, media -----------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
