@@ -217,6 +217,11 @@ def cancel_unfinished(call_public_id: str) -> int:
     ).update(status=InvocationStatus.CANCELLED, error_code="call_ended", finished_at=timezone.now())
 
 
+def cancel_runs_of_ended_call(sender: Any, call: CallSession, **kwargs: Any) -> None:
+    """calls.signals.call_ended: however the call ended (its server lost included)."""
+    cancel_unfinished(call.public_id)
+
+
 def _earlier(invocation: ToolInvocation) -> ToolOutcome:
     if invocation.status in (InvocationStatus.PENDING, InvocationStatus.RUNNING):
         return ToolOutcome.success({"status": "running", "message": PENDING_MESSAGE}, pending=True)

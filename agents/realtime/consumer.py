@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -24,6 +25,7 @@ from channels.layers import get_channel_layer
 from channels.utils import await_many_dispatch
 from django.conf import settings
 from django.utils.module_loading import import_string
+from django.utils.timezone import now
 
 from agents.realtime import events, shutdown
 from agents.realtime.access import AccessDenied, Caller, CallGrant, open_call
@@ -41,6 +43,7 @@ from agents.realtime.providers import ProviderConnection, ProviderError, get_pro
 from agents.realtime.session_config import agent_settings, greeting_response, session_update
 from agents.realtime.tracker import CallTracker, Pending, ProviderFault, ToolCallRequest
 from billing import budgets
+from calls import spool
 from calls.metrics import (
     ACTIVE_CALLS,
     CALLS_ENDED,
@@ -57,7 +60,7 @@ from calls.recordings import CallRecorder, start_recorder
 from koe.frames import OVERSIZED
 from tools.functions import functions_by_name
 from tools.outcomes import ToolOutcome
-from tools.runner import ToolCallContext, cancel_unfinished
+from tools.runner import ToolCallContext
 
 logger = logging.getLogger("koe.realtime")
 
@@ -73,6 +76,13 @@ SESSION_EVENTS = frozenset({events.SESSION_CREATED, events.SESSION_UPDATED})
 # Waiting out a channel-layer outage: the first retry, doubling up to the longest.
 LAYER_RETRY_FIRST_SECONDS = 0.25
 LAYER_RETRY_LONGEST_SECONDS = 2.0
+# Writing a call's end while the database is away (within KOE_END_RETRY_SECONDS, or
+# SHUTDOWN_END_RETRY_SECONDS when the server is stopping; then it is spooled).
+END_RETRY_FIRST_SECONDS = 0.25
+END_RETRY_LONGEST_SECONDS = 4.0
+SHUTDOWN_END_RETRY_SECONDS = 3.0
+# How long a caller whose call ended waits for the end to be written before being told.
+RECORD_BEFORE_CLOSE_SECONDS = 2.0
 MAX_GOODBYE_SECONDS = 15.0
 WORKING_ON_IT = (
     "A tool you called is still running. Tell the caller in one short sentence that you are "
@@ -159,7 +169,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             UPSTREAM_ERRORS.labels(self.grant.provider).inc()
             if not isinstance(error, ProviderError):
                 logger.exception("provider connect failed tenant=%s call=%s", *self._ids())
-            await self._record_end(EndReason.PROVIDER_ERROR, str(error))
+            await self._record_end(EndReason.PROVIDER_ERROR, str(error), ended_at=now())
             self._log("provider unavailable: %s", error)
             await self._refuse(
                 "The agent is unavailable right now (its speech provider could not be reached).",
@@ -563,10 +573,14 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             if task is not current and not task.get_name().startswith("flush"):
                 task.cancel()
         # Record first, and let nothing cancel the recording: on shutdown Daphne cancels
-        # every application and waits for it, so a cancelled end still gets written.
-        recording = asyncio.ensure_future(self._record_end(reason, detail))
+        # every application and waits for it, so a cancelled end still gets written. If
+        # the database is slow or away, the caller is told after a moment while the end
+        # keeps being retried (and spooled if it must be).
+        recording = asyncio.ensure_future(self._record_end(reason, detail, ended_at=now()))
         try:
-            await asyncio.shield(recording)
+            await asyncio.wait_for(asyncio.shield(recording), RECORD_BEFORE_CLOSE_SECONDS)
+        except TimeoutError:
+            pass
         except asyncio.CancelledError:
             await recording
             raise
@@ -576,8 +590,15 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                     await self.upstream.close()
             with contextlib.suppress(Exception):
                 await self.channel_layer.group_discard(self.grant.group_name, self.channel_name)
-        if reason == EndReason.CLIENT_CLOSED:
-            return
+        if reason != EndReason.CLIENT_CLOSED:
+            await self._tell_the_end(reason, detail, notify=notify)
+        try:
+            await asyncio.shield(recording)
+        except asyncio.CancelledError:
+            await recording
+            raise
+
+    async def _tell_the_end(self, reason: str, detail: str, *, notify: bool) -> None:
         if notify:
             error_type = (
                 "server_error"
@@ -591,32 +612,73 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             )
         await self._close(END_CLOSE_CODES.get(reason, CLOSE_NORMAL))
 
-    async def _record_end(self, reason: str, detail: str) -> None:
-        try:
-            if self.live:  # a call cut short while connecting has nothing to flush
-                await self._flush()
-        except Exception:
-            # What could not be stored is lost, but the call must still end.
-            logger.exception("final flush failed tenant=%s call=%s", *self._ids())
+    async def _record_end(self, reason: str, detail: str, *, ended_at: datetime) -> None:
+        """Write what the call still holds and its end, durably: retried with backoff
+        while the database is away, spooled to disk if that outlasts the retries (or the
+        server is stopping), never dropped. (Inline tool runs it cut short are cancelled
+        by the tools app when the end is committed.)"""
         if self.recorder is not None:
             # Before the call is marked ended: retention treats parts of ended calls as
             # orphans. finish() never raises; a recording it cannot write is marked failed.
             await self.recorder.finish()
-        try:
-            # Inline tool runs the end cut short are cancelled, not left pending.
-            await database_sync_to_async(cancel_unfinished)(self.grant.call_public_id)
-        except Exception:
-            logger.exception("cancelling tool runs failed tenant=%s call=%s", *self._ids())
-        try:
-            await database_sync_to_async(end_call)(self.grant.call_id, reason, detail)
-        except Exception:
-            logger.exception("recording the end failed tenant=%s call=%s", *self._ids())
+        patience = settings.KOE_END_RETRY_SECONDS
+        if reason == EndReason.SERVER_SHUTDOWN:
+            patience = min(patience, SHUTDOWN_END_RETRY_SECONDS)  # the process must go
+        deadline = time.monotonic() + patience
+        delay = END_RETRY_FIRST_SECONDS
+        flushed, ended = not self.live, False  # a call cut short while connecting has no batch
+        while True:
+            error: BaseException | None = None
+            try:
+                if not flushed:
+                    await self._flush()
+                    flushed = True
+            except Exception as failure:
+                error = failure
+            try:
+                # Also when the batch could not be written: the end is what frees the
+                # tenant's slot; the batch then waits in the spool.
+                if not ended:
+                    await database_sync_to_async(end_call)(
+                        self.grant.call_id, reason, detail, ended_at=ended_at
+                    )
+                    ended = True
+            except Exception as failure:
+                error = failure
+            if flushed and ended:
+                break
+            if time.monotonic() + delay > deadline:
+                await self._spool_end(reason, detail, ended_at, error)
+                break
+            if delay == END_RETRY_FIRST_SECONDS:
+                self._log("writing the end failed (%r); retrying", error)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, END_RETRY_LONGEST_SECONDS)
         if self.live:
             ACTIVE_CALLS.labels(self.grant.provider).dec()
         CALLS_ENDED.labels(reason).inc()
         if reason == EndReason.PROVIDER_ERROR:
             UPSTREAM_ERRORS.labels(self.grant.provider).inc()
         self._log("call ended reason=%s detail=%s", reason, detail)
+
+    async def _spool_end(
+        self, reason: str, detail: str, ended_at: datetime, error: BaseException | None
+    ) -> None:
+        pending = self.tracker.take_pending() if hasattr(self, "tracker") else Pending()
+        end = {
+            **self._progress(pending),
+            "reason": reason,
+            "detail": detail,
+            "ended_at": ended_at.isoformat(),
+        }
+        try:
+            await asyncio.to_thread(spool.write, self.grant.call_id, self.grant.call_public_id, end)
+        except Exception:
+            logger.exception(
+                "the end could not be written (%r) nor spooled tenant=%s call=%s",
+                error,
+                *self._ids(),
+            )
 
     async def _flush_in_passing(self) -> None:
         """A flush during the call: if the database is away, the batch waits for the next
@@ -639,16 +701,19 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 raise
 
     async def _store(self, pending: Pending) -> None:
-        await database_sync_to_async(store_progress)(
-            self.grant.call_id,
-            transcript=[vars(entry) for entry in pending.transcript]
+        await database_sync_to_async(store_progress)(self.grant.call_id, **self._progress(pending))
+
+    def _progress(self, pending: Pending) -> dict[str, Any]:
+        """store_progress's arguments for a batch: what consent lets the call keep."""
+        return {
+            "transcript": [vars(entry) for entry in pending.transcript]
             if self.grant.stores_transcript
             else [],
-            usage=[{"response_id": u.response_id, "usage": u.usage} for u in pending.usage],
-            interrupted_item_ids=pending.interrupted_item_ids,
-            turn_count=self.tracker.turn_count,
-            latencies_ms=list(self.tracker.latencies_ms),
-        )
+            "usage": [{"response_id": u.response_id, "usage": u.usage} for u in pending.usage],
+            "interrupted_item_ids": pending.interrupted_item_ids,
+            "turn_count": self.tracker.turn_count if hasattr(self, "tracker") else 0,
+            "latencies_ms": list(self.tracker.latencies_ms) if hasattr(self, "tracker") else [],
+        }
 
     # --- helpers ---------------------------------------------------------------------------
     async def _refuse(

@@ -24,6 +24,7 @@ from django.conf import settings
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from calls import spool
 from calls.models import CallSession, CallStatus, EndReason, ServerInstance
 from calls.recording import end_call
 
@@ -81,13 +82,14 @@ def end_lost_calls(now: datetime | None = None) -> int:
 
 
 async def keep_beating() -> None:
-    """This process's heartbeat, and the sweep of other processes' lost calls, until the
-    loop stops. A database outage is waited out."""
+    """This process's heartbeat, the sweep of other processes' lost calls and the writing
+    of spooled call ends (calls.spool), until the loop stops. An outage is waited out."""
     every = settings.KOE_HEARTBEAT_SECONDS
     while True:
         try:
             await database_sync_to_async(beat)()
             await database_sync_to_async(end_lost_calls)()
+            await database_sync_to_async(spool.replay)(INSTANCE)
         except Exception as error:
             logger.warning("heartbeat failed (%r); trying again in %.0f s", error, every)
         await asyncio.sleep(every)

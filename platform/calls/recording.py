@@ -16,6 +16,7 @@ from django.utils import timezone
 from billing.settlement import price_records
 from billing.tasks import settle_call_task
 from calls.models import CallSession, CallStatus, TranscriptItem, UsageRecord
+from calls.signals import call_ended
 from events.actions import emit_call_ended
 from koe.text import storable
 
@@ -116,4 +117,6 @@ def end_call(
         # Its cost and the roll-ups follow in a task, once the end is committed.
         call_id = call.pk
         transaction.on_commit(lambda: settle_call_task.delay(call_id), robust=True)
+        ended = call
+        transaction.on_commit(lambda: call_ended.send(CallSession, call=ended), robust=True)
         return call

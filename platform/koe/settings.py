@@ -270,6 +270,11 @@ KOE_INSTANCE_NAME = env_str("KOE_INSTANCE_NAME") or f"{socket.gethostname()}:{os
 # Each serving process records that it is alive this often; one silent for
 # KOE_INSTANCE_LOST_SECONDS is taken for dead: its calls stop counting against their
 # tenant's cap and are ended as server_lost (by any other process, and by Celery beat).
+# The end of a call (its last transcript items, its usage, its end) is retried this long
+# while the database is away; what still cannot be written is spooled to KOE_SPOOL_DIR and
+# written by the server once the database is back (also after a restart).
+KOE_END_RETRY_SECONDS = env_float("KOE_END_RETRY_SECONDS", 30.0)
+KOE_SPOOL_DIR = Path(env_str("KOE_SPOOL_DIR") or VAR_DIR / "spool")
 KOE_HEARTBEAT_SECONDS = env_float("KOE_HEARTBEAT_SECONDS", 10.0)
 KOE_INSTANCE_LOST_SECONDS = env_float("KOE_INSTANCE_LOST_SECONDS", 30.0)
 

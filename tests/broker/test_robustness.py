@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -123,9 +124,14 @@ def test_the_call_ends_even_when_storing_its_progress_fails(
     openai_agent: Agent,
     scripted_provider: type[ScriptedProvider],
     monkeypatch: pytest.MonkeyPatch,
+    settings: Any,
+    tmp_path: Path,
 ) -> None:
+    settings.KOE_END_RETRY_SECONDS = 0.5
+    settings.KOE_SPOOL_DIR = tmp_path
+
     def broken_store(*args: Any, **kwargs: Any) -> None:
-        raise RuntimeError("database hiccup")
+        raise RuntimeError("a write that keeps failing")
 
     monkeypatch.setattr(consumer_module, "store_progress", broken_store)
 
@@ -139,6 +145,8 @@ def test_the_call_ends_even_when_storing_its_progress_fails(
     asyncio.run(scenario())
     call = CallSession.objects.get()
     assert (call.status, call.end_reason) == ("ended", "client_closed")
+    # What could not be written waits on disk, never dropped.
+    assert [path.name for path in tmp_path.iterdir()] == [f"{call.pk}-{call.public_id}.json"]
 
 
 def test_a_failed_flush_keeps_its_batch_for_the_next_one(

@@ -41,6 +41,12 @@ class RestartableDaphne:
         )
         wait_until_serving(self.base, self.process, self.log)
 
+    def terminate(self) -> int:
+        """SIGTERM, as a deploy stops it: live calls are ended; returns the exit code."""
+        assert self.process is not None
+        self.process.terminate()
+        return self.process.wait(timeout=30)
+
     def crash(self) -> None:
         """SIGKILL: no close frames, no goodbye; clients see the connection vanish."""
         assert self.process is not None

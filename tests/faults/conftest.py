@@ -54,3 +54,25 @@ def drill_redis() -> Iterator[DrillRedis]:
     with TcpProxy(parts.hostname or "127.0.0.1", parts.port or 6379) as proxy:
         yield DrillRedis(proxy=proxy, prefix=f"drill-{uuid.uuid4().hex[:8]}")
     _direct().flushdb()
+
+
+@pytest.fixture
+def database_proxy() -> Iterator[TcpProxy]:
+    """PostgreSQL (the test database's server) behind a proxy a drill can cut."""
+    from django.db import connection
+
+    settings_dict = connection.settings_dict
+    with TcpProxy(
+        settings_dict["HOST"] or "127.0.0.1", int(settings_dict["PORT"] or 5432)
+    ) as proxy:
+        yield proxy
+
+
+def proxied_database_url(proxy: TcpProxy) -> str:
+    """The test database, reached through ``proxy``."""
+    from tests.live import test_database_url
+
+    parts = urlsplit(test_database_url())
+    netloc = parts.netloc.rsplit("@", 1)
+    user = netloc[0] + "@" if len(netloc) == 2 else ""
+    return parts._replace(netloc=f"{user}127.0.0.1:{proxy.port}").geturl()
