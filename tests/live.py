@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -135,24 +137,34 @@ class Worker:
         self.log.seek(0)
         return self.log.read()
 
+    def kill(self) -> None:
+        """The whole worker dies at once (SIGKILL to its pool and itself): nothing is
+        acknowledged, nothing requeued by the worker."""
+        for pid in [*self.child_pids(), self.process.pid]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
 
 @contextmanager
-def celery_worker(**env: str) -> Iterator[Worker]:
-    """Start ``celery -A koe worker`` and wait until it is ready for tasks."""
+def celery_worker(*, purge: bool = True, **env: str) -> Iterator[Worker]:
+    """Start ``celery -A koe worker`` and wait until it is ready for tasks (``purge``:
+    after emptying the queue, which a drill restarting a worker must not do)."""
     environment = {
         **os.environ,
         "DATABASE_URL": test_database_url(),
         "CELERY_TASK_ALWAYS_EAGER": "false",
         **env,
     }
-    # Tasks left in the queue by an earlier run would name rows of another database.
-    subprocess.run(
-        [sys.executable, "-m", "celery", "-A", "koe", "purge", "-f"],
-        cwd=ROOT,
-        env=environment,
-        check=True,
-        capture_output=True,
-    )
+    if purge:
+        # Tasks left in the queue by an earlier run would name rows of another database.
+        subprocess.run(
+            [sys.executable, "-m", "celery", "-A", "koe", "purge", "-f"],
+            cwd=ROOT,
+            env=environment,
+            check=True,
+            capture_output=True,
+        )
     log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115  (closed in the finally below)
     process = subprocess.Popen(
         [

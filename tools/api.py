@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema, Status
-from pydantic import ConfigDict, StrictInt, StringConstraints
+from pydantic import ConfigDict, StrictBool, StrictInt, StringConstraints
 
 from koe.api import OMITTED, Pagination, error_responses, full_clean_or_raise, page, request_tenant
 from tenancy.scoping import for_tenant, get_for_tenant_or_404
@@ -53,6 +53,10 @@ class ToolOut(Schema):
     kind: ToolKind
     execution: Execution
     timeout_seconds: int
+    retry_safe: bool = Field(
+        description="Background tools: run again (same Idempotency-Key) if the worker running "
+        "it dies; false reports such a run as failed instead."
+    )
     example_phrases: list[str] = Field(description="What callers say to ask for this tool.")
     builtin_name: str
     mock_response: str = Field(description="A mock tool's reply, with {argument} placeholders.")
@@ -116,6 +120,7 @@ class ToolPatch(Schema):
     kind: ToolKind = Field(OMITTED)
     execution: Execution = Field(OMITTED)
     timeout_seconds: StrictInt = Field(OMITTED)
+    retry_safe: StrictBool = Field(OMITTED)
     example_phrases: list[str] = Field(
         OMITTED,
         description="What callers say to ask for this tool (at most 20, each up to 200 "
@@ -144,6 +149,7 @@ def tool_json(tool: ToolDefinition) -> dict[str, Any]:
         "kind": tool.kind,
         "execution": tool.execution,
         "timeout_seconds": tool.timeout_seconds,
+        "retry_safe": tool.retry_safe,
         "example_phrases": tool.example_phrases if isinstance(tool.example_phrases, list) else [],
         "builtin_name": tool.builtin_name,
         "mock_response": tool.mock_response,
@@ -172,6 +178,7 @@ def apply_changes(tool: ToolDefinition, changes: ToolPatch) -> None:
         "kind",
         "execution",
         "timeout_seconds",
+        "retry_safe",
         "example_phrases",
         "builtin_name",
         "mock_response",

@@ -31,7 +31,7 @@ class InvocationSource(models.TextChoices):
 
 class Delivery(models.TextChoices):
     INLINE = "inline", "Returned to the model at once"
-    DELIVERED = "delivered", "Delivered to the live call"
+    DELIVERED = "delivered", "Delivered to the live call (it confirmed)"
     CALL_ENDED = "call_ended", "Stored: the call had ended"
     PENDING = "pending", "Not delivered yet"
 
@@ -93,3 +93,10 @@ class ToolInvocation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tool_name} ({self.public_id}, {self.status})"
+
+
+def confirm_delivery(invocation_public_id: str) -> None:
+    """The live call has a background tool's result: only now is it delivered."""
+    ToolInvocation.objects.filter(
+        public_id=invocation_public_id, delivery__in=[Delivery.PENDING, Delivery.CALL_ENDED]
+    ).update(delivery=Delivery.DELIVERED)

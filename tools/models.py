@@ -140,6 +140,12 @@ class ToolDefinition(models.Model):
     timeout_seconds = models.PositiveIntegerField(
         default=10, validators=[MinValueValidator(1), MaxValueValidator(300)]
     )
+    retry_safe = models.BooleanField(
+        default=True,
+        help_text="Background tools: if the worker running it dies, run it again (with the same "
+        "Idempotency-Key, so the receiver can tell). Off: a run that may have started is "
+        "reported as failed, never repeated.",
+    )
     example_phrases = models.JSONField(
         default=list,
         blank=True,
@@ -262,6 +268,7 @@ class ToolDefinition(models.Model):
             "kind": self.kind,
             "execution": self.execution,
             "timeout_seconds": self.timeout_seconds,
+            "retry_safe": self.retry_safe,
             "builtin_name": self.builtin_name,
             "webhook_url": self.webhook_url,
             "http_method": self.http_method,

@@ -88,8 +88,12 @@ async def queue(invocation_id: int, arguments: dict[str, Any]) -> None:
         return
     # The embedded default has no worker: run it on this process once the caller has been
     # told it is running, as a worker would, and deliver through the same channel layer.
+    # In a thread of its own, as a worker would be: its delivery waits for the call to
+    # confirm, and the call's own database work must not queue behind it.
     task = asyncio.get_running_loop().create_task(
-        sync_to_async(run_tool_invocation.apply)(args=(invocation_id, arguments))
+        sync_to_async(run_tool_invocation.apply, thread_sensitive=False)(
+            args=(invocation_id, arguments)
+        )
     )
     _eager_runs.add(task)
     task.add_done_callback(_eager_runs.discard)

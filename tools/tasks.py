@@ -1,9 +1,11 @@
 """Background tools: a Celery task runs the invocation and delivers its result to the call.
 
-Acks late: a worker that dies mid-task leaves the message to be run again. Every run of
-one function call shares its invocation row (the idempotency key is call id + function
-call id, also sent to webhooks as Idempotency-Key), so a retry finishes what a dead
-worker started and never runs a finished call again or delivers its result twice.
+Acks late: a worker that dies mid-task leaves the message to be run again, within the
+broker's visibility timeout (KOE_CELERY_VISIBILITY_TIMEOUT). Every run of one function
+call shares its invocation row (the idempotency key is call id + function call id, also
+sent to webhooks as Idempotency-Key), so a retry finishes what a dead worker started,
+never runs a finished call again, and runs a tool that is not safe to repeat
+(``retry_safe`` off) at most once. A result is delivered until the call confirms it.
 """
 
 from __future__ import annotations
@@ -27,6 +29,10 @@ from tools.runner import mark_running, record_outcome, secrets_of
 logger = logging.getLogger("koe.tools")
 
 MAX_ATTEMPTS = 4
+# Sending a result to its call: how many times, and how long to wait for the call to
+# confirm it each time.
+DELIVERY_ATTEMPTS = 3
+CONFIRMATION_SECONDS = 5.0
 # Failures worth another try: the tenant's server was slow, down or overloaded.
 RETRYABLE = frozenset({"timeout", "unreachable"})
 
@@ -54,10 +60,24 @@ def run_tool_invocation(self: Any, invocation_id: int, arguments: dict[str, Any]
     )
     if invocation is None or invocation.call is None:
         return "missing"
-    if invocation.status in (InvocationStatus.SUCCEEDED, InvocationStatus.FAILED):
-        return "already finished"  # a redelivered message after the work was done
+    if invocation.status in FINISHED:
+        # A redelivered message after the work was done: the result may still not have
+        # reached the call (its worker died between the two).
+        if invocation.delivery == Delivery.PENDING:
+            return deliver(invocation_id, _stored_outcome(invocation))
+        return "already finished"
     call = invocation.call
     snapshot = _snapshot(invocation)
+    if invocation.status == InvocationStatus.RUNNING and not snapshot.get("retry_safe", True):
+        # An earlier run started and its worker died: it may have had its effect. A tool
+        # that is not safe to run twice is reported, not run again.
+        outcome = ToolOutcome.failure(
+            "interrupted",
+            f"{invocation.tool_name} may or may not have completed: the worker running it "
+            "stopped. It was not run again; check before trying again.",
+        )
+        record_outcome(invocation_id, outcome, 0)
+        return deliver(invocation_id, outcome)
     request = ToolRequest(
         tool=snapshot,
         arguments=arguments,
@@ -73,12 +93,24 @@ def run_tool_invocation(self: Any, invocation_id: int, arguments: dict[str, Any]
     outcome = _run(request, invocation)
     duration_ms = round((time.perf_counter() - started) * 1000)
     if retryable(outcome) and self.request.retries < self.max_retries:
+        # Pending again, not running: a run that finds its row running knows a worker died.
         ToolInvocation.objects.filter(pk=invocation_id).update(
-            error_code=outcome.error_code, duration_ms=duration_ms
+            status=InvocationStatus.PENDING, error_code=outcome.error_code, duration_ms=duration_ms
         )
         raise self.retry(countdown=2 ** (self.request.retries + 1))
     record_outcome(invocation_id, outcome, duration_ms)
     return deliver(invocation_id, outcome)
+
+
+FINISHED = (InvocationStatus.SUCCEEDED, InvocationStatus.FAILED, InvocationStatus.CANCELLED)
+
+
+def _stored_outcome(invocation: ToolInvocation) -> ToolOutcome:
+    if invocation.stores_content:
+        return ToolOutcome(output=invocation.result, ok=invocation.status == "succeeded")
+    return ToolOutcome.failure(
+        "result_lost", f"{invocation.tool_name} finished, but its result was not kept."
+    )
 
 
 def _run(request: ToolRequest, invocation: ToolInvocation) -> ToolOutcome:
@@ -112,7 +144,12 @@ def _snapshot(invocation: ToolInvocation) -> dict[str, Any]:
 
 
 def deliver(invocation_id: int, outcome: ToolOutcome) -> str:
-    """Send the result to the live call once; a call that has ended keeps it stored."""
+    """Send the result to the live call until the call confirms it has it (the consumer
+    marks the row delivered); a call that has ended keeps it stored.
+
+    Sent again if no confirmation comes: a lost message (the channel layer's Redis
+    restarting, the call's process busy) must not lose the result. The call ignores a
+    result it already has, so sending twice is harmless."""
     with transaction.atomic():
         invocation = (
             # of=self: PostgreSQL cannot lock the nullable side of the join to the call.
@@ -127,18 +164,42 @@ def deliver(invocation_id: int, outcome: ToolOutcome) -> str:
             invocation.delivery = Delivery.CALL_ENDED
             invocation.save(update_fields=["delivery"])
             return invocation.delivery
-        invocation.delivery = Delivery.DELIVERED
-        invocation.save(update_fields=["delivery"])
         group = call.group_name
-    async_to_sync(get_channel_layer().group_send)(
-        group,
-        {
+        message = {
             "type": "tool.result",
             "invocation": invocation.public_id,
             "function_call_id": invocation.function_call_id,
             "name": invocation.tool_name,
             "output": outcome.output,
             "end_call": outcome.end_call,
-        },
-    )
-    return Delivery.DELIVERED
+        }
+    for attempt in range(1, DELIVERY_ATTEMPTS + 1):
+        try:
+            async_to_sync(get_channel_layer().group_send)(group, message)
+        except Exception as error:
+            logger.warning(
+                "sending invocation %s failed (attempt %d): %r", invocation_id, attempt, error
+            )
+            time.sleep(attempt)
+            continue
+        confirmed = _confirmation(invocation_id)
+        if confirmed is not None:
+            return confirmed
+    logger.warning("invocation %s: the call never confirmed its result", invocation_id)
+    return Delivery.PENDING
+
+
+def _confirmation(invocation_id: int) -> str | None:
+    """Wait for the call to confirm the result (or to end); None if it did neither."""
+    deadline = time.monotonic() + CONFIRMATION_SECONDS
+    while time.monotonic() < deadline:
+        invocation = ToolInvocation.objects.select_related("call").get(pk=invocation_id)
+        if invocation.delivery == Delivery.DELIVERED:
+            return Delivery.DELIVERED
+        if invocation.call is None or invocation.call.status != CallStatus.ACTIVE:
+            ToolInvocation.objects.filter(pk=invocation_id, delivery=Delivery.PENDING).update(
+                delivery=Delivery.CALL_ENDED
+            )
+            return Delivery.CALL_ENDED
+        time.sleep(0.05)
+    return None

@@ -40,7 +40,12 @@ from agents.realtime.errors import (
 )
 from agents.realtime.policy import PolicyState, oversized, parse_client_frame
 from agents.realtime.providers import ProviderConnection, ProviderError, get_provider
-from agents.realtime.session_config import agent_settings, greeting_response, session_update
+from agents.realtime.session_config import (
+    agent_settings,
+    greeting_response,
+    late_result_note,
+    session_update,
+)
 from agents.realtime.tracker import CallTracker, Pending, ProviderFault, ToolCallRequest
 from billing import budgets
 from calls import spool
@@ -59,6 +64,7 @@ from calls.recording import end_call, store_progress
 from calls.recordings import CallRecorder, start_recorder
 from koe.frames import OVERSIZED
 from tools.functions import functions_by_name
+from tools.invocations import confirm_delivery
 from tools.outcomes import ToolOutcome
 from tools.runner import ToolCallContext
 
@@ -136,6 +142,10 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.response_audio_seconds = 0.0
         self.response_audio_started = 0.0
         self.background: set[asyncio.Task[Any]] = set()
+        # Background tools whose result the call waits for: function call id -> (the
+        # request, when to stop waiting); those it stopped waiting for.
+        self.awaited_tools: dict[str, tuple[ToolCallRequest, float]] = {}
+        self.given_up_tools: set[str] = set()
         self.flush_lock = asyncio.Lock()
         self.recorder: CallRecorder | None = None  # the call's audio, under recording consent
         self.accepted = False
@@ -446,7 +456,12 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             if outcome.end_call:
                 self.hang_up_after_response = True
             if outcome.pending:
-                continue  # a background tool: its output arrives later (tool_result)
+                # A background tool: its output arrives later (tool_result), or the caller
+                # is told the truth when it has not come within the tool's time.
+                wait = float(function.tool.get("timeout_seconds") or 10)
+                wait += settings.KOE_BACKGROUND_TOOL_GRACE_SECONDS
+                self.awaited_tools[request.call_id] = (request, self.tracker.clock() + wait)
+                continue
             self.tracker.tool_result(request, outcome.output)
             await self._send_function_output(request.call_id, outcome.output)
             answered = True
@@ -459,20 +474,57 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             await self._request_response(instructions=WORKING_ON_IT)
 
     async def tool_result(self, message: dict[str, Any]) -> None:
-        """Group message from a Celery worker: a background tool's output for this call."""
+        """Group message from a Celery worker: a background tool's output for this call.
+
+        Confirmed back (the worker marks it delivered only then, and sends it again
+        otherwise); a result already given is not given twice. One that comes after the
+        caller was told the tool did not answer is passed on as news."""
         if self.ended:
             return
         output = str(message.get("output") or "")
-        request = ToolCallRequest(
-            call_id=str(message.get("function_call_id") or ""),
-            name=str(message.get("name") or ""),
-            arguments="",
-        )
-        self.tracker.tool_result(request, output)
-        if message.get("end_call"):
-            self.hang_up_after_response = True
-        await self._send_function_output(request.call_id, output)
-        await self._request_response()
+        call_id = str(message.get("function_call_id") or "")
+        name = str(message.get("name") or "")
+        awaited = self.awaited_tools.pop(call_id, None)
+        if call_id in self.given_up_tools:
+            self.given_up_tools.discard(call_id)
+            self.tracker.tool_result(ToolCallRequest(call_id, name, ""), output)
+            await self.upstream.send(orjson.dumps(late_result_note(name, output)).decode())
+            await self._request_response()
+        elif awaited is not None:
+            request = awaited[0]
+            self.tracker.tool_result(request, output)
+            if message.get("end_call"):
+                self.hang_up_after_response = True
+            await self._send_function_output(call_id, output)
+            await self._request_response()
+        # else: a repeat of a result this call already has
+        invocation = str(message.get("invocation") or "")
+        if invocation:
+            self._spawn(self._confirm_delivery(invocation))
+
+    async def _confirm_delivery(self, invocation: str) -> None:
+        try:
+            await database_sync_to_async(confirm_delivery)(invocation)
+        except Exception as error:  # the worker sends it again; this call ignores repeats
+            self._log("could not confirm tool result %s: %r", invocation, error)
+
+    async def _give_up_on_tools(self) -> None:
+        """Background tools whose result has not come in their time: the caller is told."""
+        now = self.tracker.clock()
+        late = [call_id for call_id, (_, due) in self.awaited_tools.items() if due <= now]
+        for call_id in late:
+            request, _ = self.awaited_tools.pop(call_id)
+            self.given_up_tools.add(call_id)
+            outcome = ToolOutcome.failure(
+                "no_answer",
+                f"{request.name} did not answer in time. Tell the caller honestly that it could "
+                "not be completed right now; if its result comes later, you will be told.",
+            )
+            self._log("background tool %s gave no answer in time", request.name)
+            self.tracker.tool_result(request, outcome.output)
+            await self._send_function_output(call_id, outcome.output)
+        if late:
+            await self._request_response()
 
     async def _send_function_output(self, call_id: str, output: str) -> None:
         item = {
@@ -514,6 +566,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         budget_checked = self.tracker.clock()
         while not self.ended:
             await asyncio.sleep(WATCHDOG_INTERVAL_SECONDS)
+            if self.awaited_tools:
+                await self._give_up_on_tools()
             now = self.tracker.clock()
             # The tenant's spending, every few seconds rather than every tick: a cache read.
             if budget_every > 0 and now - budget_checked >= budget_every:

@@ -99,3 +99,22 @@ def greeting_response(config: dict[str, Any]) -> dict[str, Any] | None:
             "instructions": f"Greet the caller by saying exactly this, and nothing else: {greeting}"
         },
     }
+
+
+def late_result_note(tool_name: str, output: str) -> dict[str, Any]:
+    """A background tool's result that came after the caller was told it did not answer:
+    news for the model (its function call was already answered)."""
+    return {
+        "type": "conversation.item.create",
+        "item": {
+            "type": "message",
+            "role": "system",
+            "content": [
+                {
+                    "type": "input_text",
+                    "text": f"Update: {tool_name} finished after all. Its result: {output} "
+                    "Tell the caller briefly.",
+                }
+            ],
+        },
+    }

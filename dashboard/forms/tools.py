@@ -37,7 +37,7 @@ MAX_JSON_DEPTH = 32
 # Shared fields first, then one fieldset per kind (tool-form.js shows only the chosen one).
 TOOL_FIELDSETS: list[tuple[str, str, list[str]]] = [
     ("Function", "", ["name", "description", "parameters", "example_phrases"]),
-    ("Execution", "", ["kind", "execution", "timeout_seconds"]),
+    ("Execution", "", ["kind", "execution", "timeout_seconds", "retry_safe"]),
     ("Webhook", ToolKind.WEBHOOK, ["webhook_url", "http_method", "webhook_headers"]),
     ("Built-in", ToolKind.BUILTIN, ["builtin_name"]),
     ("MCP server", ToolKind.MCP, ["mcp_server_url", "mcp_auth_header", "mcp_tool_names"]),
@@ -256,7 +256,11 @@ class ToolForm(TenantModelForm):
             "description": forms.Textarea(attrs={"rows": 3}),
             "mock_response": forms.Textarea(attrs={"rows": 3}),
         }
-        labels = {"http_method": "HTTP method", "timeout_seconds": "Timeout (seconds)"}
+        labels = {
+            "http_method": "HTTP method",
+            "timeout_seconds": "Timeout (seconds)",
+            "retry_safe": "Safe to run again",
+        }
         help_texts = {
             "execution": "Background suits slow work: the agent keeps talking meanwhile.",
             "timeout_seconds": "How long a call waits for the tool (1 to 300).",

@@ -27,9 +27,9 @@ MAX_ATTEMPTS = 8
 # Worth another try later: the receiver is busy, slow or broken for now.
 RETRYABLE_STATUS_CODES = frozenset({408, 429})
 FIRST_RETRY_SECONDS = 30
-# Under Redis's default visibility timeout (1 h): a later ETA would be handed to a
-# second worker while the first still holds it.
-LONGEST_RETRY_SECONDS = 45 * 60
+# Retries further off than the broker's visibility timeout are scheduled on the event
+# (events.tasks), so they may be as long as a receiver's outage needs.
+LONGEST_RETRY_SECONDS = 2 * 3600
 MAX_ERROR_LENGTH = 500
 RESPONSE_EXCERPT_BYTES = 200
 USER_AGENT = "Koe-Events/1"

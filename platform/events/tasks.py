@@ -1,9 +1,19 @@
-"""The Celery task that delivers an event, retrying with backoff."""
+"""The Celery tasks that deliver an event, retrying with backoff.
+
+A retry soon enough is the task's own (a Celery countdown). One further off than the
+broker holds an unconfirmed message (KOE_CELERY_VISIBILITY_TIMEOUT, after which Redis
+hands it to a second worker and the event would be sent twice) is written on the event
+instead, and sent by ``send_due_events``, which beat runs every minute.
+"""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from celery import Task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.utils import timezone
 
 from events.delivery import (
     MAX_ATTEMPTS,
@@ -12,6 +22,15 @@ from events.delivery import (
     record_interruption,
     retry_delay,
 )
+from events.models import EventStatus, OutboundEvent
+
+# Leave the broker this much margin under its visibility timeout.
+VISIBILITY_MARGIN_SECONDS = 60
+
+
+def longest_countdown() -> int:
+    timeout = int(settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"])
+    return max(timeout - VISIBILITY_MARGIN_SECONDS, 0)
 
 
 @shared_task(
@@ -34,5 +53,29 @@ def deliver_event(self: Task, event_id: int) -> str:
             event_id, "The delivery took longer than its time limit.", may_retry=may_retry
         )
     if attempt.outcome == Outcome.RETRY:
-        raise self.retry(countdown=retry_delay(attempt.attempts))
+        delay = retry_delay(attempt.attempts)
+        if delay <= longest_countdown():
+            raise self.retry(countdown=delay)
+        OutboundEvent.objects.filter(pk=event_id, status=EventStatus.PENDING).update(
+            next_attempt_at=timezone.now() + timedelta(seconds=delay)
+        )
+        return "scheduled"
     return attempt.outcome.value
+
+
+@shared_task(ignore_result=True, soft_time_limit=50, time_limit=60)
+def send_due_events() -> int:
+    """Queue the events whose scheduled retry is due; each is queued once (the row's
+    schedule is cleared by the one sweep that queues it)."""
+    due = OutboundEvent.objects.filter(
+        status=EventStatus.PENDING, next_attempt_at__lte=timezone.now()
+    ).values_list("pk", "next_attempt_at")[:1000]
+    queued = 0
+    for event_id, scheduled in due:
+        claimed = OutboundEvent.objects.filter(pk=event_id, next_attempt_at=scheduled).update(
+            next_attempt_at=None
+        )
+        if claimed:
+            deliver_event.delay(event_id)
+            queued += 1
+    return queued

@@ -17,6 +17,12 @@ app.autodiscover_tasks()
 app.conf.beat_schedule = {
     # End the calls of server processes killed outright (no heartbeat for
     # KOE_INSTANCE_LOST_SECONDS); living servers do it too as they beat.
+    # Event deliveries whose next retry was too far off to leave with the broker.
+    "send-due-events": {
+        "task": "events.tasks.send_due_events",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
     "end-lost-calls": {
         "task": "calls.tasks.end_lost_calls_task",
         "schedule": 60.0,

@@ -275,6 +275,15 @@ KOE_INSTANCE_NAME = env_str("KOE_INSTANCE_NAME") or f"{socket.gethostname()}:{os
 # written by the server once the database is back (also after a restart).
 KOE_END_RETRY_SECONDS = env_float("KOE_END_RETRY_SECONDS", 30.0)
 KOE_SPOOL_DIR = Path(env_str("KOE_SPOOL_DIR") or VAR_DIR / "spool")
+# A call waits this long past a background tool's timeout for its result, then tells the
+# caller it did not answer (a later result is passed on as news).
+KOE_BACKGROUND_TOOL_GRACE_SECONDS = env_float("KOE_BACKGROUND_TOOL_GRACE_SECONDS", 10.0)
+# Redis (the broker) hands a message no worker confirmed to another worker after this
+# long: longer than any task's time limit (300 s), so a slow task is never run twice, yet
+# a task whose worker died runs again within minutes, not Redis's default hour.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("KOE_CELERY_VISIBILITY_TIMEOUT", 360)
+}
 KOE_HEARTBEAT_SECONDS = env_float("KOE_HEARTBEAT_SECONDS", 10.0)
 KOE_INSTANCE_LOST_SECONDS = env_float("KOE_INSTANCE_LOST_SECONDS", 30.0)
 

@@ -106,7 +106,7 @@ def test_without_an_events_url_a_call_ends_as_before(
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         ended = end_call(call.pk, "agent", "said goodbye")
     assert (ended.status, ended.end_reason, ended.end_detail) == ("ended", "agent", "said goodbye")
-    assert len(callbacks) == 1  # settling the call's cost; no event delivery
+    assert len(callbacks) == 2  # settling its cost, and the call_ended signal; no delivery
     assert not OutboundEvent.objects.exists()
 
 

@@ -12,10 +12,10 @@ from urllib.parse import urlsplit
 import pytest
 import redis
 
-from tests.broker.conftest import openai_agent
+from tests.broker.conftest import openai_agent, scripted_provider
 from tests.faults.network import TcpProxy
 
-__all__ = ["openai_agent"]
+__all__ = ["openai_agent", "scripted_provider"]
 
 # A Redis database of its own: a drill "restarts" Redis by emptying it.
 DRILL_REDIS_DB = 9

@@ -197,7 +197,11 @@ def test_a_worker_killed_mid_task_runs_it_again_exactly_once_in_effect(
             os.kill(child, signal.SIGKILL)
         booking_server.hold.clear()  # the task's second run is answered at once
         await wait_for_output(connection, communicator)
-        await asyncio.sleep(1)  # nothing else arrives
+        # Once the task has finished nothing else can arrive: wait for that, not a time.
+        deadline = time.monotonic() + 30
+        while "succeeded in" not in worker.output():
+            assert time.monotonic() < deadline, worker.output()
+            await asyncio.sleep(0.05)
         await communicator.disconnect()
         return outputs_sent(connection)
 

@@ -9,12 +9,14 @@ import zoneinfo
 from typing import Any
 
 import pytest
+from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
 from calls.models import CallSession, CallStatus
 from tests.conftest import TenantWorld
 from tests.factories import AgentFactory, CallFactory, ToolFactory
-from tools.invocations import ToolInvocation
+from tools import runner as runner_module
+from tools.invocations import ToolInvocation, confirm_delivery
 from tools.models import ToolDefinition
 from tools.outcomes import ToolOutcome
 from tools.runner import ToolCallContext, run_tool_call
@@ -194,6 +196,9 @@ def test_a_background_tool_answers_later_through_the_calls_group(
         await layer.group_add(call.group_name, channel)
         outcome = await run_tool_call(context(call, tool, '{"party_size": 4, "time": "20:30"}'))
         message = await asyncio.wait_for(layer.receive(channel), 10)
+        # As the live call does once it has the result: only then is it delivered.
+        await database_sync_to_async(confirm_delivery)(message["invocation"])
+        await asyncio.gather(*runner_module._eager_runs)
         return outcome, message
 
     outcome, message = asyncio.run(scenario())
