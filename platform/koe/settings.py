@@ -136,13 +136,22 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
+    CHANNEL_RECEIVE_TIMEOUT = 5.0  # channels_redis's wait in each blocking receive
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "koe.channel_layer.RedisChannelLayer",
             "CONFIG": {
                 # redis-py 8 times socket reads out after 5 s, exactly channels_redis's
                 # blocking-receive wait: a quiet consumer would die of "Timeout reading".
-                "hosts": [{"address": REDIS_URL, "socket_timeout": 30, "socket_keepalive": True}],
+                # The socket's timeout is kept well over the receive's.
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "socket_timeout": 6 * CHANNEL_RECEIVE_TIMEOUT,
+                        "socket_keepalive": True,
+                    }
+                ],
+                "receive_timeout": CHANNEL_RECEIVE_TIMEOUT,
                 "prefix": env_str("KOE_CHANNEL_PREFIX", "koe"),
             },
         }

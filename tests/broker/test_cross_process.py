@@ -6,6 +6,7 @@ import asyncio
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async
@@ -64,10 +65,18 @@ def test_a_message_from_another_process_reaches_the_live_call(
 @pytest.mark.redis
 @pytest.mark.django_db(transaction=True)
 def test_a_quiet_call_still_hears_its_group_after_a_while(
-    tenant_a: TenantWorld, openai_agent: Agent, scripted_provider: type[ScriptedProvider]
+    tenant_a: TenantWorld,
+    openai_agent: Agent,
+    scripted_provider: type[ScriptedProvider],
+    settings: Any,
 ) -> None:
     """The Redis layer's blocking receive waits 5 s; redis-py's default socket timeout is
-    also 5 s: without a longer one, a call with no group message for 5 s crashed."""
+    also 5 s: without a longer one, a call with no group message for 5 s crashed. Here the
+    wait is shortened to 0.25 s (the socket's timeout kept at its ratio to it), so a quiet
+    second spans four blocking receives."""
+    config = settings.CHANNEL_LAYERS["default"]["CONFIG"]
+    config["receive_timeout"] = 0.25
+    config["hosts"][0]["socket_timeout"] = 6 * 0.25
 
     async def scenario() -> dict:
         communicator = await connect(
@@ -75,7 +84,7 @@ def test_a_quiet_call_still_hears_its_group_after_a_while(
         )
         await receive(communicator)
         call = await database_sync_to_async(CallSession.objects.get)()
-        await asyncio.sleep(7)  # a quiet stretch longer than one blocking receive
+        await asyncio.sleep(1.2)  # a quiet stretch longer than four blocking receives
         assert not communicator.future.done(), communicator.future.exception()
         from channels.layers import get_channel_layer
 
@@ -89,3 +98,12 @@ def test_a_quiet_call_still_hears_its_group_after_a_while(
     event = asyncio.run(scenario())
     assert event["error"]["code"] == "call_ended_operator"
     assert CallSession.objects.get().end_detail == "after a pause"
+
+
+@pytest.mark.redis
+def test_the_redis_sockets_wait_longer_than_the_layers_blocking_receive() -> None:
+    """The configuration the quiet-call test relies on, as deployments get it."""
+    from koe import settings as koe_settings
+
+    config = koe_settings.CHANNEL_LAYERS["default"]["CONFIG"]
+    assert config["hosts"][0]["socket_timeout"] > 2 * config["receive_timeout"]

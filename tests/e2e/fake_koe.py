@@ -109,6 +109,7 @@ class FakeKoe:
     token_requests: list[dict[str, Any]] = field(default_factory=list)
     sockets: list[WebSocketRoute] = field(default_factory=list)
     received: list[dict[str, Any]] = field(default_factory=list)  # client events, all sockets
+    requests: list[str] = field(default_factory=list)  # every API path asked, in order
 
     def install(self, page: Page) -> None:
         page.route(f"{self.origin}/v1/**", self._api)
@@ -117,7 +118,10 @@ class FakeKoe:
     def _api(self, route: Route) -> None:
         request = route.request
         path = request.url.removeprefix(self.origin).split("?")[0]
-        if path == "/v1/widget/config":
+        self.requests.append(path)
+        if path == "/v1/sentinel":
+            route.fulfill(status=204)
+        elif path == "/v1/widget/config":
             route.fulfill(status=200, content_type="application/json", json=self.config)
         elif path == "/v1/widget/client_secrets":
             self.token_requests.append(json.loads(request.post_data or "{}"))
@@ -214,6 +218,12 @@ class FakeKoe:
                 "item_id": "item_caller",
             }
         )
+
+    def sentinel_request(self, page: Page) -> None:
+        """A request the page makes now, waited for: whatever the page had asked before
+        it has been seen by then (for checks that something was *not* asked)."""
+        page.evaluate("(origin) => fetch(origin + '/v1/sentinel')", self.origin)
+        assert "/v1/sentinel" in self.requests
 
     def sent_by_widget(self, event_type: str) -> list[dict[str, Any]]:
         return [event for event in self.received if event.get("type") == event_type]

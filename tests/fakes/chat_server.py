@@ -5,8 +5,9 @@ A real HTTP/1.1 server on loopback (stdlib asyncio streams) that answers
 ``chat.completion.chunk`` objects in chunked transfer encoding (the first delta carries the
 role, tool calls arrive as fragments keyed by ``index``, a last chunk carries
 ``finish_reason``, then ``data: [DONE]``), without it one ``chat.completion`` object.
-It checks ``Authorization: Bearer`` when given a key and answers errors with OpenAI's error
-body. Replies are queued by the test, which can also slow a stream down, hold it, or send
+It checks ``Authorization: Bearer`` when given a key, and refuses any Authorization
+header when not (Koe must not send a key it was not given: a key for one server must
+never leak to another), and answers errors with OpenAI's error body. Replies are queued by the test, which can also slow a stream down, hold it, or send
 raw events; every request is recorded, and a client that hangs up mid-stream is counted.
 
 The tests read everything it sends with the ``openai`` package, so the shapes stay
@@ -205,6 +206,14 @@ class FakeChatServer:
                 HTTPStatus.NOT_FOUND,
                 f"Unknown request URL: {method} {path}. Please check the URL for typos.",
                 code="unknown_url",
+            )
+            return True
+        if not self.api_key and "authorization" in headers:
+            await self._send_error(
+                writer,
+                HTTPStatus.BAD_REQUEST,
+                "This server takes no API key, yet an Authorization header was sent.",
+                code="unexpected_authorization",
             )
             return True
         if self.api_key and headers.get("authorization") != f"Bearer {self.api_key}":

@@ -365,7 +365,13 @@ def test_the_request_has_the_official_shape(chat_server: FakeChatServer) -> None
     run(collect(engine_for(chat_server), FULL_REQUEST))
 
     adapter = TypeAdapter(CompletionCreateParamsStreaming)
-    _materialized(adapter.validate_python(chat_server.bodies[0]))  # raises when it is not
+    # Validating raises when the body is not what the SDK would send.
+    request = _materialized(adapter.validate_python(chat_server.bodies[0]))
+    assert request["stream"] is True
+    assert request["messages"][0]["role"] == "system"
+    assert {message["role"] for message in request["messages"]} <= {
+        "system", "user", "assistant", "tool"
+    }  # fmt: skip
 
 
 def test_no_tools_and_no_key_send_neither() -> None:

@@ -163,7 +163,7 @@ def test_services_from_urls() -> None:
     assert result.stdout.split() == [
         "django.db.backends.postgresql",
         "koe",
-        "channels_redis.core.RedisChannelLayer",
+        "koe.channel_layer.RedisChannelLayer",  # channels_redis, its receive wait a setting
         "redis://cache.internal:6379/2",
         "False",
     ]

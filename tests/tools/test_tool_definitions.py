@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from agents.versions import reversion_agents_using
 from tests.conftest import TenantWorld
 from tests.factories import AgentFactory, ToolFactory
+from tools.mock import placeholder_names, render_template
 from tools.models import ToolDefinition
 
 BOOKING_PARAMETERS = {
@@ -97,7 +98,11 @@ def test_placeholders_need_parameters_that_declare_them(tenant_a: TenantWorld) -
 
 
 def test_braces_that_are_not_placeholders_are_plain_text(tenant_a: TenantWorld) -> None:
-    mock_tool(tenant_a, mock_response="Booked {party_size} {0} { time } {a.b} {}").full_clean()
+    template = "Booked {party_size} {0} { time } {a.b} {}"
+    tool = mock_tool(tenant_a, mock_response=template)
+    tool.full_clean()  # only {party_size} is a placeholder, and it is declared
+    assert placeholder_names(template) == ["party_size"]
+    assert render_template(template, {"party_size": 2}) == "Booked 2 {0} { time } {a.b} {}"
 
 
 def test_other_kinds_ignore_a_stale_mock_reply(tenant_a: TenantWorld) -> None:
