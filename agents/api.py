@@ -16,6 +16,7 @@ from agents.models import (
     Agent,
     AgentVersion,
     AudioFormat,
+    ClientFunctions,
     Eagerness,
     ResponseEngineKind,
     TurnDetection,
@@ -65,6 +66,8 @@ PLAIN_FIELDS = (
     "widget_color",
     "widget_position",
     "client_may_override",
+    "client_functions",
+    "greet_api_callers",
     "strict_client_settings",
     "show_configuration_to_browsers",
 )
@@ -112,6 +115,13 @@ class AgentOut(Schema):
     client_may_override: bool = Field(
         description="Clients may change instructions, tools, voice, output modalities and "
         "token limits, and add system and assistant messages."
+    )
+    client_functions: ClientFunctions = Field(
+        description="Who may declare functions of their own (which the client runs): "
+        "none, servers (secret key) or all (browsers too)."
+    )
+    greet_api_callers: bool = Field(
+        description="Also greet callers with a secret key; widget and phone callers always are."
     )
     strict_client_settings: bool = Field(
         description="A client's change of a protected setting is refused with an error "
@@ -201,6 +211,8 @@ class AgentPatch(Schema):
     widget_color: str = Field(OMITTED)
     widget_position: WidgetPosition = Field(OMITTED)
     client_may_override: StrictBool = Field(OMITTED)
+    client_functions: ClientFunctions = Field(OMITTED)
+    greet_api_callers: StrictBool = Field(OMITTED)
     strict_client_settings: StrictBool = Field(OMITTED)
     show_configuration_to_browsers: StrictBool = Field(OMITTED)
 
@@ -241,6 +253,8 @@ def agent_json(agent: Agent) -> dict[str, Any]:
         "widget_color": agent.widget_color,
         "widget_position": agent.widget_position,
         "client_may_override": agent.client_may_override,
+        "client_functions": agent.client_functions,
+        "greet_api_callers": agent.greet_api_callers,
         "strict_client_settings": agent.strict_client_settings,
         "show_configuration_to_browsers": agent.show_configuration_to_browsers,
         "current_version": agent.current_version.number if agent.current_version else None,

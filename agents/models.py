@@ -119,6 +119,12 @@ def clean_faq(value: Any) -> tuple[list[dict[str, str]], list[str]]:
     return entries, problems
 
 
+class ClientFunctions(models.TextChoices):
+    NONE = "none", "Nobody"
+    SERVERS = "servers", "The tenant's servers (secret key), not browsers"
+    ALL = "all", "Any caller, browsers too"
+
+
 class Agent(models.Model):
     public_id = models.CharField(max_length=40, unique=True, default=new_agent_id, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="agents")
@@ -176,6 +182,11 @@ class Agent(models.Model):
     greeting = models.TextField(
         blank=True, max_length=2000, help_text="Spoken first when the call starts."
     )
+    greet_api_callers = models.BooleanField(
+        default=False,
+        help_text="Also greet callers that connect with a secret key (a tenant's own "
+        "server, which usually speaks first). Widget and phone callers are always greeted.",
+    )
     faq = models.JSONField(
         default=list,
         blank=True,
@@ -219,6 +230,13 @@ class Agent(models.Model):
         default=False,
         help_text="Let realtime clients change instructions, tools, voice, output modalities "
         "and token limits, and add system and assistant messages.",
+    )
+    client_functions = models.CharField(
+        max_length=8,
+        choices=ClientFunctions.choices,
+        default=ClientFunctions.SERVERS,
+        help_text="Who may declare functions of their own in session.update, which the "
+        "client runs (OpenAI's usual flow); the agent's tools stay Koe's to run.",
     )
     strict_client_settings = models.BooleanField(
         default=False,
@@ -305,6 +323,7 @@ class Agent(models.Model):
                 "eagerness": self.semantic_eagerness,
             },
             "greeting": self.greeting,
+            "greet_api_callers": self.greet_api_callers,
             "faq": self.faq,
             "language": self.language,
             "max_call_duration_seconds": self.max_call_duration_seconds,
@@ -314,6 +333,7 @@ class Agent(models.Model):
             "recording_offered": self.recording_offered,
             "consent_required": self.consent_required,
             "client_may_override": self.client_may_override,
+            "client_functions": self.client_functions,
             "strict_client_settings": self.strict_client_settings,
             "show_configuration_to_browsers": self.show_configuration_to_browsers,
         }

@@ -63,6 +63,10 @@ class CallGrant:
     # Session events keep the instructions and tool definitions (a tenant's own server,
     # or an agent that opted in); a browser with a session token does not see them.
     shows_configuration: bool = True
+    # The client may declare functions of its own (which it runs) in session.update.
+    client_functions: bool = False
+    # The agent's greeting is said as the call opens (API callers only if the agent says).
+    greets: bool = True
 
     @property
     def group_name(self) -> str:
@@ -267,6 +271,9 @@ def _start(
         allow_overrides=bool(config.get("client_may_override")),
         strict=bool(config.get("strict_client_settings")),
         shows_configuration=not by_browser or bool(config.get("show_configuration_to_browsers")),
+        client_functions=config.get("client_functions", "servers") == "all"
+        or (config.get("client_functions", "servers") == "servers" and not by_browser),
+        greets=by_browser or bool(config.get("greet_api_callers")),
     )
 
 

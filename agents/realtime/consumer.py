@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs
@@ -39,6 +40,7 @@ from agents.realtime.errors import (
     error_event,
 )
 from agents.realtime.policy import PolicyState, oversized, parse_client_frame
+from agents.realtime.presentation import ServerToolPresenter
 from agents.realtime.providers import ProviderConnection, ProviderError, get_provider
 from agents.realtime.session_config import (
     agent_settings,
@@ -79,6 +81,8 @@ END_CLOSE_CODES: dict[str, int] = {
     EndReason.SERVER_ERROR: CLOSE_SERVER_ERROR,
 }
 SESSION_EVENTS = frozenset({events.SESSION_CREATED, events.SESSION_UPDATED})
+# Error codes that mean a response.create was refused (so no response follows it).
+RESPONSE_REFUSALS = frozenset({"conversation_already_has_active_response"})
 # Waiting out a channel-layer outage: the first retry, doubling up to the longest.
 LAYER_RETRY_FIRST_SECONDS = 0.25
 LAYER_RETRY_LONGEST_SECONDS = 2.0
@@ -139,6 +143,12 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.live = False  # accepted and relaying (the provider session is open)
         self.hang_up_after_response = False  # the end_call tool was used
         self.response_wanted: str | None = None  # a response.create deferred (its instructions)
+        # Who asked for each response.create sent upstream and not yet created ("server",
+        # "client"), who started the response in progress, and clients' response.create
+        # events held back while a response the server started is in the way.
+        self.requested: deque[str] = deque()
+        self.response_by: str | None = None
+        self.held_responses: deque[str] = deque()
         self.response_audio_seconds = 0.0
         self.response_audio_started = 0.0
         self.background: set[asyncio.Task[Any]] = set()
@@ -193,13 +203,13 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.policy = PolicyState(
             agent=agent_settings(config, self.grant.agent_public_id),
             allow_overrides=self.grant.allow_overrides,
+            client_functions=self.grant.client_functions,
             strict=self.grant.strict,
             max_frame_bytes=settings.KOE_REALTIME_MAX_FRAME_BYTES,
         )
-        self.tracker = CallTracker(
-            server_tools=frozenset(functions_by_name(config.get("tools", []))),
-            policy=self.policy,
-        )
+        server_tools = frozenset(functions_by_name(config.get("tools", [])))
+        self.tracker = CallTracker(server_tools=server_tools, policy=self.policy)
+        self.presenter = ServerToolPresenter(server_tools)
         self.started = time.monotonic()
         await self._join_group()
         await self._accept()
@@ -221,8 +231,9 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
 
         try:
             await self.upstream.send(orjson.dumps(session_update(config)).decode())
-            greeting = greeting_response(config)
+            greeting = greeting_response(config) if self.grant.greets else None
             if greeting is not None:
+                self.requested.append("server")
                 await self.upstream.send(orjson.dumps(greeting).decode())
         except ProviderError as error:
             await self._end(EndReason.PROVIDER_ERROR, str(error), notify=True)
@@ -334,6 +345,13 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             self.tracker.client_function_output(*client_event.function_output)
         if self.recorder is not None:
             self._record_client_event(client_event.type, client_event.event)
+        if client_event.type == events.RESPONSE_CREATE:
+            if self._server_response_in_the_way():
+                # The greeting (or a response Koe asked for) is under way: the client's
+                # turn comes next, as it would have had it asked a moment later.
+                self.held_responses.append(client_event.frame(text_data or ""))
+                return
+            self.requested.append("client")
         try:
             # The frame as received, unless the policy took settings out of it.
             await self.upstream.send(client_event.frame(text_data or ""))
@@ -363,11 +381,17 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                     self._log("provider sent a non-object event; dropped")
                     continue
                 outcome = self.tracker.server_event(event)
+                self._follow_responses(event)
                 if event.get("type") in SESSION_EVENTS:
                     frame = self._presented_session(event)
-                if not await self._deliver(frame):
-                    await self._end(EndReason.CLIENT_CLOSED, "The client went away.")
-                    return
+                presented = self.presenter.present(event)
+                frames = (
+                    [frame] if presented is None else [orjson.dumps(e).decode() for e in presented]
+                )
+                for shown in frames:
+                    if not await self._deliver(shown):
+                        await self._end(EndReason.CLIENT_CLOSED, "The client went away.")
+                        return
                 RELAY_LATENCY.labels("provider_to_client").observe(time.perf_counter() - started)
                 if isinstance(outcome, ProviderFault):
                     await self._end(EndReason.PROVIDER_ERROR, outcome.message, notify=True)
@@ -388,6 +412,31 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 await self._end(EndReason.PROVIDER_ERROR, str(error), notify=True)
         except Exception as error:  # a relay that dies must not leave the call hanging
             await self._fail(error, "relay")
+
+    def _follow_responses(self, event: dict[str, Any]) -> None:
+        """Who started the response in progress (responses are created in the order they
+        were asked for; one nobody asked for is the provider's own, after a turn)."""
+        kind = event.get("type")
+        if kind == events.RESPONSE_CREATED:
+            self.response_by = self.requested.popleft() if self.requested else "server"
+        elif kind == events.RESPONSE_DONE:
+            self.response_by = None
+        elif kind == events.ERROR and self.requested:
+            error = event.get("error")
+            if isinstance(error, dict) and error.get("code") in RESPONSE_REFUSALS:
+                self.requested.popleft()  # that response.create will never be created
+
+    def _server_response_in_the_way(self) -> bool:
+        return "server" in self.requested or (
+            self.policy.response_active and self.response_by != "client"
+        )
+
+    async def _release_held_response(self) -> None:
+        """A client's response.create held back, now that the way is clear."""
+        if not self.held_responses or self.requested or self.policy.response_active:
+            return
+        self.requested.append("client")
+        await self.upstream.send(self.held_responses.popleft())
 
     def _presented_session(self, event: dict[str, Any]) -> str:
         """session.created/updated as this caller sees it: the agent's id as the model (the
@@ -463,7 +512,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 self.awaited_tools[request.call_id] = (request, self.tracker.clock() + wait)
                 continue
             self.tracker.tool_result(request, outcome.output)
-            await self._send_function_output(request.call_id, outcome.output)
+            await self._send_function_output(request.call_id, outcome.output, ok=outcome.ok)
             answered = True
         if self.ended:
             return
@@ -522,26 +571,28 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             )
             self._log("background tool %s gave no answer in time", request.name)
             self.tracker.tool_result(request, outcome.output)
-            await self._send_function_output(call_id, outcome.output)
+            await self._send_function_output(call_id, outcome.output, ok=False)
         if late:
             await self._request_response()
 
-    async def _send_function_output(self, call_id: str, output: str) -> None:
+    async def _send_function_output(self, call_id: str, output: str, *, ok: bool = True) -> None:
         item = {
             "type": "conversation.item.create",
             "item": {"type": "function_call_output", "call_id": call_id, "output": output},
         }
         await self.upstream.send(orjson.dumps(item).decode())
+        for finished in self.presenter.completed(call_id, output, failed=not ok):
+            await self._send_event(finished)
 
     async def _request_response(self, instructions: str | None = None) -> None:
         """Ask for a response now, or once the one in progress is done (the API allows one)."""
-        if self.policy.response_active:
+        if self.policy.response_active or self.requested:
             self.response_wanted = instructions or self.response_wanted or ""
             return
         event: dict[str, Any] = {"type": "response.create"}
         if instructions:
             event["response"] = {"instructions": instructions}
-        self.policy.response_active = True  # until response.done: no second request
+        self.requested.append("server")
         await self.upstream.send(orjson.dumps(event).decode())
 
     async def _after_response(self) -> None:
@@ -557,6 +608,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         if self.response_wanted is not None:
             instructions, self.response_wanted = self.response_wanted, None
             await self._request_response(instructions or None)
+        await self._release_held_response()
 
     # --- limits and control messages -----------------------------------------------------
     async def _watch_limits(self) -> None:

@@ -8,7 +8,9 @@ field by field, by the table below:
 - ``CLIENT``: the client's to choose (audio formats, turn detection, noise reduction,
   speed, truncation); passed on.
 - ``OVERRIDABLE``: the agent's (instructions, tools, voice, output modalities, token
-  limits), which a client may change only where the agent allows overrides.
+  limits), which a client may change only where the agent allows overrides. Functions a
+  client declares for itself (which it runs) are added beside the agent's tools where the
+  agent allows client functions for this caller.
 - ``AGENT``: the agent's, always (model, input transcription, tracing).
 
 A protected field that is absent, null, empty or equal to the agent's value is a no-op,
@@ -47,6 +49,7 @@ class AgentSettings:
     voice: str = ""
     instructions: str = ""
     tool_names: frozenset[str] = frozenset()
+    tool_definitions: tuple[dict[str, Any], ...] = ()  # as the provider's session has them
     transcription: dict[str, Any] | None = None
     output_modalities: tuple[str, ...] = ("audio",)
 
@@ -138,6 +141,8 @@ class PolicyState:
 
     agent: AgentSettings = field(default_factory=AgentSettings)
     allow_overrides: bool = False
+    # The client may declare functions of its own, which it runs (beside the agent's).
+    client_functions: bool = False
     strict: bool = False  # refuse a changed protected setting instead of dropping it
     max_frame_bytes: int = 256 * 1024
     response_active: bool = False
@@ -242,7 +247,10 @@ def _reconcile(
 ) -> None:
     """Apply the table to ``container`` (a session or a response), in place."""
     changed = []
+    skip = {"tools"} if _declare_client_functions(client_event, container, state) else set()
     for path, rule in rules.items():
+        if path in skip:
+            continue
         parent, key = _locate(container, path)
         if parent is None or key not in parent:
             continue
@@ -271,6 +279,28 @@ def _reconcile(
         )
     client_event.dropped.extend(changed)
     _prune_empty(container, ("audio.input", "audio.output", "audio"))
+
+
+def _declare_client_functions(
+    client_event: ClientEvent, container: dict[str, Any], state: PolicyState
+) -> bool:
+    """Functions a client declares for itself (OpenAI's usual flow: the client runs them),
+    where the agent allows it: sent beside the agent's tools, which stay the agent's (a
+    function named like one of them is the agent's). True when ``tools`` was handled."""
+    tools = container.get("tools")
+    if not (state.client_functions or state.allow_overrides) or not isinstance(tools, list):
+        return False
+    own = [
+        tool
+        for tool in tools
+        if tool.get("type", "function") == "function"
+        and tool.get("name") not in state.agent.tool_names
+    ]
+    if not own:
+        return False  # only the agent's own tools, or none: the table's no-op
+    container["tools"] = [*state.agent.tool_definitions, *own]
+    client_event.changed = True
+    return True
 
 
 def _locate(container: dict[str, Any], path: str) -> tuple[dict[str, Any] | None, str]:

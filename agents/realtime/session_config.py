@@ -63,6 +63,7 @@ def agent_settings(config: dict[str, Any], agent_id: str) -> AgentSettings:
         tool_names=frozenset(
             function.name for function in model_functions(config.get("tools", []))
         ),
+        tool_definitions=tuple(function_tools(config)),
         transcription=transcription(config),
         output_modalities=("audio",),
     )

@@ -39,7 +39,7 @@ VOICE_SUGGESTIONS = OPENAI_VOICES
 
 
 AGENT_FIELDSETS: list[tuple[str, list[str]]] = [
-    ("Basics", ["name", "instructions", "greeting", "language"]),
+    ("Basics", ["name", "instructions", "greeting", "greet_api_callers", "language"]),
     ("Questions and answers", ["faq"]),
     (
         "Voice & model",
@@ -69,7 +69,12 @@ AGENT_FIELDSETS: list[tuple[str, list[str]]] = [
     ("Widget", ["widget_label", "widget_color", "widget_position"]),
     (
         "Realtime clients",
-        ["client_may_override", "strict_client_settings", "show_configuration_to_browsers"],
+        [
+            "client_may_override",
+            "client_functions",
+            "strict_client_settings",
+            "show_configuration_to_browsers",
+        ],
     ),
 ]
 
@@ -263,6 +268,8 @@ class AgentForm(TenantModelForm):
             "widget_color": "Colour",
             "widget_position": "Position",
             "client_may_override": "Clients may override the configuration",
+            "client_functions": "Functions the client runs",
+            "greet_api_callers": "Greet API callers too",
             "strict_client_settings": "Refuse changes to protected settings",
             "show_configuration_to_browsers": "Show instructions and tools to browsers",
         }

@@ -24,6 +24,7 @@ from django.core.validators import MaxLengthValidator
 from django.db import IntegrityError, models
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.urls import URLPattern, URLResolver
+from django.views.decorators.csrf import csrf_exempt
 from ninja import Field, NinjaAPI, Schema, Swagger
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
@@ -379,9 +380,27 @@ def _unexpected_error(request: HttpRequest, exc: Exception) -> HttpResponse:
     )
 
 
+# Paths OpenAI has that Koe does not serve yet, with where to go instead.
+NOT_SERVED_YET = {
+    "/v1/realtime/calls": "WebRTC calls are not available on this deployment yet; connect "
+    "over WebSocket: wss://<host>/v1/realtime?model=<agent id>.",
+}
+
+
+@csrf_exempt  # an API client has no CSRF token: a POST must get the JSON 404 too
 def not_found_view(request: HttpRequest, rest: str = "") -> JsonResponse:
     """Unknown paths under /v1/ answer JSON too (routed last in koe/urls.py)."""
-    return _plain_error(404, f"No API endpoint {request.path}.")
+    hint = NOT_SERVED_YET.get(request.path.rstrip("/"))
+    return _plain_error(404, hint or f"No API endpoint {request.path}.")
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponseBase:
+    """CSRF_FAILURE_VIEW: under /v1/ an OpenAI-style JSON error, elsewhere Django's page."""
+    if request.path.startswith("/v1/") or request.path == "/v1":
+        return _plain_error(403, "This request needs a CSRF token (or an API key).")
+    from django.views.csrf import csrf_failure as django_csrf_failure
+
+    return django_csrf_failure(request, reason)
 
 
 def api_urls() -> tuple[list[URLPattern | URLResolver], str, str]:

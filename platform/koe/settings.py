@@ -101,6 +101,8 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "koe.urls"
+# Under /v1/ a refused CSRF check answers an OpenAI-style JSON error, never a page.
+CSRF_FAILURE_VIEW = "koe.api.csrf_failure"
 ASGI_APPLICATION = "koe.asgi.application"
 WSGI_APPLICATION = None
 

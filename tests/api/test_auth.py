@@ -93,3 +93,39 @@ def test_realtime_client_secrets_keeps_the_json_error_shape(tenant_a: TenantWorl
     assert response.status_code == 404
     assert response.json()["error"]["type"] == "not_found"
     assert "agt_missing" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("post", "/v1/realtime/calls"),  # OpenAI's WebRTC entry point
+        ("post", "/v1/made/up"),
+        ("get", "/v1/made/up"),
+        ("put", "/v1"),
+    ],
+)
+def test_unknown_api_paths_answer_json_never_a_page(method: str, path: str) -> None:
+    """Clients read the body as JSON: a CSRF page or an HTML 404 breaks them."""
+    client = Client(enforce_csrf_checks=True)
+    if method == "get":
+        response = client.get(path)
+    else:
+        response = getattr(client, method)(path, "v=0\r\n", content_type="application/sdp")
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    error = response.json()["error"]
+    assert error["type"] == "not_found"
+    if path == "/v1/realtime/calls":
+        assert "WebSocket" in error["message"]
+
+
+def test_a_csrf_refusal_under_the_api_prefix_is_json() -> None:
+    from django.test import RequestFactory
+
+    from koe.api import csrf_failure
+
+    response = csrf_failure(RequestFactory().post("/v1/anything"), "no token")
+    assert response.status_code == 403
+    assert response["Content-Type"] == "application/json"
+    page = csrf_failure(RequestFactory().post("/login/"), "no token")
+    assert "text/html" in page["Content-Type"]

@@ -42,6 +42,7 @@ def agent_data(**overrides: Any) -> dict[str, Any]:
         "widget_label": "Talk to us",
         "widget_color": "#2563eb",
         "widget_position": "bottom-right",
+        "client_functions": "servers",
         "faq": "",
     }
     data.update(overrides)

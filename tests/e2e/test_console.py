@@ -216,19 +216,19 @@ def test_a_member_books_a_table_in_the_console_and_sees_the_events_latency_and_t
         first_turn = re.fullmatch(r"(\d+) ms", turns.first.inner_text())
         assert first_turn and 0 < int(first_turn.group(1)) < 15000, turns.first.inner_text()
 
-        # An event's JSON opens on a click: the tool call exactly as the provider sent it.
+        # An event's JSON opens on a click: the tool call as Koe shows it (the agent's tools
+        # are run by Koe, so they come as hosted tool calls, which clients do not run).
         row = (
             event_log(page)
             .get_by_role("listitem")
-            .filter(has=page.locator(".type", has_text="response.function_call_arguments.done"))
+            .filter(has=page.locator(".type", has_text="response.mcp_call_arguments.done"))
         )
         json_view = row.locator("pre")
         assert json_view.is_hidden()
         row.locator("summary").click()
         json_view.wait_for()
         event: dict[str, Any] = json.loads(json_view.inner_text())
-        assert event["type"] == "response.function_call_arguments.done"
-        assert event["name"] == "book_table"
+        assert event["type"] == "response.mcp_call_arguments.done"
         assert json.loads(event["arguments"]) == arguments
         assert re.fullmatch(r"\+\d+\.\d{3}s", row.locator(".time").inner_text())
 
@@ -249,13 +249,14 @@ def test_a_member_books_a_table_in_the_console_and_sees_the_events_latency_and_t
             "session.created",
             "input_audio_buffer.speech_started",
             "input_audio_buffer.speech_stopped",
-            "response.function_call_arguments.done",
+            "response.mcp_call_arguments.done",
+            "response.mcp_call.completed",
             "response.done",
         ):
             assert expected in from_koe, f"{expected} is not listed: {from_koe}"
         assert from_koe[0] == "session.created"
         assert from_koe.index("input_audio_buffer.speech_started") < from_koe.index(
-            "response.function_call_arguments.done"
+            "response.mcp_call_arguments.done"
         )
         assert {row.type for row in rows if row.sender == "the widget"} >= {
             "input_audio_buffer.append"

@@ -74,9 +74,16 @@ def test_a_caller_books_a_table_by_voice_and_hears_the_confirmation() -> None:
     words = heard["transcript"].lower()
     assert "table for" in words and ("two" in words or "2" in words), words
 
-    call = next(e for e in seen if e["type"] == "response.function_call_arguments.done")
-    assert call["name"] == "book_table"
+    # Koe runs the agent's tool: the client is shown a hosted tool call, not a function.
+    shown = next(
+        e
+        for e in seen
+        if e["type"] == "response.output_item.added" and e["item"]["type"] == "mcp_call"
+    )
+    assert shown["item"]["name"] == "book_table"
+    call = next(e for e in seen if e["type"] == "response.mcp_call_arguments.done")
     assert json.loads(call["arguments"]) == {"party_size": 2, "time": "19:00"}
+    assert any(e["type"] == "response.mcp_call.completed" for e in seen)
 
     final = [e["response"] for e in seen if e["type"] == "response.done"][-1]
     assert final["status"] == "completed"

@@ -50,9 +50,10 @@ def test_the_openai_sdk_books_a_table_by_voice_on_a_fresh_daphne() -> None:
     spoken = [e.transcript for e in events if e.type == "response.output_audio_transcript.done"]
     assert spoken[0].startswith("Hello, you've reached Koe Bistro")
     assert "Your table for 2 at 19:00 is booked" in spoken[-1]
-    call = next(e for e in events if e.type == "response.function_call_arguments.done")
-    assert call.name == "book_table"
+    # The SDK is shown the agent's tool as a hosted tool call (Koe runs it), not a function.
+    call = next(e for e in events if e.type == "response.mcp_call_arguments.done")
     assert json.loads(call.arguments) == {"party_size": 2, "time": "19:00"}
+    assert not [e for e in events if e.type == "response.function_call_arguments.done"]
     # usage of every response was recorded, at the local provider's token-equivalents
     usage = list(UsageRecord.objects.order_by("created_at"))
     assert [record.provider for record in usage] == ["local"] * 3

@@ -463,3 +463,41 @@ def test_a_turn_with_no_words_gets_no_answer() -> None:
     transcribed = next(e for e in seen if e["type"].endswith("transcription.completed"))
     assert transcribed["transcript"] == ""
     assert types(seen).count("response.created") == 1
+
+
+def test_a_response_cancelled_mid_sentence_reports_only_what_was_said() -> None:
+    """The sentence being synthesised when the caller cancels was never heard: neither
+    response.done nor the transcript claims it (it used to report the whole plan)."""
+    import threading
+
+    voice = load_voice()
+    second_started, release = threading.Event(), threading.Event()
+
+    class SlowSecondSentence:
+        sample_rate = getattr(voice, "sample_rate", 24000)
+
+        def speak(self, text: str) -> Any:
+            if text.startswith("Second"):
+                second_started.set()
+                release.wait(5)
+            return voice.speak(text)
+
+    async def scenario() -> list[dict[str, Any]]:
+        engine = TestEngine(lambda request: [Say("First sentence here."), Say("Second one.")])
+        client = Client(engine)
+        client.session.voice = SlowSecondSentence()  # type: ignore[assignment]
+        await client.send({"type": "response.create"})
+        await client.until("response.output_audio_transcript.delta")
+        await asyncio.to_thread(second_started.wait, 5)
+        await client.send({"type": "response.cancel"})
+        seen = await client.until("response.done")
+        release.set()
+        await client.close()
+        return seen
+
+    seen = run(scenario)
+    done = seen[-1]["response"]
+    assert done["status"] == "cancelled"
+    said = next(e for e in seen if e["type"] == "response.output_audio_transcript.done")
+    assert said["transcript"] == "First sentence here."
+    assert done["output"][0]["content"][0]["transcript"] == "First sentence here."

@@ -168,6 +168,9 @@ def seed_demo() -> dict[str, str]:
             response_engine=ResponseEngineKind.SCRIPTED,
             instructions=DEMO_INSTRUCTIONS,
             greeting=DEMO_GREETING,
+            # The demo greets whoever calls, an SDK script too: a client's first
+            # response.create waits for the greeting to finish.
+            greet_api_callers=True,
             faq=DEMO_FAQ,
             recording_offered=True,
         )

@@ -134,26 +134,40 @@
     trackTools(event, direction);
   }
 
+  // The agent's tools, which Koe runs, arrive as hosted tool calls (mcp_call items); a
+  // function the page declared itself would arrive as a function_call.
   function trackTools(event, direction) {
     if (direction !== "in") return;
-    if (event.type === "response.function_call_arguments.done") {
+    const item = event.item;
+    if (
+      (event.type === "response.output_item.added" || event.type === "response.output_item.done") &&
+      item && (item.type === "mcp_call" || item.type === "function_call") && !toolRows.has(item.id)
+    ) {
       const row = element("li");
       row.append(
-        element("strong", "mono", event.name || "function"),
+        element("strong", "mono", item.name || "function"),
         " ",
-        element("code", "tool-arguments", event.arguments || "{}"),
+        element("code", "tool-arguments", item.arguments || "{}"),
         element("span", "tool-output", "running…"),
       );
-      toolRows.set(event.call_id, row);
+      toolRows.set(item.id, row);
       tools.append(row);
       document.getElementById("console-tools-empty").hidden = true;
     }
-    const item = event.item;
+    const callId = event.item_id;
     if (
-      (event.type === "conversation.item.added" || event.type === "conversation.item.done") &&
-      item && item.type === "function_call_output" && toolRows.has(item.call_id)
+      (event.type === "response.mcp_call_arguments.done" ||
+        event.type === "response.function_call_arguments.done") &&
+      toolRows.has(callId)
     ) {
-      toolRows.get(item.call_id).querySelector(".tool-output").textContent = `→ ${item.output}`;
+      toolRows.get(callId).querySelector(".tool-arguments").textContent = event.arguments || "{}";
+    }
+    if (
+      event.type === "conversation.item.done" && item && item.type === "mcp_call" &&
+      toolRows.has(item.id) && (item.output !== null || item.error)
+    ) {
+      const result = item.output !== null ? item.output : (item.error && item.error.message) || "";
+      toolRows.get(item.id).querySelector(".tool-output").textContent = `→ ${result}`;
     }
   }
 

@@ -608,12 +608,16 @@ class LocalSession(ResponseEvents, ProviderConnection):
             "content_index": 0,
         }
         text_delta = sentence if not response.transcript else " " + sentence
-        response.transcript.append(sentence)
-        response.output_text_chars += len(text_delta)
         if not self._speaks_audio():
+            response.transcript.append(sentence)
+            response.output_text_chars += len(text_delta)
             self._emit({"type": "response.output_text.delta", **where, "delta": text_delta})
             return
         audio = await run_cpu(self.voice.speak, sentence)
+        # Only now is the sentence produced: a response cancelled while it was being
+        # synthesised reports (and the transcript keeps) what was said, not what was planned.
+        response.transcript.append(sentence)
+        response.output_text_chars += len(text_delta)
         duration = milliseconds(len(audio), PROTOCOL_RATE)
         self.conversation.spoken.setdefault(item["id"], []).append(
             SpokenPart(sentence, response.audio_ms, duration)
