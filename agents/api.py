@@ -19,6 +19,7 @@ from agents.models import (
     ClientFunctions,
     Eagerness,
     ResponseEngineKind,
+    ToolCallsShown,
     TurnDetection,
     WidgetPosition,
 )
@@ -67,6 +68,7 @@ PLAIN_FIELDS = (
     "widget_position",
     "client_may_override",
     "client_functions",
+    "tool_calls_shown",
     "greet_api_callers",
     "strict_client_settings",
     "show_configuration_to_browsers",
@@ -119,6 +121,10 @@ class AgentOut(Schema):
     client_functions: ClientFunctions = Field(
         description="Who may declare functions of their own (which the client runs): "
         "none, servers (secret key) or all (browsers too)."
+    )
+    tool_calls_shown: ToolCallsShown = Field(
+        description="How clients see the agent's tools run: hidden, or hosted (mcp_call "
+        "items, as OpenAI shows the tools it runs)."
     )
     greet_api_callers: bool = Field(
         description="Also greet callers with a secret key; widget and phone callers always are."
@@ -212,6 +218,7 @@ class AgentPatch(Schema):
     widget_position: WidgetPosition = Field(OMITTED)
     client_may_override: StrictBool = Field(OMITTED)
     client_functions: ClientFunctions = Field(OMITTED)
+    tool_calls_shown: ToolCallsShown = Field(OMITTED)
     greet_api_callers: StrictBool = Field(OMITTED)
     strict_client_settings: StrictBool = Field(OMITTED)
     show_configuration_to_browsers: StrictBool = Field(OMITTED)
@@ -254,6 +261,7 @@ def agent_json(agent: Agent) -> dict[str, Any]:
         "widget_position": agent.widget_position,
         "client_may_override": agent.client_may_override,
         "client_functions": agent.client_functions,
+        "tool_calls_shown": agent.tool_calls_shown,
         "greet_api_callers": agent.greet_api_callers,
         "strict_client_settings": agent.strict_client_settings,
         "show_configuration_to_browsers": agent.show_configuration_to_browsers,

@@ -125,6 +125,11 @@ class ClientFunctions(models.TextChoices):
     ALL = "all", "Any caller, browsers too"
 
 
+class ToolCallsShown(models.TextChoices):
+    HIDDEN = "hidden", "Not at all: the client hears what the agent says (every client copes)"
+    HOSTED = "hosted", "As hosted tool calls (mcp_call), the way OpenAI shows tools it runs"
+
+
 class Agent(models.Model):
     public_id = models.CharField(max_length=40, unique=True, default=new_agent_id, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="agents")
@@ -238,6 +243,13 @@ class Agent(models.Model):
         help_text="Who may declare functions of their own in session.update, which the "
         "client runs (OpenAI's usual flow); the agent's tools stay Koe's to run.",
     )
+    tool_calls_shown = models.CharField(
+        max_length=8,
+        choices=ToolCallsShown.choices,
+        default=ToolCallsShown.HIDDEN,
+        help_text="How realtime clients are shown the agent's tools running (Koe runs them, "
+        "never the client). Pipecat, for one, stops at an mcp_call item.",
+    )
     strict_client_settings = models.BooleanField(
         default=False,
         help_text="Refuse a client's event that tries to change a protected setting, instead of "
@@ -334,6 +346,7 @@ class Agent(models.Model):
             "consent_required": self.consent_required,
             "client_may_override": self.client_may_override,
             "client_functions": self.client_functions,
+            "tool_calls_shown": self.tool_calls_shown,
             "strict_client_settings": self.strict_client_settings,
             "show_configuration_to_browsers": self.show_configuration_to_browsers,
         }

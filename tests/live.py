@@ -64,7 +64,8 @@ def test_database_url() -> str:
 
 @contextmanager
 def daphne_server(**env: str) -> Iterator[str]:
-    """Serve Koe with its server (Daphne) on a fresh port; yields its base URL."""
+    """Serve Koe with its server (Daphne) on a fresh port; yields its base URL (https://
+    when KOE_TLS_CERT and KOE_TLS_KEY are given)."""
     sock = listening_socket()
     environment = {**os.environ, "DATABASE_URL": test_database_url(), **env}
     # A file, not a pipe: a chatty server must never block on a full pipe buffer.
@@ -78,7 +79,8 @@ def daphne_server(**env: str) -> Iterator[str]:
         text=True,
         pass_fds=[sock.fileno()],
     )
-    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    scheme = "https" if env.get("KOE_TLS_CERT") else "http"  # koe.server's TLS on --fd
+    base = f"{scheme}://127.0.0.1:{sock.getsockname()[1]}"
     try:
         wait_until_serving(base, process, log)
         yield base
@@ -105,7 +107,7 @@ def wait_until_serving(
     deadline = time.monotonic() + timeout
     while True:
         try:
-            httpx.get(f"{base}/healthz", timeout=2)
+            httpx.get(f"{base}/healthz", timeout=2, verify=False)  # a test's own certificate
             return
         except httpx.TransportError:
             if process.poll() is not None or time.monotonic() > deadline:

@@ -67,6 +67,8 @@ class CallGrant:
     client_functions: bool = False
     # The agent's greeting is said as the call opens (API callers only if the agent says).
     greets: bool = True
+    # The agent's tools are shown running as mcp_call items (else not at all).
+    shows_tool_calls: bool = False
 
     @property
     def group_name(self) -> str:
@@ -274,6 +276,7 @@ def _start(
         client_functions=config.get("client_functions", "servers") == "all"
         or (config.get("client_functions", "servers") == "servers" and not by_browser),
         greets=by_browser or bool(config.get("greet_api_callers")),
+        shows_tool_calls=config.get("tool_calls_shown") == "hosted",
     )
 
 

@@ -209,7 +209,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         )
         server_tools = frozenset(functions_by_name(config.get("tools", [])))
         self.tracker = CallTracker(server_tools=server_tools, policy=self.policy)
-        self.presenter = ServerToolPresenter(server_tools)
+        self.presenter = ServerToolPresenter(server_tools, hosted=self.grant.shows_tool_calls)
         self.started = time.monotonic()
         await self._join_group()
         await self._accept()

@@ -1,20 +1,29 @@
-"""How a call's server events are shown to its client: platform-run tools as hosted tools.
+"""How a call's server events are shown to its client: platform-run tools never as functions.
 
 Clients and frameworks built for OpenAI run every ``function_call`` they see (the Agents
 SDK raises "Tool book_table not found" for one it does not have; pipecat answers it).
-The agent's own tools are run by Koe, so the client is shown them the way OpenAI shows
-the tools it runs itself, hosted MCP tools: ``mcp_call`` items and the
-``response.mcp_call_arguments.*`` / ``response.mcp_call.*`` events. The model upstream
-still sees functions, and the call's tracker still reads the original events; only what
-the client receives is rewritten. Koe's own answers to those calls (the
-``function_call_output`` items it adds) are not shown: the client never saw the call id.
+The agent's own tools are run by Koe, so the client is shown them in one of two ways
+(the agent's ``tool_calls_shown``):
+
+- ``hidden`` (the default): not at all. The client sees the response that asked for
+  the tool (without the call in its output) and then what the agent says. Every client
+  copes: Pipecat's typed events, for one, know only messages and functions, and its
+  receive loop dies on an item of any other type.
+- ``hosted``: the way OpenAI shows the tools it runs itself, hosted MCP tools:
+  ``mcp_call`` items and the ``response.mcp_call_arguments.*`` / ``response.mcp_call.*``
+  events, so a client can show "booking a table..." (the OpenAI SDKs, the Agents SDK
+  and Koe's own console know them).
+
+The model upstream still sees functions, and the call's tracker still reads the original
+events; only what the client receives is rewritten. Koe's own answers to those calls
+(the ``function_call_output`` items it adds) are never shown: the client never saw the
+call id.
 
 Plain Python over parsed events, so it can be tested with lists of events.
 """
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +62,7 @@ class ShownCall:
 @dataclass
 class ServerToolPresenter:
     server_tools: frozenset[str]
+    hosted: bool = False  # show the calls as mcp_call items; else hide them
     # Platform-run calls the client was shown: item id -> the call as shown.
     _calls: dict[str, ShownCall] = field(default_factory=dict)
     _call_ids: set[str] = field(default_factory=set)
@@ -72,7 +82,9 @@ class ServerToolPresenter:
     def completed(self, call_id: str, output: str, *, failed: bool = False) -> list[dict[str, Any]]:
         """The events that tell the client a platform-run call has finished: completed (or
         failed), then the call's item in its final state, with the output (as a hosted
-        tool's item carries it)."""
+        tool's item carries it); none where the calls are hidden."""
+        if not self.hosted:
+            return []
         for item_id, call in self._calls.items():
             if call.call_id != call_id:
                 continue
@@ -147,10 +159,9 @@ class ServerToolPresenter:
             return []  # Koe's own answer to a call the client was shown as hosted
         if not isinstance(item, dict) or not self._is_server_call(item):
             return None
-        shown = copy.copy(event)
         index = event.get("output_index")
-        shown["item"] = self._as_mcp_call(item, index if isinstance(index, int) else 0)
-        return [shown]
+        as_mcp_call = self._as_mcp_call(item, index if isinstance(index, int) else 0)
+        return [{**event, "item": as_mcp_call}] if self.hosted else []
 
     def _arguments_event(self, event: dict[str, Any]) -> list[dict[str, Any]] | None:
         item_id = event.get("item_id")
@@ -164,6 +175,8 @@ class ServerToolPresenter:
             self._call_ids.add(call_id)
         if "arguments" in event:
             self._calls[str(item_id)].arguments = str(event["arguments"])
+        if not self.hosted:
+            return []
         shown = {
             key: value for key, value in event.items() if key not in ("call_id", "name", "type")
         }
@@ -187,9 +200,15 @@ class ServerToolPresenter:
         output = response.get("output")
         if not isinstance(output, list) or not any(self._is_server_call(i) for i in output):
             return None
-        shown_response = copy.copy(response)
-        shown_response["output"] = [
-            self._as_mcp_call(item, index) if self._is_server_call(item) else item
+        # Every call is noted (its output item is hidden later), then shown or left out.
+        calls = {
+            index: self._as_mcp_call(item, index)
             for index, item in enumerate(output)
+            if self._is_server_call(item)
+        }
+        shown_output = [
+            calls.get(index, item)
+            for index, item in enumerate(output)
+            if self.hosted or index not in calls
         ]
-        return [{**event, "response": shown_response}]
+        return [{**event, "response": {**response, "output": shown_output}}]

@@ -72,6 +72,7 @@ AGENT_FIELDSETS: list[tuple[str, list[str]]] = [
         [
             "client_may_override",
             "client_functions",
+            "tool_calls_shown",
             "strict_client_settings",
             "show_configuration_to_browsers",
         ],
@@ -269,6 +270,7 @@ class AgentForm(TenantModelForm):
             "widget_position": "Position",
             "client_may_override": "Clients may override the configuration",
             "client_functions": "Functions the client runs",
+            "tool_calls_shown": "Show the agent's tool calls to clients",
             "greet_api_callers": "Greet API callers too",
             "strict_client_settings": "Refuse changes to protected settings",
             "show_configuration_to_browsers": "Show instructions and tools to browsers",

@@ -85,11 +85,12 @@ class KoeServer(Server):  # type: ignore[misc]
         from calls.liveness import ensure_beating
 
         self.ws_factory.protocol = KoeWebSocketProtocol
+        factory = _with_tls(self.http_factory)
         for fileno in self._adopted:
             inherited = socket.socket(fileno=fileno)
             inherited.setblocking(False)  # Twisted's accept loop needs it (else it blocks)
             port = reactor.adoptStreamPort(  # type: ignore[attr-defined]
-                fileno, inherited.family, self.http_factory
+                fileno, inherited.family, factory
             )
             inherited.close()  # Twisted listens on its own duplicate
             host = port.getHost()
@@ -101,6 +102,20 @@ class KoeServer(Server):  # type: ignore[misc]
 
 
 _FD = "fd:fileno="
+
+
+def _with_tls(factory: Any) -> Any:
+    """TLS on sockets handed over with --fd, when KOE_TLS_CERT and KOE_TLS_KEY name PEM
+    files (a listening address of its own takes Daphne's ``-e ssl:...`` instead)."""
+    cert, key = os.environ.get("KOE_TLS_CERT"), os.environ.get("KOE_TLS_KEY")
+    if not (cert and key):
+        return factory
+    from twisted.internet import ssl
+    from twisted.protocols.tls import TLSMemoryBIOFactory
+
+    with open(key) as key_file, open(cert) as cert_file:
+        certificate = ssl.PrivateCertificate.loadPEM(key_file.read() + cert_file.read())
+    return TLSMemoryBIOFactory(certificate.options(), False, factory)
 
 
 class KoeCommandLine(CommandLineInterface):  # type: ignore[misc]

@@ -56,7 +56,8 @@ def test_create_with_only_a_name_uses_the_model_defaults(tenant_a: TenantWorld) 
         "voice", "audio_format", "temperature", "turn_detection", "greeting", "faq", "language",
         "max_call_duration_seconds", "idle_timeout_seconds", "tools", "consent_prompt",
         "recording_offered", "consent_required", "widget_label", "widget_color",
-        "widget_position", "client_may_override", "client_functions", "greet_api_callers",
+        "widget_position", "client_may_override", "client_functions", "tool_calls_shown",
+            "greet_api_callers",
         "strict_client_settings",
         "show_configuration_to_browsers", "current_version", "created_at", "updated_at",
     }  # fmt: skip

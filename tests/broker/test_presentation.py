@@ -1,4 +1,5 @@
-"""Platform-run tools are shown to clients as hosted tools (mcp_call), never as functions.
+"""Platform-run tools are shown to clients as hosted tools (mcp_call) or not at all, never
+as functions.
 
 Every event shown must still be a valid GA server event (the SDK's types), so clients
 parse them; the model upstream keeps seeing functions."""
@@ -25,8 +26,8 @@ CALL = {
 }
 
 
-def presenter() -> ServerToolPresenter:
-    return ServerToolPresenter(frozenset({"book_table"}))
+def presenter(*, hosted: bool = True) -> ServerToolPresenter:
+    return ServerToolPresenter(frozenset({"book_table"}), hosted=hosted)
 
 
 def shown(presenter_: ServerToolPresenter, event: dict[str, Any]) -> list[dict[str, Any]]:
@@ -122,3 +123,35 @@ def test_other_events_pass_untouched() -> None:
         {"type": "response.done", "response": {"id": "r", "output": []}},
     ):
         assert tools.present(event) is None
+
+
+def test_a_hidden_platform_tool_call_is_not_shown_at_all() -> None:
+    tools = presenter(hosted=False)
+    added = {"type": "response.output_item.added", "response_id": "r", "output_index": 0}
+    assert tools.present({**added, "item": CALL}) == []
+    arguments = {
+        "type": "response.function_call_arguments.done",
+        "response_id": "r",
+        "item_id": "item_fc",
+        "output_index": 0,
+        "call_id": "call_1",
+        "name": "book_table",
+        "arguments": "{}",
+    }
+    assert tools.present(arguments) == []
+    assert tools.present({**arguments, "type": "response.function_call_arguments.delta"}) == []
+    said = {"id": "item_msg", "type": "message", "role": "assistant", "content": []}
+    done = shown(
+        tools,
+        {
+            "type": "response.done",
+            "response": {"id": "r", "object": "realtime.response", "output": [CALL, said]},
+        },
+    )
+    assert done[0]["response"]["output"] == [said]  # what the agent said stays
+    output = {"id": "o", "type": "function_call_output", "call_id": "call_1", "output": "{}"}
+    assert tools.present({"type": "conversation.item.done", "item": output}) == []
+    assert tools.completed("call_1", "{}") == []
+    # A function the client declared itself is still the client's to see.
+    own = {**CALL, "name": "get_weather", "call_id": "call_2", "id": "item_2"}
+    assert tools.present({**added, "item": own}) is None

@@ -17,6 +17,7 @@ from tests.broker.conftest import auth_headers
 from tests.broker.doubles import ScriptedConnection, ScriptedProvider
 from tests.broker.helpers import connect, eventually, receive, receive_until
 from tests.conftest import TenantWorld
+from tests.local.helpers import show_tool_calls
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -24,6 +25,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def test_a_clients_answer_to_a_server_tool_call_never_reaches_the_model(
     tenant_a: TenantWorld, openai_agent: Agent, scripted_provider: type[ScriptedProvider]
 ) -> None:
+    show_tool_calls(openai_agent.public_id, "hosted")  # the client sees the call's id
+
     async def scenario() -> dict[str, Any]:
         communicator = await connect(
             f"/v1/realtime?model={openai_agent.public_id}", auth_headers(tenant_a.secret)

@@ -43,6 +43,7 @@ def agent_data(**overrides: Any) -> dict[str, Any]:
         "widget_color": "#2563eb",
         "widget_position": "bottom-right",
         "client_functions": "servers",
+        "tool_calls_shown": "hidden",
         "faq": "",
     }
     data.update(overrides)
@@ -301,6 +302,23 @@ def test_editing_records_version_2_and_leaves_version_1_unchanged(tenant_a: Tena
     assert version_2.config["instructions"] == "Be warm and brief."
     assert version_2.created_by == editor
     assert agent.current_version == version_2
+
+
+def test_showing_tool_calls_to_clients_is_a_versioned_choice(tenant_a: TenantWorld) -> None:
+    agent = AgentFactory(tenant=tenant_a.tenant, name="Reception")
+    assert agent.current_version.config["tool_calls_shown"] == "hidden"
+    url = reverse("dashboard:agent_edit", args=[agent.public_id])
+
+    refused = tenant_a.client_for(Role.EDITOR).post(url, agent_data(tool_calls_shown="function"))
+    shown = tenant_a.client_for(Role.EDITOR).post(url, agent_data(tool_calls_shown="hosted"))
+
+    assert refused.status_code == 200
+    assert "tool_calls_shown" in refused.context["form"].errors
+    assert shown.status_code == 302
+    agent.refresh_from_db()
+    assert agent.current_version.config["tool_calls_shown"] == "hosted"
+    detail = text_of(tenant_a.client_for(Role.EDITOR).get(detail_url(agent)))
+    assert "Shown to clients as hosted tool calls (mcp_call)" in detail
 
 
 def test_saving_without_changes_records_no_new_version(tenant_a: TenantWorld) -> None:

@@ -41,7 +41,7 @@ from tests.e2e.browser import (
 )
 from tests.factories import PASSWORD, MembershipFactory, UserFactory
 from tests.live import daphne_server
-from tests.local.helpers import silence
+from tests.local.helpers import show_tool_calls, silence
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Locator, Page
@@ -76,6 +76,7 @@ def console_site(settings) -> Iterator[ConsoleSite]:  # type: ignore[no-untyped-
     with daphne_server(KOE_LOCAL_WARM_UP="1") as base:
         settings.KOE_SITE_URL = base
         demo = seed_demo()
+        show_tool_calls(demo["agent_id"], "hosted")  # the console lists the tool's events
         tenant = Tenant.objects.get(public_id=demo["tenant_id"])
         MembershipFactory(
             user=UserFactory(username=AUDITOR_EMAIL, email=AUDITOR_EMAIL),

@@ -63,3 +63,13 @@ def audio_of(events: list[dict[str, Any]]) -> np.ndarray:
 def assert_valid_server_events(events: list[dict[str, Any]]) -> None:
     for event in events:
         SERVER_EVENT.validate_python(event)
+
+
+def show_tool_calls(agent_public_id: str, shown: str = "hosted") -> None:
+    """Set how the agent's tool calls are shown to clients (a new agent version)."""
+    from agents.models import Agent
+    from agents.versions import save_agent
+
+    agent = Agent.objects.get(public_id=agent_public_id)
+    agent.tool_calls_shown = shown
+    save_agent(agent)

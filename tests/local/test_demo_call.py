@@ -20,7 +20,7 @@ from agents.realtime.providers.local.audio import PROTOCOL_RATE, SPEECH_RATE, re
 from calls.models import CallSession, TranscriptItem
 from dashboard.management.commands.seed_demo import seed_demo
 from tests.broker.helpers import connect, receive
-from tests.local.helpers import appends, assert_valid_server_events, utterance
+from tests.local.helpers import appends, assert_valid_server_events, show_tool_calls, utterance
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -46,6 +46,7 @@ def agent_audio(events: list[dict[str, Any]], response_id: str) -> np.ndarray:
 
 def test_a_caller_books_a_table_by_voice_and_hears_the_confirmation() -> None:
     demo = seed_demo()
+    show_tool_calls(demo["agent_id"], "hosted")
 
     async def scenario() -> list[dict[str, Any]]:
         communicator = await connect(
@@ -74,7 +75,7 @@ def test_a_caller_books_a_table_by_voice_and_hears_the_confirmation() -> None:
     words = heard["transcript"].lower()
     assert "table for" in words and ("two" in words or "2" in words), words
 
-    # Koe runs the agent's tool: the client is shown a hosted tool call, not a function.
+    # Koe runs the agent's tool: this agent shows it as a hosted tool call, not a function.
     shown = next(
         e
         for e in seen
