@@ -36,16 +36,17 @@ def store_progress(
         {key: storable(value) if isinstance(value, str) else value for key, value in entry.items()}
         for entry in transcript
     ]
-    if call.stores_transcript and transcript:
-        start = (call.transcript.aggregate(top=Max("sequence"))["top"] or 0) + 1
-        TranscriptItem.objects.bulk_create(
-            TranscriptItem(call=call, sequence=start + offset, **entry)
-            for offset, entry in enumerate(transcript)
-        )
-    if call.stores_transcript and interrupted_item_ids:
-        call.transcript.filter(role="assistant", item_id__in=interrupted_item_ids).update(
-            interrupted=True
-        )
+    if call.stores_transcript:  # else nothing said is kept, not even what was cut short
+        if transcript:
+            start = (call.transcript.aggregate(top=Max("sequence"))["top"] or 0) + 1
+            TranscriptItem.objects.bulk_create(
+                TranscriptItem(call=call, sequence=start + offset, **entry)
+                for offset, entry in enumerate(transcript)
+            )
+        if interrupted_item_ids:
+            call.transcript.filter(role="assistant", item_id__in=interrupted_item_ids).update(
+                interrupted=True
+            )
     # A retried flush must not count a response twice (the call row is locked here).
     seen = set(
         call.usage.filter(response_id__in=[entry["response_id"] for entry in usage]).values_list(
@@ -104,10 +105,10 @@ def end_call(
         call = CallSession.objects.select_for_update().get(pk=call_id)
         if call.status == CallStatus.ENDED:
             return call
-        now = max(ended_at or timezone.now(), call.started_at)
+        now = max(ended_at or timezone.now(), call.started_at)  # never before it started
         call.status = CallStatus.ENDED
         call.ended_at = now
-        call.duration_ms = max(0, int((now - call.started_at).total_seconds() * 1000))
+        call.duration_ms = int((now - call.started_at).total_seconds() * 1000)
         call.end_reason = reason
         call.end_detail = storable(detail[:2000])
         call.save(update_fields=["status", "ended_at", "duration_ms", "end_reason", "end_detail"])
