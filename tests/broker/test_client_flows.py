@@ -44,6 +44,25 @@ def _agent(tenant_a: TenantWorld, **options: Any) -> Agent:
     return agent
 
 
+def _session_token(tenant_a: TenantWorld, agent: Agent) -> str:
+    """A session token minted by the tenant's backend, as a browser would get it."""
+    response = Client().post(
+        "/v1/realtime/client_secrets",
+        {"session": {"type": "realtime", "model": agent.public_id}},
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {tenant_a.secret}"},
+    )
+    value: str = response.json()["value"]
+    return value
+
+
+async def _connect_as_browser(agent: Agent, token: str) -> Any:
+    return await connect(
+        f"/v1/realtime?model={agent.public_id}",
+        subprotocols=["realtime", f"openai-insecure-api-key.{token}"],
+    )
+
+
 def _responses_sent(connection: ScriptedConnection) -> list[dict[str, Any]]:
     return [event for event in connection.sent if event["type"] == "response.create"]
 
@@ -119,22 +138,10 @@ def test_widget_callers_are_always_greeted(
     tenant_a: TenantWorld, scripted_provider: type[ScriptedProvider]
 ) -> None:
     agent = _agent(tenant_a, greet_api_callers=False)
-    token = (
-        Client()
-        .post(
-            "/v1/realtime/client_secrets",
-            {"session": {"type": "realtime", "model": agent.public_id}},
-            content_type="application/json",
-            headers={"Authorization": f"Bearer {tenant_a.secret}"},
-        )
-        .json()["value"]
-    )
+    token = _session_token(tenant_a, agent)
 
     async def scenario() -> None:
-        communicator = await connect(
-            f"/v1/realtime?model={agent.public_id}",
-            subprotocols=["realtime", f"openai-insecure-api-key.{token}"],
-        )
+        communicator = await _connect_as_browser(agent, token)
         await receive(communicator)
         connection = scripted_provider.connections[0]
         await eventually(lambda: bool(_responses_sent(connection)))
@@ -206,22 +213,10 @@ def test_browsers_may_not_declare_functions_by_default(
     tenant_a: TenantWorld, scripted_provider: type[ScriptedProvider]
 ) -> None:
     agent = _agent(tenant_a, greeting="")
-    token = (
-        Client()
-        .post(
-            "/v1/realtime/client_secrets",
-            {"session": {"type": "realtime", "model": agent.public_id}},
-            content_type="application/json",
-            headers={"Authorization": f"Bearer {tenant_a.secret}"},
-        )
-        .json()["value"]
-    )
+    token = _session_token(tenant_a, agent)
 
     async def scenario() -> None:
-        communicator = await connect(
-            f"/v1/realtime?model={agent.public_id}",
-            subprotocols=["realtime", f"openai-insecure-api-key.{token}"],
-        )
+        communicator = await _connect_as_browser(agent, token)
         await receive(communicator)
         connection = scripted_provider.connections[0]
         await communicator.send_to(

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.db import OperationalError
 
 from agents.models import Agent
 from agents.realtime import consumer as consumer_module
@@ -159,7 +160,7 @@ def test_a_failed_flush_keeps_its_batch_for_the_next_one(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     real_store = consumer_module.store_progress
-    failures = [RuntimeError("database hiccup")]
+    failures = [OperationalError("the database is away")]
 
     def flaky_store(*args: Any, **kwargs: Any) -> None:
         if failures:
@@ -190,7 +191,13 @@ def test_a_failed_flush_keeps_its_batch_for_the_next_one(
         )
         await receive_until(communicator, "response.done")
         await eventually(lambda: not failures)  # the first flush failed
+        connection.speak("resp_2", "Hi there.")
+        await receive_until(communicator, "response.done")
         await communicator.disconnect()
 
     asyncio.run(scenario())
-    assert list(CallSession.objects.get().transcript.values_list("text", flat=True)) == ["Hello"]
+    call = CallSession.objects.get()
+    assert call.end_reason == "client_closed"  # the failed write did not end the call
+    texts = list(call.transcript.order_by("sequence").values_list("text", flat=True))
+    assert texts == ["Hello", "Hi there."]
+    assert list(call.usage.values_list("response_id", flat=True)) == ["resp_2"]

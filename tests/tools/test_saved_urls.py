@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import json
 from typing import Any
 
 import pytest
@@ -11,6 +10,7 @@ from django.urls import reverse
 
 from tenancy.roles import Role
 from tests.conftest import TenantWorld
+from tests.dashboard.test_tools import tool_data
 from tests.factories import ToolFactory
 from tests.tools.refused_urls import ACCEPTED_URLS, REFUSED_URLS
 from tools.models import ToolDefinition
@@ -21,28 +21,6 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def no_allowlist(settings: Any) -> None:
     settings.KOE_OUTBOUND_ALLOWLIST = []
-
-
-def tool_data(**overrides: str) -> dict[str, str]:
-    data = {
-        "name": "book_table",
-        "description": "Books a table for the caller.",
-        "parameters": json.dumps({"type": "object", "properties": {}}),
-        "kind": "webhook",
-        "execution": "inline",
-        "timeout_seconds": "10",
-        "webhook_url": "https://hooks.example.com/book",
-        "http_method": "POST",
-        "webhook_headers": "",
-        "builtin_name": "",
-        "mcp_server_url": "",
-        "mcp_auth_header": "",
-        "mcp_tool_names": "",
-        "example_phrases": "",
-        "mock_response": "",
-    }
-    data.update(overrides)
-    return data
 
 
 def field_errors(response: Any, field: str) -> str:
