@@ -97,8 +97,8 @@ def _same_transcription(value: Any, agent: AgentSettings) -> bool:
 
 
 # The table README documents: for each field a client may send, whose it is.
-SESSION_RULES: dict[str, Rule] = {
-    "model": Rule(Who.AGENT, _same_model),
+# What a session and a response both carry (the response's apply to it alone).
+_MODEL_SETTINGS: dict[str, Rule] = {
     "instructions": Rule(Who.OVERRIDABLE, _same_instructions),
     "tools": Rule(Who.OVERRIDABLE, _agents_tools),
     "tool_choice": Rule(Who.OVERRIDABLE, lambda value, agent: value == "auto"),
@@ -107,6 +107,12 @@ SESSION_RULES: dict[str, Rule] = {
     "max_output_tokens": Rule(Who.OVERRIDABLE, lambda value, agent: value == "inf"),
     "reasoning": Rule(Who.OVERRIDABLE, _empty),
     "parallel_tool_calls": Rule(Who.OVERRIDABLE),
+    "audio.output.format": Rule(Who.CLIENT),
+    "audio.output.voice": Rule(Who.OVERRIDABLE, _same_voice),
+}
+SESSION_RULES: dict[str, Rule] = {
+    **_MODEL_SETTINGS,
+    "model": Rule(Who.AGENT, _same_model),
     "tracing": Rule(Who.AGENT),
     "include": Rule(Who.CLIENT),
     "truncation": Rule(Who.CLIENT),
@@ -114,24 +120,13 @@ SESSION_RULES: dict[str, Rule] = {
     "audio.input.noise_reduction": Rule(Who.CLIENT),
     "audio.input.turn_detection": Rule(Who.CLIENT),
     "audio.input.transcription": Rule(Who.AGENT, _same_transcription),
-    "audio.output.format": Rule(Who.CLIENT),
     "audio.output.speed": Rule(Who.CLIENT),
-    "audio.output.voice": Rule(Who.OVERRIDABLE, _same_voice),
 }
 RESPONSE_RULES: dict[str, Rule] = {
-    "instructions": Rule(Who.OVERRIDABLE, _same_instructions),
-    "tools": Rule(Who.OVERRIDABLE, _agents_tools),
-    "tool_choice": Rule(Who.OVERRIDABLE, lambda value, agent: value == "auto"),
-    "prompt": Rule(Who.OVERRIDABLE),
-    "output_modalities": Rule(Who.OVERRIDABLE, _same_modalities),
-    "max_output_tokens": Rule(Who.OVERRIDABLE, lambda value, agent: value == "inf"),
-    "reasoning": Rule(Who.OVERRIDABLE, _empty),
-    "parallel_tool_calls": Rule(Who.OVERRIDABLE),
+    **_MODEL_SETTINGS,
     "conversation": Rule(Who.CLIENT),
     "metadata": Rule(Who.CLIENT),
     "input": Rule(Who.CLIENT),  # its items pass the same checks as conversation.item.create
-    "audio.output.format": Rule(Who.CLIENT),
-    "audio.output.voice": Rule(Who.OVERRIDABLE, _same_voice),
 }
 
 
