@@ -55,3 +55,17 @@ async def refused(communicator: WebsocketCommunicator) -> tuple[dict[str, Any], 
     assert closing["type"] == "websocket.close"
     await communicator.disconnect()  # let the consumer finish, as the server would
     return event, closing.get("code", 1000)
+
+
+def session_token(secret: str, agent_public_id: str) -> str:
+    """A session token (ek_...) minted by the tenant's backend, as a browser gets it."""
+    from django.test import Client
+
+    response = Client().post(
+        "/v1/realtime/client_secrets",
+        {"session": {"type": "realtime", "model": agent_public_id}},
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {secret}"},
+    )
+    assert response.status_code == 200, response.content
+    return str(response.json()["value"])

@@ -11,13 +11,12 @@ import json
 from typing import Any
 
 import pytest
-from django.test import Client
 
 from agents.models import Agent
 from calls.models import CallSession, TranscriptItem
 from tests.broker.conftest import auth_headers
 from tests.broker.doubles import ScriptedConnection, ScriptedProvider, usage
-from tests.broker.helpers import connect, eventually, receive, receive_until
+from tests.broker.helpers import connect, eventually, receive, receive_until, session_token
 from tests.conftest import TenantWorld
 from tests.factories import AgentFactory, ToolFactory
 
@@ -42,18 +41,6 @@ def _agent(tenant_a: TenantWorld, **options: Any) -> Agent:
     }
     agent: Agent = AgentFactory(tenant=tenant_a.tenant, **{**defaults, **options})
     return agent
-
-
-def _session_token(tenant_a: TenantWorld, agent: Agent) -> str:
-    """A session token minted by the tenant's backend, as a browser would get it."""
-    response = Client().post(
-        "/v1/realtime/client_secrets",
-        {"session": {"type": "realtime", "model": agent.public_id}},
-        content_type="application/json",
-        headers={"Authorization": f"Bearer {tenant_a.secret}"},
-    )
-    value: str = response.json()["value"]
-    return value
 
 
 async def _connect_as_browser(agent: Agent, token: str) -> Any:
@@ -138,7 +125,7 @@ def test_widget_callers_are_always_greeted(
     tenant_a: TenantWorld, scripted_provider: type[ScriptedProvider]
 ) -> None:
     agent = _agent(tenant_a, greet_api_callers=False)
-    token = _session_token(tenant_a, agent)
+    token = session_token(tenant_a.secret, agent.public_id)
 
     async def scenario() -> None:
         communicator = await _connect_as_browser(agent, token)
@@ -213,7 +200,7 @@ def test_browsers_may_not_declare_functions_by_default(
     tenant_a: TenantWorld, scripted_provider: type[ScriptedProvider]
 ) -> None:
     agent = _agent(tenant_a, greeting="")
-    token = _session_token(tenant_a, agent)
+    token = session_token(tenant_a.secret, agent.public_id)
 
     async def scenario() -> None:
         communicator = await _connect_as_browser(agent, token)

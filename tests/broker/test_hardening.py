@@ -14,7 +14,6 @@ from typing import Any
 
 import orjson
 import pytest
-from django.test import Client
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as ws_connect
@@ -25,7 +24,7 @@ from agents.realtime.tracker import CallTracker
 from calls.models import CallSession
 from tests.broker.conftest import auth_headers
 from tests.broker.doubles import ScriptedConnection, ScriptedProvider
-from tests.broker.helpers import connect, eventually, receive, receive_until
+from tests.broker.helpers import connect, eventually, receive, receive_until, session_token
 from tests.conftest import TenantWorld
 from tests.factories import AgentFactory, ToolFactory
 from tests.fakes.http_receiver import HttpReceiver, Reply
@@ -164,17 +163,6 @@ def test_typed_words_follow_consent(tenant_a: TenantWorld) -> None:
     assert (call.consent_scope, call.transcript.count(), call.turn_count) == ("none", 0, 1)
 
 
-def _mint_token(tenant_a: TenantWorld, agent: Agent) -> str:
-    response = Client().post(
-        "/v1/realtime/client_secrets",
-        {"session": {"type": "realtime", "model": agent.public_id}},
-        content_type="application/json",
-        headers={"Authorization": f"Bearer {tenant_a.secret}"},
-    )
-    assert response.status_code == 200, response.content
-    return str(response.json()["value"])
-
-
 @pytest.mark.parametrize("shown", [False, True])
 def test_browsers_do_not_see_the_agents_instructions_and_tools_unless_it_allows(
     tenant_a: TenantWorld, shown: bool
@@ -182,7 +170,7 @@ def test_browsers_do_not_see_the_agents_instructions_and_tools_unless_it_allows(
     tool = ToolFactory(tenant=tenant_a.tenant, name="book_table", kind="mock")
     agent = _local_agent(tenant_a, tools=[tool], show_configuration_to_browsers=shown)
 
-    token = _mint_token(tenant_a, agent)
+    token = session_token(tenant_a.secret, agent.public_id)
 
     async def scenario() -> list[dict[str, Any]]:
         communicator = await connect(
