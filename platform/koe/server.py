@@ -102,6 +102,7 @@ class KoeServer(Server):  # type: ignore[misc]
 
 
 _FD = "fd:fileno="
+WEBSOCKET_CONNECT_TIMEOUT = 30  # seconds; --websocket_connect_timeout changes it
 
 
 def _with_tls(factory: Any) -> Any:
@@ -130,6 +131,11 @@ class KoeCommandLine(CommandLineInterface):  # type: ignore[misc]
             application="koe.asgi:application",
             websocket_max_message_size=limit,
             websocket_max_frame_size=limit,
+            # A call's handshake waits for its provider: the upstream's own handshake (up
+            # to its 10 s open timeout) or the built-in voice's models still loading.
+            # Daphne's default of 5 s would drop it without a word, before Koe could
+            # accept the call or refuse it with a reason.
+            websocket_connect_timeout=WEBSOCKET_CONNECT_TIMEOUT,
         )
         super().run(args)
 

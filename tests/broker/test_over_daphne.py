@@ -119,3 +119,27 @@ def test_stopping_the_server_ends_live_calls_and_keeps_what_they_said(
     assert list(call.transcript.filter(role="assistant").values_list("text", flat=True)) == [
         "Hello, you are through to Acme."
     ]
+
+
+def test_a_slow_upstream_handshake_still_opens_the_call(
+    tenant_a: TenantWorld, openai_agent: Agent
+) -> None:
+    """The upstream answers its upgrade after 7 s (within the provider's 10 s open
+    timeout): the caller's own handshake waits for it rather than being dropped at
+    Daphne's default 5 s with no answer at all."""
+    fake = FakeRealtimeServer(
+        [Turn(user="", assistant="Sorry to keep you.")],
+        expected_key=UPSTREAM_KEY,
+        handshake_delay=7,
+    ).start_in_thread()
+    try:
+        with daphne_server(KOE_OPENAI_REALTIME_URL=fake.url, OPENAI_API_KEY=UPSTREAM_KEY) as base:
+            client = openai.OpenAI(api_key=tenant_a.secret, base_url=f"{base}/v1")
+            started = time.monotonic()
+            with client.realtime.connect(model=openai_agent.public_id) as connection:
+                first = connection.recv()
+                waited = time.monotonic() - started
+    finally:
+        fake.stop()
+    assert first.type == "session.created"
+    assert waited >= 7  # it really waited for the upstream

@@ -181,6 +181,7 @@ class FakeRealtimeServer:
         close_after_events: int | None = None,
         error_on: str | None = None,
         speech_rms: float = 1000.0,
+        handshake_delay: float = 0.0,
     ) -> None:
         self.script = list(script or [])
         self.expected_key = expected_key
@@ -188,6 +189,7 @@ class FakeRealtimeServer:
         self.close_after_events = close_after_events
         self.error_on = error_on
         self.speech_rms = speech_rms
+        self.handshake_delay = handshake_delay  # seconds before it answers the upgrade
         self.connections: list[dict[str, Any]] = []
         self.received: list[dict[str, Any]] = []
         self.function_outputs: list[dict[str, Any]] = []
@@ -259,7 +261,10 @@ class FakeRealtimeServer:
             self._thread.join(10)
 
     # --- handshake -------------------------------------------------------------------------
-    def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
+    async def _check_request(
+        self, connection: ServerConnection, request: Request
+    ) -> Response | None:
+        await asyncio.sleep(self.handshake_delay)  # a slow region, a busy upstream
         if self.refuse_connections:
             return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "Service unavailable\n")
         path = urlsplit(request.path).path
