@@ -412,7 +412,7 @@ def _check_response_cancel(
 ) -> None:
     if not state.response_active:
         raise ClientEventRejected(
-            "There is no response in progress to cancel.",
+            "Cancellation failed: no active response found.",  # OpenAI's words: clients match them
             "response_cancel_not_active",
             event_id=event_id,
         )

@@ -57,6 +57,7 @@ class ShownCall:
     output_index: int
     name: str
     arguments: str
+    previous_item_id: str | None = None  # where it stands in the conversation
 
 
 @dataclass
@@ -66,18 +67,24 @@ class ServerToolPresenter:
     # Platform-run calls the client was shown: item id -> the call as shown.
     _calls: dict[str, ShownCall] = field(default_factory=dict)
     _call_ids: set[str] = field(default_factory=set)
+    # Items the client is not shown: item id -> the shown item before it. An item after
+    # one of them names that one as its previous_item_id (clients place items by it).
+    _hidden_before: dict[str, str | None] = field(default_factory=dict)
 
     def present(self, event: dict[str, Any]) -> list[dict[str, Any]] | None:
         """The events the client gets for ``event``: None for "as it is" (the common
         case, no copy made), else its replacement (possibly none at all)."""
         kind = event.get("type")
+        shown: list[dict[str, Any]] | None = None
         if kind in ITEM_EVENTS:
-            return self._item_event(event)
-        if kind in ARGUMENT_EVENTS:
-            return self._arguments_event(event)
-        if kind == events.RESPONSE_DONE:
-            return self._response_done(event)
-        return None
+            shown = self._item_event(event)
+        elif kind in ARGUMENT_EVENTS:
+            shown = self._arguments_event(event)
+        elif kind == events.RESPONSE_DONE:
+            shown = self._response_done(event)
+        if self._hidden_before:
+            shown = self._placed_after_shown_items(event, shown)
+        return shown
 
     def completed(self, call_id: str, output: str, *, failed: bool = False) -> list[dict[str, Any]]:
         """The events that tell the client a platform-run call has finished: completed (or
@@ -109,7 +116,7 @@ class ServerToolPresenter:
                 {
                     "type": events.ITEM_DONE,
                     "event_id": _event_id(),
-                    "previous_item_id": None,
+                    "previous_item_id": call.previous_item_id,
                     "item": item,
                 },
             ]
@@ -156,12 +163,46 @@ class ServerToolPresenter:
     def _item_event(self, event: dict[str, Any]) -> list[dict[str, Any]] | None:
         item = event.get("item")
         if self._is_server_output(item):
-            return []  # Koe's own answer to a call the client was shown as hosted
+            self._hide(item, event)  # Koe's own answer to a call the client never ran
+            return []
         if not isinstance(item, dict) or not self._is_server_call(item):
             return None
         index = event.get("output_index")
         as_mcp_call = self._as_mcp_call(item, index if isinstance(index, int) else 0)
-        return [{**event, "item": as_mcp_call}] if self.hosted else []
+        if "previous_item_id" in event:
+            self._calls[as_mcp_call["id"]].previous_item_id = self._shown_before(
+                event["previous_item_id"]
+            )
+        if not self.hosted:
+            self._hide(item, event)
+            return []
+        return [{**event, "item": as_mcp_call}]
+
+    def _hide(self, item: Any, event: dict[str, Any]) -> None:
+        item_id = item.get("id") if isinstance(item, dict) else None
+        if isinstance(item_id, str) and "previous_item_id" in event:
+            self._hidden_before[item_id] = self._shown_before(event["previous_item_id"])
+
+    def _shown_before(self, item_id: Any) -> str | None:
+        seen: set[str] = set()
+        while item_id in self._hidden_before and item_id not in seen:
+            seen.add(item_id)
+            item_id = self._hidden_before[item_id]
+        return item_id if isinstance(item_id, str) else None
+
+    def _placed_after_shown_items(
+        self, event: dict[str, Any], shown: list[dict[str, Any]] | None
+    ) -> list[dict[str, Any]] | None:
+        """Events whose previous_item_id names a hidden item name the shown one before it."""
+        placed = []
+        changed = False
+        for each in [event] if shown is None else shown:
+            previous = each.get("previous_item_id")
+            if isinstance(previous, str) and previous in self._hidden_before:
+                each = {**each, "previous_item_id": self._shown_before(previous)}
+                changed = True
+            placed.append(each)
+        return placed if changed or shown is not None else None
 
     def _arguments_event(self, event: dict[str, Any]) -> list[dict[str, Any]] | None:
         item_id = event.get("item_id")

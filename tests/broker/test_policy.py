@@ -502,3 +502,11 @@ def test_readme_documents_every_field_of_the_policy_table() -> None:
         assert name in documented or f"response.{name}" in documented, (
             f"response.{name} is not in README's table"
         )
+
+
+def test_a_cancel_with_nothing_to_cancel_is_refused_in_openais_words() -> None:
+    """LiveKit (among others) ignores an error whose message starts "Cancellation failed",
+    OpenAI's words for it; other words reach its app as an API error."""
+    with pytest.raises(ClientEventRejected) as refused:
+        parse_client_frame('{"type": "response.cancel"}', state())
+    assert refused.value.message.startswith("Cancellation failed: no active response found")

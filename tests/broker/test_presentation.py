@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from openai.types.realtime import RealtimeServerEvent
 from pydantic import TypeAdapter
 
@@ -155,3 +156,26 @@ def test_a_hidden_platform_tool_call_is_not_shown_at_all() -> None:
     # A function the client declared itself is still the client's to see.
     own = {**CALL, "name": "get_weather", "call_id": "call_2", "id": "item_2"}
     assert tools.present({**added, "item": own}) is None
+
+
+def _added(item: dict[str, Any], previous: str | None) -> dict[str, Any]:
+    return {"type": "conversation.item.added", "previous_item_id": previous, "item": item}
+
+
+@pytest.mark.parametrize("hosted", [False, True])
+def test_an_item_after_a_hidden_one_is_placed_after_the_last_item_shown(hosted: bool) -> None:
+    """Clients place items by previous_item_id (LiveKit logs 'placed after an unknown item'
+    otherwise): the agent's answer after Koe's tool output names what the client saw."""
+    tools = presenter(hosted=hosted)
+    asked = {"id": "item_user", "type": "message", "role": "user", "content": []}
+    assert tools.present(_added(asked, None)) is None
+    shown(tools, _added(CALL, "item_user"))
+    output = {"id": "item_out", "type": "function_call_output", "call_id": "call_1", "output": "{}"}
+    assert tools.present(_added(output, "item_fc")) == []
+    answer = {"id": "item_answer", "type": "message", "role": "assistant", "content": []}
+    placed = shown(tools, _added(answer, "item_out"))
+    assert placed[0]["previous_item_id"] == ("item_fc" if hosted else "item_user")
+    committed = {"type": "input_audio_buffer.committed", "item_id": "item_next"}
+    assert tools.present({**committed, "previous_item_id": "item_answer"}) is None
+    if hosted:  # the call's final state stands where the call stood
+        assert tools.completed("call_1", "{}")[1]["previous_item_id"] == "item_user"

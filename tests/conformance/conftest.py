@@ -2,9 +2,9 @@
 Koe's server with the demo agent.
 
 - The official ``openai`` Python SDK runs in Koe's own venv (it is a dev dependency).
-- ``openai-agents`` and ``pipecat-ai`` run in a venv of their own, made here from
-  requirements/conformance.txt (openai-agents installs a top-level ``agents`` package,
-  which would shadow Koe's agents app).
+- ``openai-agents``, ``pipecat-ai`` and LiveKit's ``livekit-plugins-openai`` run in a venv
+  of their own, made here from requirements/conformance.txt (openai-agents installs a
+  top-level ``agents`` package, which would shadow Koe's agents app).
 - The ``openai`` Node SDK is installed with npm into var/conformance/node, from
   tests/conformance/clients/package.json; it insists on wss://, so its Koe serves TLS.
 

@@ -127,3 +127,29 @@ def test_a_pipecat_pipeline(site: Site, speech_file: Path, client_venv: Path) ->
     # error (fatal to Pipecat), so none after the interruption is the check here.
     assert seen["notes"] == ["interrupted", "closed"]
     check_the_call(seen, shows_server_events=False)
+
+
+@pytest.mark.livekit
+@SHOWN
+def test_livekits_openai_realtime_plugin(
+    site: Site, speech_file: Path, client_venv: Path, tool_calls_shown: str
+) -> None:
+    """LiveKit's plugin standalone (no room, no job). It copes with hosted tool calls as
+    with hidden ones: an mcp_call item is no item of its chat context (it logs
+    "unsupported item type" and leaves it out) and its events are not read."""
+    show_tool_calls(site.demo["agent_id"], tool_calls_shown)
+    seen = run_client(
+        [
+            str(client_venv),
+            str(CLIENTS / "livekit_client.py"),
+            site.base,
+            site.demo["agent_id"],
+            site.demo["secret_key"],
+            str(speech_file),
+        ]
+    )
+    check_the_call(seen)
+    assert "conversation.item.truncated" in seen["types"]
+    # Each generate_reply() is answered by its own response (matched by its metadata).
+    assert seen["notes"].count("generate_reply answered") == 2, seen["notes"]
+    assert not [note for note in seen["notes"] if note.startswith("asked to run")]

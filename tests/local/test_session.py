@@ -180,7 +180,8 @@ def test_without_turn_detection_the_client_commits_and_asks_for_the_response() -
         await client.send({"type": "input_audio_buffer.commit"})
         seen = await client.until("conversation.item.input_audio_transcription.completed")
         assert "speech_started" not in " ".join(types(seen))
-        await client.send({"type": "response.create"})
+        # Metadata rides along (clients match their request to the response by it).
+        await client.send({"type": "response.create", "response": {"metadata": {"ask": "1"}}})
         await client.send({"type": "response.create", "event_id": "evt_twice"})
         seen += await client.until("response.done")
         await client.send({"type": "response.cancel", "event_id": "evt_none"})
@@ -197,7 +198,10 @@ def test_without_turn_detection_the_client_commits_and_asks_for_the_response() -
         "conversation_already_has_active_response",
         "response_cancel_not_active",
     ]
+    assert errors[-1]["message"].startswith("Cancellation failed")  # OpenAI's words
     assert seen[-2]["type"] == "response.done"
+    for kind in ("response.created", "response.done"):
+        assert next(e for e in seen if e["type"] == kind)["response"]["metadata"] == {"ask": "1"}
 
 
 def test_a_function_call_ends_the_response_and_its_output_feeds_the_next() -> None:

@@ -27,6 +27,9 @@ class Response:
     id: str
     instructions: str | None
     input_audio_ms: int
+    # The client's response.metadata, echoed back: clients match their request to the
+    # response by it (LiveKit's generate_reply waits for its client_event_id there).
+    metadata: dict[str, Any] | None = None
     output: list[dict[str, Any]] = field(default_factory=list)
     message: dict[str, Any] | None = None  # the assistant message item being spoken
     transcript: list[str] = field(default_factory=list)
@@ -188,7 +191,7 @@ class ResponseEvents:
                 }
             },
             "usage": self._usage(response) if status != "in_progress" else None,
-            "metadata": None,
+            "metadata": copy.deepcopy(response.metadata),
         }
 
     def _usage(self, response: Response) -> dict[str, Any]:

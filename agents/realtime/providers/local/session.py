@@ -263,8 +263,12 @@ class LocalSession(ResponseEvents, ProviderConnection):
                 )
                 return
             options = event.get("response") or {}
-            instructions = options.get("instructions") if isinstance(options, dict) else None
-            self._start_response(instructions if isinstance(instructions, str) else None)
+            options = options if isinstance(options, dict) else {}
+            instructions, metadata = options.get("instructions"), options.get("metadata")
+            self._start_response(
+                instructions if isinstance(instructions, str) else None,
+                metadata if isinstance(metadata, dict) else None,
+            )
         elif kind == events.RESPONSE_CANCEL:
             if self.response is None:
                 self._error(
@@ -504,9 +508,14 @@ class LocalSession(ResponseEvents, ProviderConnection):
             self._start_response(None)
 
     # --- responses -------------------------------------------------------------------------
-    def _start_response(self, instructions: str | None) -> None:
+    def _start_response(
+        self, instructions: str | None, metadata: dict[str, Any] | None = None
+    ) -> None:
         response = Response(
-            id=new_id("resp"), instructions=instructions, input_audio_ms=self._uncharged_audio_ms
+            id=new_id("resp"),
+            instructions=instructions,
+            input_audio_ms=self._uncharged_audio_ms,
+            metadata=metadata,
         )
         self._uncharged_audio_ms = 0
         self.response = response
