@@ -291,9 +291,15 @@ KOE_SPOOL_DIR = Path(env_str("KOE_SPOOL_DIR") or VAR_DIR / "spool")
 KOE_BACKGROUND_TOOL_GRACE_SECONDS = env_float("KOE_BACKGROUND_TOOL_GRACE_SECONDS", 10.0)
 # Redis (the broker) hands a message no worker confirmed to another worker after this
 # long: longer than any task's time limit (300 s), so a slow task is never run twice, yet
-# a task whose worker died runs again within minutes, not Redis's default hour.
+# a task whose worker died runs again within minutes, not Redis's default hour. Workers
+# look for such messages every few seconds (a tenth of the timeout, at most 10 s): kombu's
+# default looks once at start-up and then only every 100 s, so a worker that started a
+# moment too early left a dead worker's task waiting that long.
+_VISIBILITY_SECONDS = env_int("KOE_CELERY_VISIBILITY_TIMEOUT", 360)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": env_int("KOE_CELERY_VISIBILITY_TIMEOUT", 360)
+    "visibility_timeout": _VISIBILITY_SECONDS,
+    "unacked_restore_interval": max(1, min(10, _VISIBILITY_SECONDS // 10)),
+    "unacked_restore_throttle": 1,
 }
 KOE_HEARTBEAT_SECONDS = env_float("KOE_HEARTBEAT_SECONDS", 10.0)
 KOE_INSTANCE_LOST_SECONDS = env_float("KOE_INSTANCE_LOST_SECONDS", 30.0)

@@ -110,6 +110,14 @@ def test_the_database_going_away_as_calls_end_loses_nothing(
     _assert_kept_what_was_heard(callers, calls)
 
 
+def _spooled(folder: Path, count: int, timeout: float = 30) -> list[Path]:
+    deadline = time.monotonic() + timeout
+    while len(spooled := sorted(folder.glob("*.json"))) < count:
+        assert time.monotonic() < deadline, f"{len(spooled)} of {count} ends were spooled"
+        time.sleep(0.1)
+    return spooled
+
+
 def test_ends_that_outlast_the_server_are_spooled_and_written_by_the_next(
     tenant_a: TenantWorld,
     openai_agent: Agent,
@@ -129,9 +137,11 @@ def test_ends_that_outlast_the_server_are_spooled_and_written_by_the_next(
             f"/v1/realtime?model={openai_agent.public_id}&consent=transcript"
         )
         callers = asyncio.run(_talk_through_an_outage(url, tenant_a.secret, database_proxy))
+        # Each end is retried for a second, then spooled. Waiting for that (rather than
+        # stopping at once) keeps a hang-up the server has not read yet from being ended
+        # by the stop itself, as server_shutdown.
+        spooled = _spooled(tmp_path, CALLS)
         assert server.terminate() == 0  # a deploy stops it, the database still away
-        spooled = sorted(tmp_path.glob("*.json"))
-        assert len(spooled) == CALLS
         assert {json.loads(path.read_text())["reason"] for path in spooled} == {"client_closed"}
         database_proxy.restore()
         server.start()  # the next server writes what the last one could not
