@@ -1,11 +1,8 @@
-"""The seam between a live call and tool execution: one ToolInvocation per function call.
+"""Tool invocations: one ToolInvocation row per function call of a live call, and running
+one now, bounded by its tool's timeout.
 
-The realtime broker hands each server-side function call to the runner named by
-``settings.KOE_TOOL_RUNNER``: an async callable taking a ToolCallContext and returning a
-ToolOutcome. This default runner checks the arguments against the function's schema,
-records the invocation, and either runs the tool now (inline, bounded by the tool's
-timeout) or queues it for a Celery worker (background), whose result reaches the live
-call later through the call's channel-layer group.
+``tools.dispatch.run_tool_call`` decides between running here and queuing for a worker
+(``tools.tasks``); both record how a run went through this module.
 """
 
 from __future__ import annotations
@@ -17,14 +14,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from calls.models import CallSession
 from koe.text import storable, storable_json
-from tools.execution import ToolSecrets, execute, parse_arguments
+from tools.execution import ToolSecrets, execute
 from tools.invocations import Delivery, InvocationSource, InvocationStatus, ToolInvocation
 from tools.models import Execution, ToolDefinition
 from tools.outcomes import ToolOutcome, ToolRequest
@@ -57,46 +53,6 @@ class Prepared:
     secrets: ToolSecrets
     stores_content: bool
     already_done: ToolOutcome | None = None  # the same function call ran before
-
-
-async def run_tool_call(context: ToolCallContext) -> ToolOutcome:
-    name = context.function_name or str(context.tool.get("name", ""))
-    parameters = context.parameters
-    if parameters is None:
-        parameters = context.tool.get("parameters")
-    arguments = parse_arguments(context.arguments, name, parameters)
-    prepared = await sync_to_async(prepare)(context, arguments)
-    if prepared.already_done is not None:
-        return prepared.already_done
-    if isinstance(arguments, ToolOutcome):
-        return arguments  # recorded as failed by prepare()
-    if context.tool.get("execution") == Execution.BACKGROUND:
-        await queue(prepared.invocation_id, arguments)
-        return ToolOutcome.success({"status": "running", "message": PENDING_MESSAGE}, pending=True)
-    return await run_prepared(prepared, context.remote_name)
-
-
-_eager_runs: set[asyncio.Task[Any]] = set()
-
-
-async def queue(invocation_id: int, arguments: dict[str, Any]) -> None:
-    """Hand a background invocation to Celery; the arguments travel in the message only."""
-    from tools.tasks import run_tool_invocation
-
-    if not settings.CELERY_TASK_ALWAYS_EAGER:
-        await sync_to_async(run_tool_invocation.delay)(invocation_id, arguments)
-        return
-    # The embedded default has no worker: run it on this process once the caller has been
-    # told it is running, as a worker would, and deliver through the same channel layer.
-    # In a thread of its own, as a worker would be: its delivery waits for the call to
-    # confirm, and the call's own database work must not queue behind it.
-    task = asyncio.get_running_loop().create_task(
-        sync_to_async(run_tool_invocation.apply, thread_sensitive=False)(
-            args=(invocation_id, arguments)
-        )
-    )
-    _eager_runs.add(task)
-    task.add_done_callback(_eager_runs.discard)
 
 
 async def run_prepared(prepared: Prepared, remote_name: str = "") -> ToolOutcome:

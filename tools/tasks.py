@@ -15,9 +15,10 @@ import logging
 import time
 from typing import Any
 
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
 from celery import shared_task
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.db import transaction
 
 from calls.models import CallStatus
@@ -203,3 +204,26 @@ def _confirmation(invocation_id: int) -> str | None:
             return Delivery.CALL_ENDED
         time.sleep(0.05)
     return None
+
+
+# --- queuing ----------------------------------------------------------------------------------
+
+_eager_runs: set[asyncio.Task[Any]] = set()
+
+
+async def queue_invocation(invocation_id: int, arguments: dict[str, Any]) -> None:
+    """Hand a background invocation to Celery; the arguments travel in the message only."""
+    if not settings.CELERY_TASK_ALWAYS_EAGER:
+        await sync_to_async(run_tool_invocation.delay)(invocation_id, arguments)
+        return
+    # The embedded default has no worker: run it on this process once the caller has been
+    # told it is running, as a worker would, and deliver through the same channel layer.
+    # In a thread of its own, as a worker would be: its delivery waits for the call to
+    # confirm, and the call's own database work must not queue behind it.
+    task = asyncio.get_running_loop().create_task(
+        sync_to_async(run_tool_invocation.apply, thread_sensitive=False)(
+            args=(invocation_id, arguments)
+        )
+    )
+    _eager_runs.add(task)
+    task.add_done_callback(_eager_runs.discard)

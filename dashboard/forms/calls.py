@@ -1,33 +1,19 @@
-"""The call list's filters: one form that reads the query string and narrows a queryset.
-
-The same form serves the list page and the audit export, which rebuilds it from the saved
-query string (a plain dict of strings):
-``CallFilterForm(params, tenant=tenant).filter(for_tenant(CallSession, tenant))``.
-"""
+"""The call list's filter form: the calls app's filter, with selects of the tenant's agents
+and tools and the page's layout (which filters fold away under "More filters")."""
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Callable, Mapping
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django import forms
-from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
-from django.db.models import Exists, OuterRef, QuerySet
 
 from agents.models import Agent
-from calls.models import CallSession, CallStatus, ConsentScope, EndReason
-from calls.search import search_calls
+from calls.filters import CallFilter, PublicIdField, with_blank
 from tenancy.models import Tenant
 from tenancy.scoping import for_tenant
-from tools.invocations import ToolInvocation
 from tools.models import ToolDefinition
 
-# Longest call a duration filter takes, in seconds (a day; calls end at the session cap).
-MAX_DURATION_SECONDS = 24 * 60 * 60
-EARLIEST_DAY = datetime.date(2000, 1, 1)
-LATEST_DAY = datetime.date(2999, 12, 31)
 # Shown under "More filters"; the others are always in view.
 MORE_FILTERS = (
     "min_duration",
@@ -39,92 +25,28 @@ MORE_FILTERS = (
     "max_cost",
     "legal_hold",
 )
-HOLD_CHOICES = [("", "Any"), ("on", "On legal hold"), ("off", "Not on hold")]
-
-public_id_validator = RegexValidator(
-    r"^[A-Za-z0-9_]{1,40}$", "This is not an id of the dashboard's lists."
-)
 
 
 class ObjectIdField(forms.ChoiceField):
     """A select of the tenant's objects by public id, whose choices are read only when the
-    form is shown. Any well-formed id is accepted: one that is not the tenant's (deleted,
-    or another tenant's) matches no call, as it would in a bookmarked link."""
+    form is shown. Any well-formed id is accepted, as by the filter's own field."""
 
-    default_validators = [public_id_validator]
+    default_validators = PublicIdField.default_validators
 
     def valid_value(self, value: Any) -> bool:
         return True
 
 
-def _choices(blank: str, choices: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    return [("", blank), *choices]
+class CallFilterForm(CallFilter):
+    """The filters as the call list shows them."""
 
-
-class CallFilterForm(forms.Form):
-    """Filters of the call list. Every field is optional; an unbound form filters nothing.
-
-    ``filter()`` applies the fields that are valid and leaves out those with errors, which
-    the list page shows next to them; a caller that must not widen a selection (an export)
-    checks ``is_valid()`` first.
-    """
-
-    q = forms.CharField(
-        label="Transcript contains",
-        required=False,
-        max_length=200,
-        strip=True,
-        widget=forms.TextInput(attrs={"type": "search", "placeholder": "e.g. refund"}),
-        help_text='Words or "a phrase"; -word leaves calls with it out.',
-    )
     agent = ObjectIdField(label="Agent", required=False)
-    date_from = forms.DateField(
-        label="From",
-        required=False,
-        widget=forms.DateInput(attrs={"type": "date"}),
-        validators=[MinValueValidator(EARLIEST_DAY), MaxValueValidator(LATEST_DAY)],
-    )
-    date_to = forms.DateField(
-        label="To",
-        required=False,
-        widget=forms.DateInput(attrs={"type": "date"}),
-        validators=[MinValueValidator(EARLIEST_DAY), MaxValueValidator(LATEST_DAY)],
-    )
-    min_duration = forms.IntegerField(
-        label="Longer than (s)",
-        required=False,
-        min_value=0,
-        max_value=MAX_DURATION_SECONDS,
-    )
-    max_duration = forms.IntegerField(
-        label="Shorter than (s)",
-        required=False,
-        min_value=0,
-        max_value=MAX_DURATION_SECONDS,
-    )
-    end_reason = forms.ChoiceField(
-        label="End reason", required=False, choices=_choices("Any end", EndReason.choices)
-    )
-    consent = forms.ChoiceField(
-        label="Consent", required=False, choices=_choices("Any consent", ConsentScope.choices)
-    )
     tool = ObjectIdField(label="Tool used", required=False)
-    min_cost = forms.DecimalField(
-        label="Billed from ($)", required=False, min_value=0, max_digits=12, decimal_places=6
-    )
-    max_cost = forms.DecimalField(
-        label="Billed up to ($)", required=False, min_value=0, max_digits=12, decimal_places=6
-    )
-    status = forms.ChoiceField(
-        label="Status", required=False, choices=_choices("Any status", CallStatus.choices)
-    )
-    legal_hold = forms.ChoiceField(label="Legal hold", required=False, choices=HOLD_CHOICES)
 
     def __init__(
         self, data: Mapping[str, Any] | None = None, *, tenant: Tenant, **kwargs: Any
     ) -> None:
-        super().__init__(data, **kwargs)
-        self.tenant = tenant
+        super().__init__(data, tenant=tenant, **kwargs)
         agent_field = self.fields["agent"]
         tool_field = self.fields["tool"]
         assert isinstance(agent_field, ObjectIdField) and isinstance(tool_field, ObjectIdField)
@@ -137,26 +59,9 @@ class CallFilterForm(forms.Form):
         # Read when the select is drawn, never for an export that only filters.
         def choices() -> list[tuple[str, str]]:
             objects = for_tenant(model, self.tenant).order_by("name")
-            return _choices(blank, list(objects.values_list("public_id", "name")))
+            return with_blank(blank, list(objects.values_list("public_id", "name")))
 
         return choices
-
-    def clean(self) -> dict[str, Any]:
-        cleaned: dict[str, Any] = super().clean() or {}
-        for low, high, message in (
-            ("date_from", "date_to", "The last day is before the first."),
-            ("min_duration", "max_duration", "The longest is shorter than the shortest."),
-            ("min_cost", "max_cost", "The upper bound is below the lower one."),
-        ):
-            low_value, high_value = cleaned.get(low), cleaned.get(high)
-            if low_value is not None and high_value is not None and high_value < low_value:
-                self.add_error(high, message)
-        return cleaned
-
-    @property
-    def is_filtered(self) -> bool:
-        """Whether the query string asks for any filter, valid or not."""
-        return self.is_bound and any(str(self.data.get(name) or "").strip() for name in self.fields)
 
     @property
     def main_fields(self) -> list[forms.BoundField]:
@@ -172,68 +77,3 @@ class CallFilterForm(forms.Form):
         return self.is_bound and any(
             str(self.data.get(name) or "").strip() for name in MORE_FILTERS
         )
-
-    @property
-    def search_text(self) -> str:
-        """The transcript search that applies ("" when none, or when it is invalid)."""
-        if not self.is_bound:
-            return ""
-        self.is_valid()  # cleaned_data keeps only the valid fields
-        return str(self.cleaned_data.get("q") or "")
-
-    def filter(self, queryset: QuerySet[CallSession]) -> QuerySet[CallSession]:
-        """Narrow ``queryset`` (already scoped to the form's tenant) by the valid filters."""
-        if not self.is_bound:
-            return queryset
-        self.is_valid()
-        values = self.cleaned_data
-        if values.get("agent"):
-            agent_pk = self._pk_of(Agent, values["agent"])
-            queryset = queryset.filter(agent_id=agent_pk) if agent_pk else queryset.none()
-        if values.get("date_from"):
-            queryset = queryset.filter(started_at__gte=self._day_start(values["date_from"]))
-        if values.get("date_to"):
-            # Through the end of that day, in the tenant's time zone.
-            day_after = values["date_to"] + datetime.timedelta(days=1)
-            queryset = queryset.filter(started_at__lt=self._day_start(day_after))
-        if values.get("min_duration") is not None:
-            queryset = queryset.filter(duration_ms__gte=values["min_duration"] * 1000)
-        if values.get("max_duration") is not None:
-            queryset = queryset.filter(duration_ms__lte=values["max_duration"] * 1000)
-        if values.get("end_reason"):
-            queryset = queryset.filter(end_reason=values["end_reason"])
-        if values.get("consent"):
-            queryset = queryset.filter(consent_scope=values["consent"])
-        if values.get("tool"):
-            # ToolInvocation, not the transcript's tool items: an invocation row is kept
-            # for every call whatever its consent (only its content needs consent).
-            tool_pk = self._pk_of(ToolDefinition, values["tool"])
-            invocations = ToolInvocation.objects.filter(
-                tenant=self.tenant, tool_id=tool_pk, call_id=OuterRef("pk")
-            )
-            queryset = queryset.filter(Exists(invocations)) if tool_pk else queryset.none()
-        if values.get("min_cost") is not None:
-            queryset = queryset.filter(billed_amount__gte=values["min_cost"])
-        if values.get("max_cost") is not None:
-            queryset = queryset.filter(billed_amount__lte=values["max_cost"])
-        if values.get("status"):
-            queryset = queryset.filter(status=values["status"])
-        if values.get("legal_hold"):
-            queryset = queryset.filter(legal_hold=values["legal_hold"] == "on")
-        if values.get("q"):
-            queryset = search_calls(queryset, values["q"])
-        return queryset
-
-    def _pk_of(self, model: type[Agent] | type[ToolDefinition], public_id: str) -> int | None:
-        # Looked up first (one indexed row), so the calls query filters on a plain column
-        # its indexes start with; None (not an object of this tenant) matches no call.
-        objects = for_tenant(model, self.tenant).filter(public_id=public_id)
-        return objects.values_list("pk", flat=True).first()
-
-    def _day_start(self, day: datetime.date) -> datetime.datetime:
-        """Midnight starting ``day`` in the tenant's time zone (calls are stored in UTC)."""
-        try:
-            zone = ZoneInfo(self.tenant.time_zone)
-        except (ZoneInfoNotFoundError, ValueError):
-            zone = ZoneInfo("UTC")
-        return datetime.datetime.combine(day, datetime.time.min, tzinfo=zone)

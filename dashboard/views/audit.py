@@ -21,10 +21,10 @@ from audit.exports import (
     download_token,
     export_id_from_token,
     filters_from_query,
-    start_export,
 )
 from audit.log import record_access
 from audit.models import AccessAction, AccessLog, CallExport, ExportFormat, ExportStatus
+from audit.tasks import start_export
 from calls.models import CallSession
 from dashboard.access import require, tenant_view
 from dashboard.forms.audit import MAX_QUERY_LENGTH, AccessLogFilterForm, ExportForm

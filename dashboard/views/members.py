@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
@@ -63,7 +65,10 @@ def member_invite(request: HttpRequest, membership: Membership) -> HttpResponse:
     if form.is_valid():
         try:
             invitation = actions.invite_member(
-                membership, form.cleaned_data["email"], form.cleaned_data["role"]
+                membership,
+                form.cleaned_data["email"],
+                form.cleaned_data["role"],
+                link=invitation_link,
             )
         except TenancyError as error:
             form.add_error(error.field or "email", str(error))
@@ -233,3 +238,8 @@ def _invalid_invitation(request: HttpRequest, error: TenancyError, status: int) 
         {"reason": str(error), "is_unknown": status == 404},
         status=status,
     )
+
+
+def invitation_link(token: str) -> str:
+    """The address mailed to an invitee: the page that accepts the invitation."""
+    return settings.KOE_SITE_URL + reverse("dashboard:invitation_accept", args=[token])

@@ -36,7 +36,6 @@ from django.db import models, transaction
 from django.db.models import Prefetch, QuerySet
 from django.http import HttpRequest, QueryDict
 from django.utils import timezone
-from django.utils.module_loading import import_string
 
 from audit.export_formats import EXTENSIONS, WRITERS, call_record
 from audit.log import record_access
@@ -49,6 +48,7 @@ from audit.models import (
     RemovedReason,
 )
 from audit.timeline import build_timeline
+from calls.filters import CallFilter
 from calls.models import CallSession, TranscriptItem
 from tenancy.models import Membership, Tenant
 from tenancy.scoping import for_tenant
@@ -61,12 +61,6 @@ CHUNK_SIZE = 200
 EXPORT_LIFETIME = timedelta(days=7)
 DOWNLOAD_LINK_SECONDS = 300
 DOWNLOAD_SALT = "koe.audit.export-download"
-
-# The call list's filters are defined once, by the dashboard's filter form; the export
-# re-applies the same form to the stored query so the file holds what the list showed.
-# Named by dotted path, as the core names other apps' models by label: nothing in the
-# platform core imports the dashboard.
-CALL_FILTER_FORM = "dashboard.forms.calls.CallFilterForm"
 
 # Query string keys of the call list that are not filters.
 NOT_FILTERS = frozenset({"page", "format"})
@@ -94,11 +88,11 @@ def filtered_calls(tenant: Tenant, filters: dict[str, list[str]]) -> QuerySet[Ca
     data = QueryDict(mutable=True)
     for key, values in filters.items():
         data.setlist(key, [str(value) for value in values])
-    form_class = import_string(CALL_FILTER_FORM)
-    form = form_class(data, tenant=tenant)
+    # The call list's own filter, so the file holds what the list showed.
+    form = CallFilter(data, tenant=tenant)
     if not form.is_valid():
         problems = "; ".join(
-            f"{field}: {' '.join(errors)}" for field, errors in form.errors.items()
+            f"{field}: {' '.join(map(str, errors))}" for field, errors in form.errors.items()
         )
         raise ExportError(f"These filters are not valid: {problems}")
     queryset: QuerySet[CallSession] = form.filter(for_tenant(CallSession, tenant))
@@ -115,7 +109,7 @@ def selected_calls(export: CallExport) -> QuerySet[CallSession]:
 # --- starting an export ----------------------------------------------------------------------
 
 
-def start_export(
+def record_export(
     request: HttpRequest,
     membership: Membership,
     export_format: str,
@@ -123,7 +117,8 @@ def start_export(
     call: CallSession | None = None,
     filters: dict[str, list[str]] | None = None,
 ) -> CallExport:
-    """Record the export and its access log row, and queue the task once both are committed.
+    """Record the export and its access log row, in the caller's transaction; queuing its
+    task is ``audit.tasks.start_export``'s.
 
     The filters are checked here too, so a bad query is a message now, not a failed export.
     """
@@ -153,15 +148,7 @@ def start_export(
             format=export_format,
             **({} if call is not None else {"filters": params["filters"]}),
         )
-        transaction.on_commit(lambda: _queue(export.pk))
     return export
-
-
-def _queue(export_pk: int) -> None:
-    # Imported here: the task module imports this one.
-    from audit.tasks import run_export_task
-
-    run_export_task.delay(export_pk)
 
 
 # --- writing ---------------------------------------------------------------------------------

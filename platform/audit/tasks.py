@@ -1,4 +1,4 @@
-"""Celery tasks of the audit app: write a call export, remove expired export files."""
+"""Celery tasks of the audit app: start and write a call export, remove expired files."""
 
 from __future__ import annotations
 
@@ -7,21 +7,41 @@ from typing import Any
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
-from django.db import OperationalError
+from django.db import OperationalError, transaction
+from django.http import HttpRequest
 
 from audit.exports import (
     ExportError,
     ExportRemoved,
     fail_export,
+    record_export,
     remove_expired_exports,
     stop_removed_export,
     write_export,
 )
 from audit.models import CallExport
+from calls.models import CallSession
+from tenancy.models import Membership
 
 logger = logging.getLogger("koe.audit")
 
 MAX_RETRIES = 5
+
+
+def start_export(
+    request: HttpRequest,
+    membership: Membership,
+    export_format: str,
+    *,
+    call: CallSession | None = None,
+    filters: dict[str, list[str]] | None = None,
+) -> CallExport:
+    """Record an export (``audit.exports.record_export``, which raises ``ExportError`` for
+    what cannot be exported) and queue its task once the export row is committed."""
+    with transaction.atomic():
+        export = record_export(request, membership, export_format, call=call, filters=filters)
+        transaction.on_commit(lambda: run_export_task.delay(export.pk))
+    return export
 
 
 @shared_task(

@@ -23,6 +23,7 @@ from django.core.mail import send_mail
 from django.db.models import Sum
 from django.utils import timezone
 
+from billing import signals
 from billing.models import BillingSettings, BudgetMode
 from calls.models import CallSession, UsageRecord
 from tenancy.models import Membership, Tenant
@@ -192,10 +193,7 @@ def count_live_usage(tenant_id: int, cost: Decimal) -> None:
     except ValueError:  # the counter expired meanwhile: the next read recomputes both
         return
     if Budget.from_snapshot(month, snapshot, live).notices_due:
-        # Imported here: the tasks module imports this one.
-        from billing.tasks import send_budget_notices_task
-
-        send_budget_notices_task.delay(tenant_id)
+        signals.notices_due.send(sender=Budget, tenant_id=tenant_id)
 
 
 # --- notices ---------------------------------------------------------------------------

@@ -68,6 +68,11 @@ def send_budget_notices_task(tenant_id: int) -> list[int]:
     return budgets.send_due_notices(tenant_id)
 
 
+def queue_budget_notices(sender: object, tenant_id: int, **kwargs: object) -> None:
+    """Receiver of ``billing.signals.notices_due``: e-mail the owners from a worker."""
+    send_budget_notices_task.delay(tenant_id)
+
+
 def _queue_due_notices(tenant_id: int) -> None:
     # Recomputed after settling: the settled calls' usage now counts as billed (fee
     # included) rather than as live usage, and the call path reads the fresh figure.

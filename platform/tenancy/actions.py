@@ -7,13 +7,12 @@ where it belongs to one, the name of the form field it is about.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 from django.db import transaction
-from django.urls import reverse
 from django.utils import timezone
 
 from tenancy.models import ApiKey, Invitation, Membership, Tenant, hash_secret
@@ -145,12 +144,11 @@ def _require_manage(actor: Membership) -> None:
 # --- invitations ---------------------------------------------------------------------------
 
 
-def invitation_link(token: str) -> str:
-    return settings.KOE_SITE_URL + reverse("dashboard:invitation_accept", args=[token])
-
-
-def invite_member(actor: Membership, email: str, role: str) -> Invitation:
-    """Create an invitation and e-mail its link; the token itself is never stored.
+def invite_member(
+    actor: Membership, email: str, role: str, *, link: Callable[[str], str]
+) -> Invitation:
+    """Create an invitation and e-mail its link, ``link(token)`` (the page that accepts it
+    is the caller's: the core knows no pages); the token itself is never stored.
 
     Inviting someone again replaces their pending invitation, so one link at most works.
     """
@@ -170,7 +168,7 @@ def invite_member(actor: Membership, email: str, role: str) -> Invitation:
             tenant=tenant, email=email, role=role, invited_by=actor.user
         )
         try:
-            _send_invitation(invitation, token)
+            _send_invitation(invitation, link(token))
         except OSError as error:  # smtplib's errors are OSErrors
             logger.warning("Invitation e-mail to %s failed: %s", email, error)
             raise TenancyError(
@@ -180,7 +178,7 @@ def invite_member(actor: Membership, email: str, role: str) -> Invitation:
     return invitation
 
 
-def _send_invitation(invitation: Invitation, token: str) -> None:
+def _send_invitation(invitation: Invitation, link: str) -> None:
     inviter = getattr(invitation.invited_by, "email", "") or "A colleague"
     tenant = invitation.tenant
     send_mail(
@@ -188,7 +186,7 @@ def _send_invitation(invitation: Invitation, token: str) -> None:
         message=(
             f"{inviter} invited you to join {tenant.name} on Koe as "
             f"{Role(invitation.role).label.lower()}.\n\n"
-            f"Accept the invitation here:\n{invitation_link(token)}\n\n"
+            f"Accept the invitation here:\n{link}\n\n"
             f"The link works once and expires on {invitation.expires_at:%Y-%m-%d %H:%M} UTC.\n"
             "If you did not expect it, ignore this e-mail."
         ),

@@ -15,11 +15,12 @@ from channels.layers import get_channel_layer
 from calls.models import CallSession, CallStatus
 from tests.conftest import TenantWorld
 from tests.factories import AgentFactory, CallFactory, ToolFactory
-from tools import runner as runner_module
+from tools import tasks as tool_tasks
+from tools.dispatch import run_tool_call
 from tools.invocations import ToolInvocation, confirm_delivery
 from tools.models import ToolDefinition
 from tools.outcomes import ToolOutcome
-from tools.runner import ToolCallContext, run_tool_call
+from tools.runner import ToolCallContext
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -198,7 +199,7 @@ def test_a_background_tool_answers_later_through_the_calls_group(
         message = await asyncio.wait_for(layer.receive(channel), 10)
         # As the live call does once it has the result: only then is it delivered.
         await database_sync_to_async(confirm_delivery)(message["invocation"])
-        await asyncio.gather(*runner_module._eager_runs)
+        await asyncio.gather(*tool_tasks._eager_runs)
         return outcome, message
 
     outcome, message = asyncio.run(scenario())
