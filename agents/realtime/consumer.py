@@ -51,6 +51,7 @@ from agents.realtime.session_config import (
 from agents.realtime.tracker import CallTracker, Pending, ProviderFault, ToolCallRequest
 from billing import budgets
 from calls import spool
+from calls.ledger import end_call, store_progress
 from calls.metrics import (
     ACTIVE_CALLS,
     CALLS_ENDED,
@@ -62,7 +63,6 @@ from calls.metrics import (
     UPSTREAM_ERRORS,
 )
 from calls.models import EndReason
-from calls.recording import end_call, store_progress
 from calls.recordings import CallRecorder, start_recorder
 from koe.frames import OVERSIZED
 from tools.functions import functions_by_name

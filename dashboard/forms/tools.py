@@ -27,7 +27,7 @@ from tools.models import (
 )
 from tools.samples import sample_arguments
 from tools.schema import FUNCTION_NAME_PATTERN
-from tools.test_runs import function_of, remote_tools
+from tools.trials import function_of, remote_tools
 
 User = AbstractBaseUser | AnonymousUser
 

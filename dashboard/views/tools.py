@@ -29,7 +29,7 @@ from tools.invocation_stats import tool_summaries
 from tools.invocations import ToolInvocation
 from tools.models import ToolDefinition, ToolKind
 from tools.outcomes import HttpExchange, ToolOutcome
-from tools.test_runs import run_test
+from tools.trials import run_test
 
 INVOCATIONS_PER_PAGE = 25
 

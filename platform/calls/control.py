@@ -12,8 +12,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from calls import liveness
+from calls.ledger import end_call
 from calls.models import CallSession, CallStatus, EndReason
-from calls.recording import end_call
 
 logger = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from calls import spool
+from calls.ledger import end_call
 from calls.models import CallSession, CallStatus, EndReason, ServerInstance
-from calls.recording import end_call
 
 logger = logging.getLogger("koe.liveness")
 

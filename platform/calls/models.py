@@ -131,7 +131,7 @@ class CallSession(models.Model):
     legal_hold_at = models.DateTimeField(null=True, blank=True)
     legal_hold_by = models.CharField(max_length=254, blank=True)
     # What the caller and the agent said, joined, for search (kept in step with the
-    # transcript by calls.recording.store_progress, emptied with it by retention and erasure).
+    # transcript by calls.ledger.store_progress, emptied with it by retention and erasure).
     transcript_text = models.TextField(blank=True, editable=False)
     transcript_purged_at = models.DateTimeField(null=True, blank=True)
     recording_purged_at = models.DateTimeField(null=True, blank=True)

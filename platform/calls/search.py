@@ -1,7 +1,7 @@
 """Searching calls by what was said: full-text on PostgreSQL, a plain match elsewhere.
 
 ``CallSession.transcript_text`` holds the consented transcript's words (kept in step by
-``calls.recording.store_progress``, emptied by retention with the transcript). On
+``calls.ledger.store_progress``, emptied by retention with the transcript). On
 PostgreSQL a search is an English full-text query (``websearch_to_tsquery``: words,
 "quoted phrases", ``or``, ``-excluded``; "booking" finds "booked") against the stored
 ``transcript_search`` vector that migration 0005 generates from transcript_text and

@@ -23,7 +23,7 @@ from typing import Any
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, transaction
 
-from calls.recording import end_call, store_progress
+from calls.ledger import end_call, store_progress
 
 logger = logging.getLogger("koe.spool")
 

@@ -174,10 +174,6 @@ def request_tenant(request: HttpRequest) -> Tenant:
     return tenant
 
 
-def error_body(message: str, code: str, **extra: Any) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, **extra}}
-
-
 def error_response(
     request: HttpRequest,
     status: int,

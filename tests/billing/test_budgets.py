@@ -20,13 +20,13 @@ from agents.realtime import consumer as consumer_module
 from billing import budgets
 from billing.models import BillingSettings, BudgetMode, ModelPrice
 from billing.tasks import settle_call_task
+from calls.ledger import end_call, store_progress
 from calls.models import CallSession, CallStatus, SessionToken, UsageRecord
-from calls.recording import end_call, store_progress
-from tests.broker.conftest import auth_headers, scripted_provider
-from tests.broker.doubles import ScriptedProvider, usage
-from tests.broker.helpers import connect, receive, receive_until, refused
 from tests.conftest import TenantWorld
 from tests.factories import AgentFactory, CallFactory
+from tests.realtime.conftest import auth_headers, scripted_provider
+from tests.realtime.doubles import ScriptedProvider, usage
+from tests.realtime.helpers import connect, receive, receive_until, refused
 
 pytestmark = pytest.mark.django_db
 __all__ = ["scripted_provider"]  # the broker's fixture, for the calls opened here

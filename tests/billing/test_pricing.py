@@ -13,8 +13,8 @@ from django.test import TestCase
 from billing.models import BillingSettings, ModelPrice
 from billing.pricing import Tokens, cost_of, price_in_force
 from billing.settlement import breakdown_of, settle_call
+from calls.ledger import end_call, store_progress
 from calls.models import CallSession, UsageRecord
-from calls.recording import end_call, store_progress
 from tests.conftest import TenantWorld
 from tests.factories import AgentFactory, CallFactory
 

@@ -17,8 +17,8 @@ from billing.models import BillingSettings, DailyUsage, ModelPrice
 from billing.rollups import reconcile, roll_up_day
 from billing.settlement import settle_call
 from billing.tasks import reconcile_usage
+from calls.ledger import end_call, store_progress
 from calls.models import CallSession
-from calls.recording import end_call, store_progress
 from koe.celery import app
 from tests.conftest import TenantWorld
 from tests.factories import AgentFactory, CallFactory

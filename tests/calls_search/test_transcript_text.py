@@ -8,15 +8,15 @@ import pytest
 from django.urls import reverse
 
 from agents.models import Agent
+from calls.ledger import store_progress
 from calls.models import CallSession, ConsentScope, TranscriptItem
-from calls.recording import store_progress
 from tenancy.roles import Role
-from tests.broker.conftest import auth_headers
-from tests.broker.doubles import ScriptedProvider
-from tests.broker.helpers import connect, receive, receive_until
-from tests.broker.test_consumer import _turn
 from tests.calls_search.helpers import make_call
 from tests.conftest import TenantWorld
+from tests.realtime.conftest import auth_headers
+from tests.realtime.doubles import ScriptedProvider
+from tests.realtime.helpers import connect, receive, receive_until
+from tests.realtime.test_consumer import _turn
 
 
 def flush(call: CallSession, *items: tuple[str, str]) -> None:

@@ -26,7 +26,7 @@ from tools.actions import ensure_builtin_tools
 from tools.invocation_stats import percentile, tool_summaries
 from tools.invocations import ToolInvocation
 from tools.models import ToolDefinition
-from tools.test_runs import run_test
+from tools.trials import run_test
 
 PARAMETERS = {
     "type": "object",

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from calls.ledger import end_call, store_progress
 from calls.models import CallSession, TranscriptItem
-from calls.recording import end_call, store_progress
 from events import emit_transfer_requested
 from events.models import EventEndpoint, OutboundEvent
 from tests.conftest import TenantWorld

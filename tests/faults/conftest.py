@@ -12,8 +12,8 @@ from urllib.parse import urlsplit
 import pytest
 import redis
 
-from tests.broker.conftest import openai_agent, scripted_provider
 from tests.faults.network import TcpProxy
+from tests.realtime.conftest import openai_agent, scripted_provider
 
 __all__ = ["openai_agent", "scripted_provider"]
 

@@ -20,9 +20,9 @@ from channels.db import database_sync_to_async
 
 from agents.models import Agent
 from agents.realtime.consumer import RealtimeConsumer
-from tests.broker.doubles import ScriptedConnection, ScriptedProvider
 from tests.conftest import TenantWorld
 from tests.live import Worker, celery_worker
+from tests.realtime.doubles import ScriptedConnection, ScriptedProvider
 from tests.tools.test_background_worker import (
     BookingServer,
     book_in_a_call,

@@ -19,8 +19,8 @@ from agents.realtime.providers.local import stt
 from agents.realtime.providers.local.audio import PROTOCOL_RATE, SPEECH_RATE, resample, to_float
 from calls.models import CallSession, TranscriptItem
 from dashboard.management.commands.seed_demo import seed_demo
-from tests.broker.helpers import connect, receive
 from tests.local.helpers import appends, assert_valid_server_events, show_tool_calls, utterance
+from tests.realtime.helpers import connect, receive
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -15,12 +15,12 @@ from agents.realtime.providers.local.engine import EngineError
 from agents.realtime.providers.local.llm import LlmEngine
 from agents.realtime.providers.local.scripted import ScriptedEngine
 from calls.models import CallSession
-from tests.broker.conftest import auth_headers
-from tests.broker.helpers import connect, receive
 from tests.conftest import TenantWorld
 from tests.factories import AgentFactory, ToolFactory
 from tests.fakes.chat_server import FakeChatServer, FakeToolCall, Reply
 from tests.local.helpers import appends, assert_valid_server_events, utterance
+from tests.realtime.conftest import auth_headers
+from tests.realtime.helpers import connect, receive
 
 
 def test_the_agent_chooses_its_engine(settings: Any) -> None:

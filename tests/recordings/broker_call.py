@@ -17,10 +17,10 @@ import orjson
 from channels.testing import WebsocketCommunicator
 
 from agents.models import Agent
-from tests.broker.conftest import auth_headers
-from tests.broker.doubles import ScriptedConnection, ScriptedProvider
-from tests.broker.helpers import connect, eventually, receive
 from tests.conftest import TenantWorld
+from tests.realtime.conftest import auth_headers
+from tests.realtime.doubles import ScriptedConnection, ScriptedProvider
+from tests.realtime.helpers import connect, eventually, receive
 
 RATE = 24_000
 MS = RATE // 1000

@@ -10,9 +10,9 @@ import pytest
 
 from agents.models import Agent
 from calls import recordings
-from tests.broker.conftest import scripted_provider
 from tests.conftest import TenantWorld
 from tests.factories import AgentFactory
+from tests.realtime.conftest import scripted_provider
 from tests.recordings.broker_call import FakeClock
 
 __all__ = ["scripted_provider"]

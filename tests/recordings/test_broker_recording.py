@@ -18,10 +18,10 @@ import pytest
 from agents.models import Agent
 from calls import recordings
 from calls.models import CallSession, CallStatus, Recording, RecordingStatus
-from tests.broker.doubles import ScriptedProvider
-from tests.broker.helpers import eventually
 from tests.conftest import TenantWorld
 from tests.factories import AgentFactory
+from tests.realtime.doubles import ScriptedProvider
+from tests.realtime.helpers import eventually
 from tests.recordings.broker_call import (
     RATE,
     FakeClock,

@@ -23,9 +23,9 @@ from calls import recordings
 from calls.models import CallSession, CallStatus, Recording, RecordingStatus
 from retention.tasks import purge_expired
 from tenancy.roles import Role
-from tests.broker.doubles import ScriptedProvider
-from tests.broker.helpers import eventually
 from tests.conftest import TenantWorld
+from tests.realtime.doubles import ScriptedProvider
+from tests.realtime.helpers import eventually
 from tests.recordings.broker_call import (
     FakeClock,
     agent_says,

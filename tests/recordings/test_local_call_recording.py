@@ -23,8 +23,8 @@ from django.utils import timezone
 
 from calls.models import CallSession, Recording, RecordingStatus
 from dashboard.management.commands.seed_demo import seed_demo
-from tests.broker.helpers import connect, receive
 from tests.local.helpers import appends, utterance
+from tests.realtime.helpers import connect, receive
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

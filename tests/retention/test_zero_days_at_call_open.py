@@ -14,11 +14,11 @@ import pytest
 from agents.models import Agent
 from calls.models import CallSession, Recording, TranscriptItem
 from retention.models import RetentionPolicy
-from tests.broker.conftest import auth_headers, scripted_provider
-from tests.broker.doubles import ScriptedProvider, usage
-from tests.broker.helpers import connect, receive, receive_until
 from tests.conftest import TenantWorld
 from tests.factories import AgentFactory
+from tests.realtime.conftest import auth_headers, scripted_provider
+from tests.realtime.doubles import ScriptedProvider, usage
+from tests.realtime.helpers import connect, receive, receive_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 __all__ = ["scripted_provider"]  # the fixture, shared with the broker's tests

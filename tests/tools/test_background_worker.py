@@ -20,12 +20,12 @@ from typing import Any
 import pytest
 
 from agents.models import Agent
-from tests.broker.conftest import auth_headers
-from tests.broker.doubles import ScriptedConnection, ScriptedProvider
-from tests.broker.helpers import connect, receive
 from tests.conftest import TenantWorld
 from tests.factories import AgentFactory, ToolFactory
 from tests.live import Worker, celery_worker
+from tests.realtime.conftest import auth_headers
+from tests.realtime.doubles import ScriptedConnection, ScriptedProvider
+from tests.realtime.helpers import connect, receive
 from tools.invocations import ToolInvocation
 
 pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]

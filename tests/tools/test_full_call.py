@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 
 from koe import signing
-from tests.broker.helpers import connect, receive
 from tests.conftest import TenantWorld
 from tests.factories import AgentFactory, ToolFactory
 from tests.fakes.http_receiver import HttpReceiver, Reply
 from tests.local.helpers import appends, assert_valid_server_events, utterance
+from tests.realtime.helpers import connect, receive
 from tools.invocations import ToolInvocation
 
 pytestmark = pytest.mark.django_db(transaction=True)

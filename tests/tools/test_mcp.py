@@ -408,8 +408,8 @@ def test_an_agent_in_a_live_call_calls_an_mcp_tool_end_to_end(
     settings: Any,
 ) -> None:
     """The model calls calendar__add; the platform calls the server's add; the sum comes back."""
-    from tests.broker.conftest import auth_headers
-    from tests.broker.helpers import connect, receive, receive_until
+    from tests.realtime.conftest import auth_headers
+    from tests.realtime.helpers import connect, receive, receive_until
     from tools.invocations import ToolInvocation
 
     settings.KOE_OUTBOUND_ALLOWLIST = ["127.0.0.1"]

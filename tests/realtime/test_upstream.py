@@ -19,11 +19,11 @@ from pydantic import TypeAdapter
 from agents.models import Agent
 from agents.realtime.errors import CLOSE_PROVIDER_ERROR, CLOSE_UNAVAILABLE
 from calls.models import CallSession, TranscriptItem, UsageRecord
-from tests.broker.conftest import auth_headers
-from tests.broker.helpers import connect, receive
 from tests.conftest import TenantWorld
 from tests.factories import AgentFactory, CredentialFactory
 from tests.fakes.realtime_server import FakeRealtimeServer, FunctionCall, Turn, silence, tone
+from tests.realtime.conftest import auth_headers
+from tests.realtime.helpers import connect, receive
 from tools.runner import ToolCallContext
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -35,7 +35,7 @@ UPSTREAM_KEY = "sk-test-upstream"
 @pytest.fixture
 def upstream_settings(settings: Any) -> Any:
     settings.OPENAI_API_KEY = UPSTREAM_KEY
-    settings.KOE_TOOL_RUNNER = "tests.broker.test_upstream.booking_runner"
+    settings.KOE_TOOL_RUNNER = "tests.realtime.test_upstream.booking_runner"
     return settings
 
 

@@ -14,13 +14,13 @@ import pytest
 
 from agents.models import Agent
 from agents.realtime import consumer as consumer_module
+from calls.ledger import store_progress
 from calls.models import CallSession, TranscriptItem
-from calls.recording import store_progress
-from tests.broker.conftest import auth_headers
-from tests.broker.doubles import ScriptedProvider, usage
-from tests.broker.helpers import connect, receive, receive_until
 from tests.conftest import TenantWorld
 from tests.factories import CallFactory
+from tests.realtime.conftest import auth_headers
+from tests.realtime.doubles import ScriptedProvider, usage
+from tests.realtime.helpers import connect, receive, receive_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

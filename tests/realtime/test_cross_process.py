@@ -13,10 +13,10 @@ from channels.db import database_sync_to_async
 
 from agents.models import Agent
 from calls.models import CallSession
-from tests.broker.conftest import auth_headers
-from tests.broker.doubles import ScriptedProvider
-from tests.broker.helpers import connect, receive
 from tests.conftest import TenantWorld
+from tests.realtime.conftest import auth_headers
+from tests.realtime.doubles import ScriptedProvider
+from tests.realtime.helpers import connect, receive
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -14,11 +14,11 @@ from agents.models import Agent
 from agents.realtime import consumer as consumer_module
 from agents.realtime.errors import CLOSE_PROVIDER_ERROR, CLOSE_UNAVAILABLE
 from calls.models import CallSession, TranscriptItem
-from tests.broker.conftest import auth_headers
-from tests.broker.doubles import ScriptedConnection, ScriptedProvider, usage
-from tests.broker.helpers import connect, receive, receive_until
 from tests.conftest import TenantWorld
 from tests.factories import AgentFactory
+from tests.realtime.conftest import auth_headers
+from tests.realtime.doubles import ScriptedConnection, ScriptedProvider, usage
+from tests.realtime.helpers import connect, receive, receive_until
 from tools.runner import ToolCallContext
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -64,7 +64,7 @@ def test_server_side_tool_round_trip(
     scripted_provider: type[ScriptedProvider],
     settings: Any,
 ) -> None:
-    settings.KOE_TOOL_RUNNER = "tests.broker.test_lifecycle.booking_runner"
+    settings.KOE_TOOL_RUNNER = "tests.realtime.test_lifecycle.booking_runner"
     RUNS.clear()
 
     def responder(event: dict[str, Any], connection: ScriptedConnection) -> None:

@@ -12,11 +12,11 @@ from django.utils import timezone
 from agents.models import Agent, WidgetKey
 from agents.realtime import tokens
 from calls.models import CallSession, Channel, SessionToken
-from tests.broker.conftest import auth_headers
-from tests.broker.doubles import ScriptedProvider
-from tests.broker.helpers import connect, receive, refused
 from tests.conftest import TenantWorld
 from tests.factories import AgentFactory
+from tests.realtime.conftest import auth_headers
+from tests.realtime.doubles import ScriptedProvider
+from tests.realtime.helpers import connect, receive, refused
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -19,13 +19,13 @@ import pytest
 
 from agents.models import Agent
 from calls.models import CallSession
-from tests.broker.conftest import auth_headers
-from tests.broker.fuzz_events import EventSource
-from tests.broker.helpers import connect, receive
 from tests.conftest import TenantWorld
 from tests.factories import AgentFactory, ToolFactory
 from tests.fakes.realtime_server import FakeRealtimeServer, Turn
 from tests.local.helpers import SERVER_EVENT
+from tests.realtime.conftest import auth_headers
+from tests.realtime.fuzz_events import EventSource
+from tests.realtime.helpers import connect, receive
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

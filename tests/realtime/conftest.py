@@ -8,9 +8,9 @@ import pytest
 
 from agents.models import Agent
 from agents.realtime.providers import registry
-from tests.broker.doubles import ScriptedConnection, ScriptedProvider
 from tests.conftest import TenantWorld
 from tests.factories import AgentFactory, ToolFactory
+from tests.realtime.doubles import ScriptedConnection, ScriptedProvider
 
 
 @pytest.fixture

@@ -46,7 +46,7 @@ def test_the_openai_sdk_holds_a_conversation_with_a_tool_call(
         with daphne_server(
             KOE_OPENAI_REALTIME_URL=fake.url,
             OPENAI_API_KEY=UPSTREAM_KEY,
-            KOE_TOOL_RUNNER="tests.broker.test_upstream.booking_runner",
+            KOE_TOOL_RUNNER="tests.realtime.test_upstream.booking_runner",
         ) as base:
             client = openai.OpenAI(api_key=tenant_a.secret, base_url=f"{base}/v1")
             with client.realtime.connect(

@@ -14,11 +14,11 @@ from agents.models import Agent
 from agents.realtime import consumer as consumer_module
 from agents.realtime.providers import ProviderError
 from calls.models import CallSession
-from tests.broker.conftest import auth_headers
-from tests.broker.doubles import ScriptedConnection, ScriptedProvider
-from tests.broker.helpers import connect, eventually, receive, receive_until
 from tests.conftest import TenantWorld
 from tests.local.helpers import show_tool_calls
+from tests.realtime.conftest import auth_headers
+from tests.realtime.doubles import ScriptedConnection, ScriptedProvider
+from tests.realtime.helpers import connect, eventually, receive, receive_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

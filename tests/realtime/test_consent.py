@@ -12,11 +12,11 @@ from agents.consent import consent_text_for
 from agents.models import Agent, ConsentText
 from agents.versions import save_agent
 from calls.models import CallSession, SessionToken
-from tests.broker.conftest import auth_headers
-from tests.broker.doubles import ScriptedProvider
-from tests.broker.helpers import connect, receive, refused
 from tests.conftest import TenantWorld
 from tests.factories import WidgetKeyFactory
+from tests.realtime.conftest import auth_headers
+from tests.realtime.doubles import ScriptedProvider
+from tests.realtime.helpers import connect, receive, refused
 
 ORIGIN = "https://shop.example"
 

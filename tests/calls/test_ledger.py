@@ -1,4 +1,4 @@
-"""Writing a live call's progress and its end (calls/recording.py), function by function.
+"""Writing a live call's progress and its end (calls/ledger.py), function by function.
 
 The broker calls these in batches; a retried batch, a second end, a failing receiver of
 the end must each leave the record exactly right. Transactional: the functions take
@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from calls.ledger import end_call, store_progress
 from calls.models import CallSession, CallStatus
-from calls.recording import end_call, store_progress
 from calls.signals import call_ended
 from tests.factories import CallFactory
 
@@ -145,7 +145,7 @@ def test_a_failing_receiver_of_the_end_never_undoes_it(monkeypatch: pytest.Monke
     def refuse(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("the broker is down")
 
-    monkeypatch.setattr("calls.recording.settle_call_task.delay", refuse)
+    monkeypatch.setattr("calls.ledger.settle_call_task.delay", refuse)
     call_ended.connect(refuse, dispatch_uid="test-refuse")
     try:
         ended = end_call(CallFactory().pk, "client_closed")

@@ -12,9 +12,9 @@ from channels.testing import WebsocketCommunicator
 from agents.models import Agent
 from calls.models import CallSession, TranscriptItem, UsageRecord
 from koe.asgi import application
-from tests.broker.conftest import auth_headers
-from tests.broker.doubles import ScriptedProvider, usage
 from tests.conftest import TenantWorld
+from tests.realtime.conftest import auth_headers
+from tests.realtime.doubles import ScriptedProvider, usage
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

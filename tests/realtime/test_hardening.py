@@ -22,14 +22,14 @@ from agents.models import Agent
 from agents.realtime.errors import CLOSE_PROVIDER_ERROR, CLOSE_SERVER_ERROR
 from agents.realtime.tracker import CallTracker
 from calls.models import CallSession
-from tests.broker.conftest import auth_headers
-from tests.broker.doubles import ScriptedConnection, ScriptedProvider
-from tests.broker.helpers import connect, eventually, receive, receive_until, session_token
 from tests.conftest import TenantWorld
 from tests.factories import AgentFactory, ToolFactory
 from tests.fakes.http_receiver import HttpReceiver, Reply
 from tests.fakes.realtime_server import FakeRealtimeServer, Turn
 from tests.live import daphne_server
+from tests.realtime.conftest import auth_headers
+from tests.realtime.doubles import ScriptedConnection, ScriptedProvider
+from tests.realtime.helpers import connect, eventually, receive, receive_until, session_token
 from tools.invocation_stats import summarize
 from tools.invocations import InvocationStatus, ToolInvocation
 

@@ -14,11 +14,11 @@ import pytest
 
 from agents.models import Agent
 from calls.models import CallSession, TranscriptItem
-from tests.broker.conftest import auth_headers
-from tests.broker.doubles import ScriptedConnection, ScriptedProvider, usage
-from tests.broker.helpers import connect, eventually, receive, receive_until, session_token
 from tests.conftest import TenantWorld
 from tests.factories import AgentFactory, ToolFactory
+from tests.realtime.conftest import auth_headers
+from tests.realtime.doubles import ScriptedConnection, ScriptedProvider, usage
+from tests.realtime.helpers import connect, eventually, receive, receive_until, session_token
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

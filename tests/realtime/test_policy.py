@@ -25,10 +25,10 @@ from agents.realtime.policy import (
     PolicyState,
     parse_client_frame,
 )
-from tests.broker.conftest import auth_headers
-from tests.broker.doubles import ScriptedProvider
-from tests.broker.helpers import connect, eventually, receive
 from tests.conftest import TenantWorld
+from tests.realtime.conftest import auth_headers
+from tests.realtime.doubles import ScriptedProvider
+from tests.realtime.helpers import connect, eventually, receive
 
 AGENT = AgentSettings(
     agent_id="agt_host",

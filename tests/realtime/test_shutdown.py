@@ -1,6 +1,6 @@
 """Ending live calls when the server stops (agents.realtime.shutdown), without a server.
 
-The whole path under a real server is tests/broker/test_over_daphne.py; here the pieces:
+The whole path under a real server is tests/realtime/test_over_daphne.py; here the pieces:
 which calls are ended, and that one failing does not stop the others."""
 
 from __future__ import annotations

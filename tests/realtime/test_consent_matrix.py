@@ -16,11 +16,11 @@ import pytest
 
 from agents.models import Agent
 from calls.models import CallSession, Recording, TranscriptItem, UsageRecord
-from tests.broker.conftest import auth_headers
-from tests.broker.doubles import ScriptedConnection, ScriptedProvider
-from tests.broker.helpers import connect, eventually, receive, receive_until
 from tests.conftest import TenantWorld
 from tests.factories import AgentFactory, ToolFactory
+from tests.realtime.conftest import auth_headers
+from tests.realtime.doubles import ScriptedConnection, ScriptedProvider
+from tests.realtime.helpers import connect, eventually, receive, receive_until
 from tools.invocations import ToolInvocation
 
 pytestmark = pytest.mark.django_db(transaction=True)
