@@ -1,7 +1,7 @@
 """Webhook tools: a signed JSON request to the tenant's server, its answer for the model.
 
-What is sent and how a receiver verifies it is documented in README ("Tool webhooks: what
-Koe sends and how to verify it"); tests run that documented code against what this sends.
+What is sent and how a receiver verifies it is documented in docs/integrate/webhooks.md;
+tests run that documented code against what this sends.
 Requests go through koe.outbound, so a webhook can never reach Koe's own network.
 """
 

@@ -100,7 +100,7 @@ def _same_transcription(value: Any, agent: AgentSettings) -> bool:
     )
 
 
-# The table README documents: for each field a client may send, whose it is.
+# The table docs/integrate/realtime.md documents: for each field a client may send, whose it is.
 # What a session and a response both carry (the response's apply to it alone).
 _MODEL_SETTINGS: dict[str, Rule] = {
     "instructions": Rule(Who.OVERRIDABLE, _same_instructions),

@@ -33,7 +33,7 @@ if IS_PRODUCTION:
         raise ImproperlyConfigured(
             "Production mode (KOE_ENV=production) refuses to start without "
             + ", ".join(_missing)
-            + ". See the configuration table in README.md."
+            + ". See the configuration table in docs/operate/configuration.md."
         )
     SECRET_KEY = env_str("SECRET_KEY")
     if len(SECRET_KEY) < 50 or SECRET_KEY.startswith("django-insecure"):

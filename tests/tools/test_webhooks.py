@@ -1,7 +1,7 @@
 """Webhook tools against a real HTTP server on loopback (allowlisted), end to end.
 
-The signature is checked with the verification code README documents, extracted from
-README.md here, so the documentation cannot drift from what Koe sends.
+The signature is checked with the verification code the docs give, extracted from
+docs/integrate/webhooks.md here, so the documentation cannot drift from what Koe sends.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from tests.fakes.http_receiver import HttpReceiver, Reply
 from tools.outcomes import ToolOutcome, ToolRequest
 from tools.webhooks import call_webhook
 
-README = Path(__file__).resolve().parents[2] / "README.md"
-SECTION = "### Tool webhooks: what Koe sends and how to verify it"
+PAGE = Path(__file__).resolve().parents[2] / "docs/integrate/webhooks.md"
+SECTION = "# Tool webhooks: what Koe sends and how to verify it"
 SECRET = "whsec_test_secret"
 TOOL_HEADERS = {
     "X-Api-Key": "key-123-secret",
@@ -33,12 +33,11 @@ TOOL_HEADERS = {
 
 
 def documented_verifier() -> Callable[..., bool]:
-    text = README.read_text()
+    text = PAGE.read_text()
     assert SECTION in text
     section = text.split(SECTION, 1)[1]
-    section = re.split(r"\n#{2,3} ", section, maxsplit=1)[0]  # up to the next heading
     blocks = re.findall(r"```python\n(.*?)```", section, re.DOTALL)
-    assert len(blocks) == 1, "the section has exactly one Python example"
+    assert len(blocks) == 1, "the page has exactly one Python example"
     namespace: dict[str, Any] = {}
     exec(blocks[0], namespace)
     verifier: Callable[..., bool] = namespace["verify_koe_signature"]

@@ -84,7 +84,7 @@ def _package_dir(name: str) -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise ModelUnavailable(
             f"The local provider needs the Python package {name!r}; install Koe's "
-            "dependencies (see README)."
+            "dependencies (see docs/integrate/local-voice.md)."
         )
     return Path(next(iter(spec.submodule_search_locations)))
 
