@@ -12,14 +12,17 @@ RUN apt-get update && apt-get install -y --no-install-recommends espeak-ng \
 RUN useradd --create-home --uid 1000 koe
 WORKDIR /app
 
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md mkdocs.yml ./
+COPY docs ./docs
 COPY platform ./platform
 COPY agents ./agents
 COPY tools ./tools
 COPY dashboard ./dashboard
 COPY manage.py ./
 COPY requirements ./requirements
-RUN pip install . && pip install --no-deps -r requirements/no-deps.txt
+RUN pip install ".[docs]" && pip install --no-deps -r requirements/no-deps.txt
+# The documentation site, served at /docs/ (the dashboard's Help).
+RUN NO_MKDOCS_2_WARNING=1 mkdocs build --quiet --site-dir /app/site
 
 # Static files are collected at build time; production settings need real secrets, so a
 # throwaway key is given only to this build step.
@@ -30,7 +33,7 @@ RUN SECRET_KEY=build-only-$(python -c 'import secrets; print(secrets.token_urlsa
 
 RUN mkdir -p /data/media && chown -R koe:koe /data
 USER koe
-ENV KOE_ENV=production STATIC_ROOT=/app/static KOE_VAR_DIR=/data
+ENV KOE_ENV=production STATIC_ROOT=/app/static KOE_VAR_DIR=/data KOE_DOCS_DIR=/app/site
 EXPOSE 8000
 # No --proxy-headers: Daphne would trust the client-controlled left end of
 # X-Forwarded-For; Koe reads it itself per KOE_TRUSTED_PROXIES.

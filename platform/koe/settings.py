@@ -20,6 +20,8 @@ from koe.env import development_secrets, env_bool, env_float, env_int, env_list,
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 VAR_DIR = Path(env_str("KOE_VAR_DIR") or BASE_DIR / "var")
+# The documentation site, built by mkdocs (mkdocs.yml: site_dir), served at /docs/.
+KOE_DOCS_DIR = Path(env_str("KOE_DOCS_DIR") or BASE_DIR / "var" / "site")
 
 KOE_ENV = env_str("KOE_ENV", "development")
 if KOE_ENV not in {"development", "production"}:

@@ -1,4 +1,4 @@
-"""HTTP URL routing: dashboard, REST API v1, Django admin, health check, metrics."""
+"""HTTP URL routing: dashboard, REST API v1, Django admin, health check, metrics, docs."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from agents.realtime.api import router as realtime_router
 from agents.realtime.api import widget_client_secret, widget_config
 from billing.api import router as usage_router
 from koe.api import api, api_urls, not_found_view
+from koe.docs import docs_page
 from koe.metrics import metrics
 from retention.api import router as retention_router
 from tools.api import router as tools_router
@@ -36,5 +37,6 @@ urlpatterns = [
     re_path(r"^v1(?:/(?P<rest>.*))?$", not_found_view),
     path("healthz", healthz, name="healthz"),
     path("metrics", metrics, name="metrics"),
+    re_path(r"^docs/(?P<path>.*)$", docs_page, name="docs"),
     path("", include("dashboard.urls")),
 ]
