@@ -21,11 +21,10 @@ from audit.exports import (
 )
 from audit.models import CallExport
 from calls.models import CallSession
+from koe.retries import retried_on_outages
 from tenancy.models import Membership
 
 logger = logging.getLogger("koe.audit")
-
-MAX_RETRIES = 5
 
 
 def start_export(
@@ -44,17 +43,7 @@ def start_export(
     return export
 
 
-@shared_task(
-    bind=True,
-    acks_late=True,
-    autoretry_for=(OperationalError,),
-    retry_backoff=5,
-    retry_backoff_max=300,
-    retry_jitter=True,
-    max_retries=MAX_RETRIES,
-    soft_time_limit=3300,
-    time_limit=3600,
-)
+@shared_task(bind=True, **retried_on_outages(), soft_time_limit=3300, time_limit=3600)
 def run_export_task(self: Any, export_id: int) -> str:
     """Write one export; a rerun (redelivery, retry) starts the file over.
 
@@ -73,7 +62,7 @@ def run_export_task(self: Any, export_id: int) -> str:
         stop_removed_export(export_id)
         return "removed"
     except OperationalError:
-        if self.request.retries >= MAX_RETRIES:
+        if self.request.retries >= self.max_retries:
             fail_export(export_id, "The database was unavailable; request the export again.")
         raise
     except ExportError as error:

@@ -7,25 +7,16 @@ import datetime
 import logging
 
 from celery import shared_task
-from django.db import OperationalError
 
 from billing import budgets
 from billing.rollups import reconcile, roll_up_day, utc_day
 from billing.settlement import settle_call
 from calls.models import CallSession
+from koe.retries import retried_on_outages
 
 logger = logging.getLogger("koe.billing")
 
-# A database that went away (restart, failover) is retried with growing pauses; anything
-# else is a bug that a retry would only repeat.
-RETRYING = {
-    "acks_late": True,
-    "autoretry_for": (OperationalError,),
-    "retry_backoff": 5,
-    "retry_backoff_max": 600,
-    "retry_jitter": True,
-    "max_retries": 8,
-}
+RETRYING = retried_on_outages()  # koe.retries: a database outage is waited out
 
 
 @shared_task(**RETRYING, soft_time_limit=60, time_limit=120)
@@ -57,12 +48,8 @@ def reconcile_usage() -> dict[str, int]:
     return {"settled": len(result.settled_call_ids), "days": len(result.days)}
 
 
-# A mail server that fails (smtplib's errors are OSErrors) is retried as well.
-@shared_task(
-    **{**RETRYING, "autoretry_for": (OperationalError, OSError)},
-    soft_time_limit=60,
-    time_limit=120,
-)
+# A mail server that fails (smtplib's errors are OSErrors) is waited out as well.
+@shared_task(**retried_on_outages(OSError), soft_time_limit=60, time_limit=120)
 def send_budget_notices_task(tenant_id: int) -> list[int]:
     """E-mail the owners about the budget thresholds crossed this month (once each)."""
     return budgets.send_due_notices(tenant_id)
