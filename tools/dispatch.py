@@ -2,9 +2,7 @@
 the tool run now (inline, bounded by its timeout) or queued for a Celery worker
 (background), whose result reaches the call later through the call's channel-layer group.
 
-The realtime broker hands each server-side function call to the callable named by
-``settings.KOE_TOOL_RUNNER``, this module's ``run_tool_call`` unless a test replaces it:
-an async callable taking a ToolCallContext and returning a ToolOutcome.
+The realtime broker hands each server-side function call to ``run_tool_call``.
 """
 
 from __future__ import annotations

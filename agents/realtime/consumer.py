@@ -25,7 +25,6 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from channels.utils import await_many_dispatch
 from django.conf import settings
-from django.utils.module_loading import import_string
 from django.utils.timezone import now
 
 from agents.realtime import events, shutdown
@@ -65,6 +64,7 @@ from calls.metrics import (
 from calls.models import EndReason
 from calls.recordings import CallRecorder, start_recorder
 from koe.frames import OVERSIZED
+from tools.dispatch import run_tool_call
 from tools.functions import functions_by_name
 from tools.invocations import confirm_delivery
 from tools.outcomes import ToolOutcome
@@ -474,7 +474,6 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
 
     # --- server-side tools -------------------------------------------------------------
     async def _run_tools(self, requests: list[ToolCallRequest]) -> None:
-        runner = import_string(settings.KOE_TOOL_RUNNER)
         functions = functions_by_name(self.grant.config.get("tools", []))
         answered = False
         for request in requests:
@@ -492,9 +491,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             )
             timeout = float(function.tool.get("timeout_seconds") or 10) + 5
             try:
-                # The runner bounds the tool by its own timeout; this only guards the runner.
-                result = await asyncio.wait_for(runner(context), timeout)
-                outcome = result if isinstance(result, ToolOutcome) else ToolOutcome(result)
+                # The tool is bounded by its own timeout; this only guards the dispatch.
+                outcome = await asyncio.wait_for(run_tool_call(context), timeout)
             except TimeoutError:
                 outcome = ToolOutcome.failure("timeout", f"{request.name} took too long.")
             except Exception as error:  # a failing tool must not end the call

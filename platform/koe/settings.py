@@ -255,8 +255,6 @@ KOE_SESSION_TOKEN_TTL_SECONDS = env_int("KOE_SESSION_TOKEN_TTL_SECONDS", 60)
 KOE_WIDGET_TOKENS_PER_MINUTE = env_int("KOE_WIDGET_TOKENS_PER_MINUTE", 20)
 # Proxies in front of Koe that append the client's address to X-Forwarded-For.
 KOE_TRUSTED_PROXIES = env_int("KOE_TRUSTED_PROXIES", 0)
-# How server-side tool calls run during a call (the tools layer plugs in here).
-KOE_TOOL_RUNNER = env_str("KOE_TOOL_RUNNER", "tools.dispatch.run_tool_call")
 # Outbound requests to tenants' servers (tool webhooks, MCP servers, event webhooks) never
 # reach private, loopback, link-local or otherwise non-public addresses, except hosts or
 # networks listed here (e.g. "127.0.0.1,10.0.0.0/8,tools.internal" for on-premise tools).

@@ -19,6 +19,7 @@ from tests.factories import AgentFactory
 from tests.realtime.conftest import auth_headers
 from tests.realtime.doubles import ScriptedConnection, ScriptedProvider, usage
 from tests.realtime.helpers import connect, receive, receive_until
+from tools.outcomes import ToolOutcome
 from tools.runner import ToolCallContext
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -26,11 +27,11 @@ pytestmark = pytest.mark.django_db(transaction=True)
 RUNS: list[ToolCallContext] = []
 
 
-async def booking_runner(context: ToolCallContext) -> str:
+async def booking_runner(context: ToolCallContext) -> ToolOutcome:
     """The test double for the tools layer: records the call and answers."""
     RUNS.append(context)
     arguments = json.loads(context.arguments)
-    return json.dumps({"booked": True, "people": arguments["people"]})
+    return ToolOutcome.success({"booked": True, "people": arguments["people"]})
 
 
 def function_call_response(connection: ScriptedConnection) -> None:
@@ -62,9 +63,9 @@ def test_server_side_tool_round_trip(
     tenant_a: TenantWorld,
     openai_agent: Agent,
     scripted_provider: type[ScriptedProvider],
-    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    settings.KOE_TOOL_RUNNER = "tests.realtime.test_lifecycle.booking_runner"
+    monkeypatch.setattr(consumer_module, "run_tool_call", booking_runner)
     RUNS.clear()
 
     def responder(event: dict[str, Any], connection: ScriptedConnection) -> None:

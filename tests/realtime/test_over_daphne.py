@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -9,6 +10,7 @@ import openai
 import pytest
 
 from agents.models import Agent
+from agents.versions import save_agent
 from calls.models import CallSession, TranscriptItem
 from tests.conftest import TenantWorld
 from tests.fakes.realtime_server import FakeRealtimeServer, FunctionCall, Turn
@@ -32,6 +34,18 @@ def _wait_for_end(timeout: float = 10) -> CallSession:
 def test_the_openai_sdk_holds_a_conversation_with_a_tool_call(
     tenant_a: TenantWorld, openai_agent: Agent
 ) -> None:
+    # The agent's tool is a real one (a mock tool: a fixed reply), run by the server's
+    # own tools layer.
+    tool = openai_agent.tools.get()
+    tool.kind = "mock"
+    tool.parameters = {
+        "type": "object",
+        "properties": {"people": {"type": "integer"}},
+        "required": ["people"],
+    }
+    tool.mock_response = '{"booked": true, "people": {people}}'
+    tool.save()
+    save_agent(openai_agent, [tool])
     script = [
         Turn(user="", assistant="Good evening, how can I help?"),
         Turn(
@@ -46,7 +60,6 @@ def test_the_openai_sdk_holds_a_conversation_with_a_tool_call(
         with daphne_server(
             KOE_OPENAI_REALTIME_URL=fake.url,
             OPENAI_API_KEY=UPSTREAM_KEY,
-            KOE_TOOL_RUNNER="tests.realtime.test_upstream.booking_runner",
         ) as base:
             client = openai.OpenAI(api_key=tenant_a.secret, base_url=f"{base}/v1")
             with client.realtime.connect(
@@ -84,7 +97,10 @@ def test_the_openai_sdk_holds_a_conversation_with_a_tool_call(
         list(TranscriptItem.objects.filter(role="assistant").values_list("text", flat=True))
         == spoken
     )
-    assert TranscriptItem.objects.filter(role="tool", tool_name="book_table").count() == 2
+    tool_items = TranscriptItem.objects.filter(role="tool", tool_name="book_table")
+    assert tool_items.count() == 2
+    outputs = [json.loads(item.text) for item in tool_items if item.text]
+    assert outputs == [{"ok": True, "message": '{"booked": true, "people": 2}'}]
 
 
 def test_stopping_the_server_ends_live_calls_and_keeps_what_they_said(

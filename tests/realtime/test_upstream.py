@@ -17,6 +17,7 @@ from openai.types.realtime import RealtimeServerEvent
 from pydantic import TypeAdapter
 
 from agents.models import Agent
+from agents.realtime import consumer as consumer_module
 from agents.realtime.errors import CLOSE_PROVIDER_ERROR, CLOSE_UNAVAILABLE
 from calls.models import CallSession, TranscriptItem, UsageRecord
 from tests.conftest import TenantWorld
@@ -24,6 +25,7 @@ from tests.factories import AgentFactory, CredentialFactory
 from tests.fakes.realtime_server import FakeRealtimeServer, FunctionCall, Turn, silence, tone
 from tests.realtime.conftest import auth_headers
 from tests.realtime.helpers import connect, receive
+from tools.outcomes import ToolOutcome
 from tools.runner import ToolCallContext
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -33,15 +35,15 @@ UPSTREAM_KEY = "sk-test-upstream"
 
 
 @pytest.fixture
-def upstream_settings(settings: Any) -> Any:
+def upstream_settings(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     settings.OPENAI_API_KEY = UPSTREAM_KEY
-    settings.KOE_TOOL_RUNNER = "tests.realtime.test_upstream.booking_runner"
+    monkeypatch.setattr(consumer_module, "run_tool_call", booking_runner)
     return settings
 
 
-async def booking_runner(context: ToolCallContext) -> str:
+async def booking_runner(context: ToolCallContext) -> ToolOutcome:
     people = json.loads(context.arguments)["people"]
-    return json.dumps({"booked": True, "people": people, "call": context.call_id})
+    return ToolOutcome.success({"booked": True, "people": people, "call": context.call_id})
 
 
 def chunks(audio: bytes, milliseconds: int = 20) -> list[str]:
