@@ -7,7 +7,6 @@ from typing import Any, cast
 from urllib.parse import urlencode
 
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.http import FileResponse, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
@@ -28,6 +27,7 @@ from audit.tasks import start_export
 from calls.models import CallSession
 from dashboard.access import require, tenant_view
 from dashboard.forms.audit import MAX_QUERY_LENGTH, AccessLogFilterForm, ExportForm
+from dashboard.pagination import list_page
 from tenancy.models import Membership
 from tenancy.roles import Permission
 from tenancy.scoping import for_tenant, get_for_tenant_or_404
@@ -45,7 +45,7 @@ PROGRESS_POLL_SECONDS = 2
 def access_log(request: HttpRequest, membership: Membership) -> HttpResponse:
     form = AccessLogFilterForm(request.GET or None, tenant=membership.tenant)
     rows = form.filter(for_tenant(AccessLog, membership.tenant))
-    page = Paginator(rows, ROWS_PER_PAGE).get_page(request.GET.get("page"))
+    page = list_page(rows, request.GET.get("page"), ROWS_PER_PAGE)
     # Link the calls that still exist; a deleted call keeps its id as text.
     call_ids = {row.call_public_id for row in page if row.call_public_id}
     existing = set(
@@ -71,7 +71,7 @@ def access_log(request: HttpRequest, membership: Membership) -> HttpResponse:
 @tenant_view(Permission.EXPORT)
 def export_list(request: HttpRequest, membership: Membership) -> HttpResponse:
     exports = for_tenant(CallExport, membership.tenant)
-    page = Paginator(exports, EXPORTS_PER_PAGE).get_page(request.GET.get("page"))
+    page = list_page(exports, request.GET.get("page"), EXPORTS_PER_PAGE)
     return render(request, "dashboard/audit/export_list.html", {"nav": "exports", "page": page})
 
 

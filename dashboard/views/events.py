@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from dashboard.access import require, tenant_view
 from dashboard.forms.events import EventEndpointForm
+from dashboard.pagination import list_page
 from dashboard.views.tenants import render_settings
 from events.actions import rotate_signing_secret, send_test_event, set_events_url
 from events.delivery import event_body
@@ -65,7 +65,7 @@ def events_test(request: HttpRequest, membership: Membership) -> HttpResponse:
 @tenant_view(Permission.MANAGE)
 def event_list(request: HttpRequest, membership: Membership) -> HttpResponse:
     events = for_tenant(OutboundEvent, membership.tenant).order_by("-created_at")
-    page = Paginator(events, EVENTS_PER_PAGE).get_page(request.GET.get("page"))
+    page = list_page(events, request.GET.get("page"), EVENTS_PER_PAGE)
     endpoint = for_tenant(EventEndpoint, membership.tenant).first()
     return render(
         request,

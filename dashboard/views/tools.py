@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib import messages
-from django.core.paginator import Page, Paginator
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -15,6 +14,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from dashboard.access import require, tenant_view
 from dashboard.forms.tools import ToolForm, ToolTestForm
+from dashboard.pagination import list_page
 from dashboard.views.calls import pretty_json
 from tenancy.models import Membership
 from tenancy.roles import Permission
@@ -215,9 +215,7 @@ def _history(request: HttpRequest, tool: ToolDefinition) -> dict[str, Any]:
         .select_related("call")
         .order_by("-created_at", "-pk")
     )
-    page: Page[ToolInvocation] = Paginator(invocations, INVOCATIONS_PER_PAGE).get_page(
-        request.GET.get("page")
-    )
+    page = list_page(invocations, request.GET.get("page"), INVOCATIONS_PER_PAGE)
     rows = [
         InvocationRow(
             invocation,
