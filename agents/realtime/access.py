@@ -12,6 +12,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from agents.config import AgentConfig
 from agents.consent import consent_text_for
 from agents.models import Agent
 from agents.realtime.providers import ProviderCredentials
@@ -53,7 +54,7 @@ class CallGrant:
     tenant_id: int
     tenant_public_id: str
     agent_public_id: str
-    config: dict[str, Any]
+    config: AgentConfig
     provider: str
     model: str
     credentials: ProviderCredentials | None
@@ -232,7 +233,8 @@ def _start(
     version = agent.current_version
     if version is None:
         raise AccessDenied("This agent has no saved configuration yet.", "agent_not_ready")
-    config = version.config
+    # Read once, typed, with the tenant's time zone for the built-in voice.
+    config = AgentConfig.from_version(version.config, tenant_time_zone=tenant.time_zone)
     check_budget(tenant)
     with transaction.atomic():
         # One tenant row lock serialises the concurrency check across processes.
@@ -253,8 +255,8 @@ def _start(
             agent_version=version,
             agent_name=agent.name,
             version_number=version.number,
-            provider=config["provider"],
-            model=config["model"],
+            provider=config.provider,
+            model=config.model,
             server_instance=liveness.INSTANCE,
             **details,
         )
@@ -264,19 +266,18 @@ def _start(
         tenant_id=tenant.pk,
         tenant_public_id=tenant.public_id,
         agent_public_id=agent.public_id,
-        # The tenant's time zone rides along for the built-in provider ("tomorrow" is local).
-        config={**config, "tenant_time_zone": tenant.time_zone},
-        provider=config["provider"],
-        model=config["model"],
+        config=config,
+        provider=config.provider,
+        model=config.model,
         credentials=_credentials(tenant, config),
         stores_transcript=call.stores_transcript,
-        allow_overrides=bool(config.get("client_may_override")),
-        strict=bool(config.get("strict_client_settings")),
-        shows_configuration=not by_browser or bool(config.get("show_configuration_to_browsers")),
-        client_functions=config.get("client_functions", "servers") == "all"
-        or (config.get("client_functions", "servers") == "servers" and not by_browser),
-        greets=by_browser or bool(config.get("greet_api_callers")),
-        shows_tool_calls=config.get("tool_calls_shown") == "hosted",
+        allow_overrides=config.client_may_override,
+        strict=config.strict_client_settings,
+        shows_configuration=not by_browser or config.show_configuration_to_browsers,
+        client_functions=config.client_functions == "all"
+        or (config.client_functions == "servers" and not by_browser),
+        greets=by_browser or config.greet_api_callers,
+        shows_tool_calls=config.tool_calls_shown == "hosted",
     )
 
 
@@ -298,8 +299,8 @@ def active_calls(tenant: Tenant) -> int:
     )
 
 
-def _credentials(tenant: Tenant, config: dict[str, Any]) -> ProviderCredentials | None:
-    credential_id = config.get("credential")
+def _credentials(tenant: Tenant, config: AgentConfig) -> ProviderCredentials | None:
+    credential_id = config.credential
     if not credential_id:
         return None
     credential = ProviderCredential.objects.filter(tenant=tenant, public_id=credential_id).first()

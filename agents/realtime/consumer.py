@@ -207,7 +207,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             strict=self.grant.strict,
             max_frame_bytes=settings.KOE_REALTIME_MAX_FRAME_BYTES,
         )
-        server_tools = frozenset(functions_by_name(config.get("tools", [])))
+        server_tools = frozenset(functions_by_name(list(config.tools)))
         self.tracker = CallTracker(server_tools=server_tools, policy=self.policy)
         self.presenter = ServerToolPresenter(server_tools, hosted=self.grant.shows_tool_calls)
         self.started = time.monotonic()
@@ -223,7 +223,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 self.grant.call_id,
                 self.grant.tenant_public_id,
                 self.grant.call_public_id,
-                str(config.get("audio_format") or "pcm16"),
+                config.audio_format,
             )
         self._log(
             "call started agent=%s provider=%s", self.grant.agent_public_id, self.grant.provider
@@ -474,7 +474,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
 
     # --- server-side tools -------------------------------------------------------------
     async def _run_tools(self, requests: list[ToolCallRequest]) -> None:
-        functions = functions_by_name(self.grant.config.get("tools", []))
+        functions = functions_by_name(list(self.grant.config.tools))
         answered = False
         for request in requests:
             function = functions[request.name]
@@ -610,8 +610,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
 
     # --- limits and control messages -----------------------------------------------------
     async def _watch_limits(self) -> None:
-        max_duration = float(self.grant.config.get("max_call_duration_seconds") or 3600)
-        idle_timeout = float(self.grant.config.get("idle_timeout_seconds") or 0)
+        max_duration = self.grant.config.max_call_duration_seconds
+        idle_timeout = self.grant.config.idle_timeout_seconds
         budget_every = float(settings.KOE_BUDGET_CHECK_SECONDS)
         budget_checked = self.tracker.clock()
         while not self.ended:

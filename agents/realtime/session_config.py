@@ -6,6 +6,7 @@ from typing import Any
 
 from django.conf import settings
 
+from agents.config import AgentConfig
 from agents.realtime.policy import AgentSettings
 from tools.functions import model_functions
 
@@ -18,63 +19,60 @@ AUDIO_FORMATS: dict[str, dict[str, Any]] = {
 }
 
 
-def turn_detection(config: dict[str, Any]) -> dict[str, Any] | None:
-    detection = config.get("turn_detection") or {}
-    kind = detection.get("type", "server_vad")
-    if kind == "none":
+def turn_detection(config: AgentConfig) -> dict[str, Any] | None:
+    detection = config.turn_detection
+    if detection.type == "none":
         return None
-    if kind == "semantic_vad":
+    if detection.type == "semantic_vad":
         return {
             "type": "semantic_vad",
-            "eagerness": detection.get("eagerness", "auto"),
+            "eagerness": detection.eagerness,
             "create_response": True,
             "interrupt_response": True,
         }
     return {
         "type": "server_vad",
-        "threshold": detection.get("threshold", 0.5),
-        "prefix_padding_ms": detection.get("prefix_padding_ms", 300),
-        "silence_duration_ms": detection.get("silence_duration_ms", 500),
+        "threshold": detection.threshold,
+        "prefix_padding_ms": detection.prefix_padding_ms,
+        "silence_duration_ms": detection.silence_duration_ms,
         "create_response": True,
         "interrupt_response": True,
     }
 
 
-def function_tools(config: dict[str, Any]) -> list[dict[str, Any]]:
-    return [function.as_session_tool() for function in model_functions(config.get("tools", []))]
+def function_tools(config: AgentConfig) -> list[dict[str, Any]]:
+    return [function.as_session_tool() for function in model_functions(list(config.tools))]
 
 
-def transcription(config: dict[str, Any]) -> dict[str, Any]:
+def transcription(config: AgentConfig) -> dict[str, Any]:
     """The input transcription every call runs (what the audit transcript's caller side is)."""
     settings_: dict[str, Any] = {"model": settings.KOE_TRANSCRIPTION_MODEL}
-    language = (config.get("language") or "").split("-")[0]
+    language = config.language.split("-")[0]
     if language:
         settings_["language"] = language
     return settings_
 
 
-def agent_settings(config: dict[str, Any], agent_id: str) -> AgentSettings:
+def agent_settings(config: AgentConfig, agent_id: str) -> AgentSettings:
     """The agent's values a client's session.update and response.create are compared with."""
     return AgentSettings(
         agent_id=agent_id,
-        model=str(config.get("model") or ""),
-        voice=str(config.get("voice") or "alloy"),
-        instructions=str(config.get("instructions") or ""),
-        tool_names=frozenset(
-            function.name for function in model_functions(config.get("tools", []))
-        ),
+        model=config.model,
+        voice=config.voice or "alloy",
+        instructions=config.instructions,
+        tool_names=frozenset(function.name for function in model_functions(list(config.tools))),
         tool_definitions=tuple(function_tools(config)),
         transcription=transcription(config),
         output_modalities=("audio",),
     )
 
 
-def session_update(config: dict[str, Any]) -> dict[str, Any]:
+def session_update(config: AgentConfig) -> dict[str, Any]:
     """What the broker sends first: the agent's configuration, enforced by the server."""
-    audio_format = AUDIO_FORMATS.get(config.get("audio_format") or "pcm16", PCM16_24K)
+    audio_format = AUDIO_FORMATS.get(config.audio_format, PCM16_24K)
     session: dict[str, Any] = {
         "type": "realtime",
-        "instructions": config.get("instructions", ""),
+        "instructions": config.instructions,
         "output_modalities": ["audio"],
         "audio": {
             "input": {
@@ -82,7 +80,7 @@ def session_update(config: dict[str, Any]) -> dict[str, Any]:
                 "transcription": transcription(config),
                 "turn_detection": turn_detection(config),
             },
-            "output": {"format": audio_format, "voice": config.get("voice") or "alloy"},
+            "output": {"format": audio_format, "voice": config.voice or "alloy"},
         },
         "tools": function_tools(config),
         "tool_choice": "auto",
@@ -90,8 +88,8 @@ def session_update(config: dict[str, Any]) -> dict[str, Any]:
     return {"type": "session.update", "session": session}
 
 
-def greeting_response(config: dict[str, Any]) -> dict[str, Any] | None:
-    greeting = (config.get("greeting") or "").strip()
+def greeting_response(config: AgentConfig) -> dict[str, Any] | None:
+    greeting = config.greeting
     if not greeting:
         return None
     return {

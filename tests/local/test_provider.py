@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from agents.config import AgentConfig
 from agents.realtime.providers.local import _local_today, make_engine
 from agents.realtime.providers.local.engine import EngineError
 from agents.realtime.providers.local.llm import LlmEngine
@@ -25,13 +26,13 @@ from tests.realtime.helpers import connect, receive
 
 def test_the_agent_chooses_its_engine(settings: Any) -> None:
     settings.KOE_LOCAL_LLM_BASE_URL = "http://127.0.0.1:11434/v1"
-    assert isinstance(make_engine({}), ScriptedEngine)
-    assert isinstance(make_engine({"response_engine": "llm"}), LlmEngine)
+    assert isinstance(make_engine(AgentConfig()), ScriptedEngine)
+    assert isinstance(make_engine(AgentConfig(response_engine="llm")), LlmEngine)
     with pytest.raises(EngineError, match="Unknown response engine"):
-        make_engine({"response_engine": "oracle"})
+        make_engine(AgentConfig(response_engine="oracle"))
     settings.KOE_LOCAL_LLM_BASE_URL = ""
     with pytest.raises(EngineError, match="KOE_LOCAL_LLM_BASE_URL"):
-        make_engine({"response_engine": "llm"})
+        make_engine(AgentConfig(response_engine="llm"))
 
 
 def test_today_is_the_tenants() -> None:

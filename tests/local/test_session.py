@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from agents.config import AgentConfig
 from agents.realtime.providers.local.engine import (
     CallFunction,
     EngineError,
@@ -65,8 +66,9 @@ def echo(request: EngineRequest) -> list[Output]:
 class Client:
     """Drives a LocalSession the way the broker does: frames in, frames out."""
 
-    def __init__(self, engine: ResponseEngine, config: dict[str, Any] | None = None) -> None:
-        self.session = LocalSession(config or {"voice": "joe"}, engine=engine, voice=load_voice())
+    def __init__(self, engine: ResponseEngine, config: AgentConfig | None = None) -> None:
+        config = config or AgentConfig(voice="joe")
+        self.session = LocalSession(config, engine=engine, voice=load_voice())
         self.events: list[dict[str, Any]] = []
         self._frames = aiter(self.session)
 
@@ -214,10 +216,10 @@ def test_a_function_call_ends_the_response_and_its_output_feeds_the_next() -> No
         engine = TestEngine(script)
         client = Client(
             engine,
-            {
-                "voice": "joe",
-                "tools": [{"name": "book_table", "example_phrases": ["book a table"]}],
-            },
+            AgentConfig(
+                voice="joe",
+                tools=({"name": "book_table", "example_phrases": ["book a table"]},),
+            ),
         )
         await client.send(
             {

@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from agents.config import AgentConfig
 from agents.realtime.providers import ProviderConnection, ProviderCredentials, RealtimeProvider
 
 
@@ -125,10 +126,10 @@ class ScriptedProvider(RealtimeProvider):
     connection_class: type[ScriptedConnection] = ScriptedConnection
     connections: list[ScriptedConnection] = []
     responder: Callable[[dict[str, Any], ScriptedConnection], None] | None = None
-    configs: list[dict[str, Any]] = []
+    configs: list[AgentConfig] = []
 
     async def connect(
-        self, config: dict[str, Any], credentials: ProviderCredentials | None
+        self, config: AgentConfig, credentials: ProviderCredentials | None
     ) -> ProviderConnection:
         connection = type(self).connection_class(type(self).responder)
         type(self).connections.append(connection)

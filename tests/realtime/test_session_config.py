@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ValidationError
 
+from agents.config import AgentConfig
 from agents.realtime.session_config import greeting_response, session_update
 from tests.conftest import TenantWorld
 from tests.factories import AgentFactory, ToolFactory
@@ -23,7 +24,7 @@ def test_the_agent_configuration_becomes_a_ga_session_update(tenant_a: TenantWor
         vad_silence_duration_ms=800,
         tools=[tool],
     )
-    event = session_update(agent.current_version.config)
+    event = session_update(AgentConfig.from_version(agent.current_version.config))
     session = event["session"]
     assert event["type"] == "session.update"
     assert session["type"] == "realtime"
@@ -65,7 +66,7 @@ def test_telephony_agents_ask_for_g711(audio_format: str, wire: str, tenant_a: T
         voice="alloy",
         audio_format=audio_format,
     )
-    session = session_update(agent.current_version.config)["session"]
+    session = session_update(AgentConfig.from_version(agent.current_version.config))["session"]
     assert session["audio"]["input"]["format"] == {"type": wire}
     assert session["audio"]["output"]["format"] == {"type": wire}
 
@@ -79,14 +80,16 @@ def test_the_builtin_provider_speaks_pcm16_only(tenant_a: TenantWorld) -> None:
 
 
 def test_semantic_vad_and_no_turn_detection() -> None:
-    semantic = session_update({"turn_detection": {"type": "semantic_vad", "eagerness": "high"}})
+    semantic = session_update(
+        AgentConfig.from_version({"turn_detection": {"type": "semantic_vad", "eagerness": "high"}})
+    )
     assert semantic["session"]["audio"]["input"]["turn_detection"]["eagerness"] == "high"
-    manual = session_update({"turn_detection": {"type": "none"}})
+    manual = session_update(AgentConfig.from_version({"turn_detection": {"type": "none"}}))
     assert manual["session"]["audio"]["input"]["turn_detection"] is None
 
 
 def test_greeting() -> None:
-    assert greeting_response({"greeting": ""}) is None
-    response = greeting_response({"greeting": "Hello, Acme here."})
+    assert greeting_response(AgentConfig(greeting="")) is None
+    response = greeting_response(AgentConfig(greeting="Hello, Acme here."))
     assert response is not None
     assert response["response"]["instructions"].endswith("Hello, Acme here.")

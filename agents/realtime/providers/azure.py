@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+from agents.config import AgentConfig
 from agents.realtime.providers.base import ProviderCredentials, ProviderError, WebSocketProvider
 from koe.outbound import OutboundBlocked, public_addresses
 
@@ -19,14 +20,14 @@ class AzureProvider(WebSocketProvider):
     name = "azure"
 
     def address(
-        self, config: dict[str, Any], credentials: ProviderCredentials | None
+        self, config: AgentConfig, credentials: ProviderCredentials | None
     ) -> tuple[str, dict[str, str]]:
         if credentials is None or not credentials.endpoint:
             raise ProviderError("The Azure credential needs the resource's endpoint and key.")
         parts = urlsplit(credentials.endpoint)
         scheme = {"https": "wss", "http": "ws"}.get(parts.scheme, parts.scheme)
         path = parts.path.rstrip("/") + "/openai/v1/realtime"
-        query = urlencode({"model": config["model"]})
+        query = urlencode({"model": config.model})
         url = urlunsplit((scheme, parts.netloc, path, query, ""))
         return url, {"api-key": credentials.api_key}
 

@@ -10,6 +10,8 @@ from typing import Any
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
+from agents.config import AgentConfig
+
 
 class ProviderError(Exception):
     """The provider could not be reached or failed; the call ends with provider_error."""
@@ -39,7 +41,7 @@ class RealtimeProvider(abc.ABC):
 
     @abc.abstractmethod
     async def connect(
-        self, config: dict[str, Any], credentials: ProviderCredentials | None
+        self, config: AgentConfig, credentials: ProviderCredentials | None
     ) -> ProviderConnection:
         """Open a session for an agent version's configuration."""
 
@@ -77,7 +79,7 @@ class WebSocketProvider(RealtimeProvider):
 
     @abc.abstractmethod
     def address(
-        self, config: dict[str, Any], credentials: ProviderCredentials | None
+        self, config: AgentConfig, credentials: ProviderCredentials | None
     ) -> tuple[str, dict[str, str]]:
         """The URL and headers of the session."""
 
@@ -86,7 +88,7 @@ class WebSocketProvider(RealtimeProvider):
         return {}
 
     async def connect(
-        self, config: dict[str, Any], credentials: ProviderCredentials | None
+        self, config: AgentConfig, credentials: ProviderCredentials | None
     ) -> ProviderConnection:
         url, headers = self.address(config, credentials)
         try:

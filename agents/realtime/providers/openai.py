@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import urlencode
 
 from django.conf import settings
 
+from agents.config import AgentConfig
 from agents.realtime.providers.base import ProviderCredentials, ProviderError, WebSocketProvider
 
 
@@ -14,7 +14,7 @@ class OpenAIProvider(WebSocketProvider):
     name = "openai"
 
     def address(
-        self, config: dict[str, Any], credentials: ProviderCredentials | None
+        self, config: AgentConfig, credentials: ProviderCredentials | None
     ) -> tuple[str, dict[str, str]]:
         api_key = credentials.api_key if credentials else settings.OPENAI_API_KEY
         if not api_key:
@@ -22,5 +22,5 @@ class OpenAIProvider(WebSocketProvider):
                 "No OpenAI key: add one in the dashboard's provider keys or set OPENAI_API_KEY."
             )
         base = settings.KOE_OPENAI_REALTIME_URL.rstrip("/")
-        url = f"{base}/realtime?{urlencode({'model': config['model']})}"
+        url = f"{base}/realtime?{urlencode({'model': config.model})}"
         return url, {"Authorization": f"Bearer {api_key}"}

@@ -9,8 +9,8 @@ from __future__ import annotations
 import datetime
 import zoneinfo
 from collections.abc import Callable
-from typing import Any
 
+from agents.config import AgentConfig
 from agents.realtime.providers.base import (
     ProviderConnection,
     ProviderCredentials,
@@ -25,9 +25,9 @@ from agents.realtime.providers.local.tts import load_voice
 ENGINES = ("scripted", "llm")
 
 
-def make_engine(config: dict[str, Any]) -> ResponseEngine:
+def make_engine(config: AgentConfig) -> ResponseEngine:
     """The response engine an agent chose (``response_engine``; scripted by default)."""
-    name = config.get("response_engine") or "scripted"
+    name = config.response_engine
     if name == "llm":
         from agents.realtime.providers.local.llm import LlmEngine
 
@@ -35,7 +35,7 @@ def make_engine(config: dict[str, Any]) -> ResponseEngine:
     if name == "scripted":
         from agents.realtime.providers.local.scripted import ScriptedEngine
 
-        return ScriptedEngine(today=_local_today(config.get("tenant_time_zone") or "UTC"))
+        return ScriptedEngine(today=_local_today(config.tenant_time_zone))
     raise EngineError(f"Unknown response engine {name!r}; choose one of {', '.join(ENGINES)}.")
 
 
@@ -52,7 +52,7 @@ class LocalProvider(RealtimeProvider):
     name = "local"
 
     async def connect(
-        self, config: dict[str, Any], credentials: ProviderCredentials | None
+        self, config: AgentConfig, credentials: ProviderCredentials | None
     ) -> ProviderConnection:
         try:
             engine = make_engine(config)

@@ -25,6 +25,7 @@ from typing import Any
 
 import orjson
 
+from agents.config import AgentConfig
 from agents.realtime import client_events, events
 from agents.realtime.errors import ClientEventRejected
 from agents.realtime.providers.base import ProviderConnection, ProviderError
@@ -91,7 +92,7 @@ class _Clear:
     pass
 
 
-def _default_session(config: dict[str, Any]) -> dict[str, Any]:
+def _default_session(config: AgentConfig) -> dict[str, Any]:
     return {
         "type": "realtime",
         "object": "realtime.session",
@@ -122,7 +123,7 @@ def _default_session(config: dict[str, Any]) -> dict[str, Any]:
             },
             "output": {
                 "format": dict(AUDIO_FORMAT),
-                "voice": config.get("voice") or "joe",
+                "voice": config.voice or "joe",
                 "speed": 1.0,
             },
         },
@@ -149,7 +150,7 @@ def _merge(target: dict[str, Any], update: dict[str, Any]) -> None:
 class LocalSession(ResponseEvents, ProviderConnection):
     def __init__(
         self,
-        config: dict[str, Any],
+        config: AgentConfig,
         *,
         engine: ResponseEngine,
         voice: Voice,
@@ -556,8 +557,7 @@ class LocalSession(ResponseEvents, ProviderConnection):
 
     def _engine_request(self, response: Response) -> EngineRequest:
         example_phrases = {
-            tool.get("name"): tuple(tool.get("example_phrases") or ())
-            for tool in self.config.get("tools", [])
+            tool.get("name"): tuple(tool.get("example_phrases") or ()) for tool in self.config.tools
         }
         tools = [
             ToolSpec(
@@ -577,14 +577,10 @@ class LocalSession(ResponseEvents, ProviderConnection):
             instructions=instructions,
             tools=tools,
             response_instructions=response.instructions,
-            greeting=str(self.config.get("greeting") or ""),
-            faq=[
-                FaqEntry(str(entry.get("question", "")), str(entry.get("answer", "")))
-                for entry in self.config.get("faq") or []
-                if isinstance(entry, dict)
-            ],
-            temperature=float(self.config.get("temperature") or 0.8),
-            agent_name=str(self.config.get("name") or ""),
+            greeting=self.config.greeting,
+            faq=[FaqEntry(entry.question, entry.answer) for entry in self.config.faq],
+            temperature=self.config.temperature,
+            agent_name=self.config.name,
         )
 
     async def _generate(self, response: Response) -> None:
