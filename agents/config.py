@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from tools.spec import ToolSpec
+
 
 def _text(value: Any, default: str = "") -> str:
     return str(value) if value not in (None, "") else default
@@ -60,8 +62,7 @@ class FaqEntry:
 
 @dataclass(frozen=True)
 class AgentConfig:
-    """One agent version as a call runs it. ``tools`` are the tools' snapshots (see
-    ``ToolDefinition.snapshot``)."""
+    """One agent version as a call runs it."""
 
     name: str = ""
     provider: str = "local"
@@ -79,7 +80,7 @@ class AgentConfig:
     language: str = ""
     max_call_duration_seconds: float = 3600.0
     idle_timeout_seconds: float = 0.0  # 0: no idle limit
-    tools: tuple[dict[str, Any], ...] = ()
+    tools: tuple[ToolSpec, ...] = ()
     consent_prompt: str = ""
     recording_offered: bool = False
     consent_required: bool = False
@@ -121,7 +122,11 @@ class AgentConfig:
             )
             or default.max_call_duration_seconds,
             idle_timeout_seconds=_number(config.get("idle_timeout_seconds"), 0.0),
-            tools=tuple(tool for tool in config.get("tools") or () if isinstance(tool, dict)),
+            tools=tuple(
+                ToolSpec.from_snapshot(tool)
+                for tool in config.get("tools") or ()
+                if isinstance(tool, Mapping)
+            ),
             consent_prompt=_text(config.get("consent_prompt")),
             recording_offered=bool(config.get("recording_offered")),
             consent_required=bool(config.get("consent_required")),

@@ -11,7 +11,7 @@ from tools.outcomes import ToolOutcome, ToolRequest
 
 
 async def run(request: ToolRequest) -> ToolOutcome:
-    name = request.tool.get("builtin_name")
+    name = request.tool.builtin_name
     if name == "current_time":
         return current_time(request.time_zone)
     if name == "end_call":

@@ -17,17 +17,17 @@ from tools.tasks import queue_invocation
 
 
 async def run_tool_call(context: ToolCallContext) -> ToolOutcome:
-    name = context.function_name or str(context.tool.get("name", ""))
+    name = context.function_name or context.tool.name
     parameters = context.parameters
     if parameters is None:
-        parameters = context.tool.get("parameters")
+        parameters = context.tool.parameters
     arguments = parse_arguments(context.arguments, name, parameters)
     prepared = await sync_to_async(prepare)(context, arguments)
     if prepared.already_done is not None:
         return prepared.already_done
     if isinstance(arguments, ToolOutcome):
         return arguments  # recorded as failed by prepare()
-    if context.tool.get("execution") == Execution.BACKGROUND:
+    if context.tool.execution == Execution.BACKGROUND:
         await queue_invocation(prepared.invocation_id, arguments)
         return ToolOutcome.success({"status": "running", "message": PENDING_MESSAGE}, pending=True)
     return await run_prepared(prepared, context.remote_name)

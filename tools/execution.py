@@ -70,10 +70,10 @@ def _describe(path: Any, message: str) -> str:
 async def execute(request: ToolRequest, secrets: ToolSecrets, remote_name: str = "") -> ToolOutcome:
     """Run the tool of ``request`` according to its kind; every failure is an outcome."""
     tool = request.tool
-    kind = tool.get("kind")
-    timeout = float(tool.get("timeout_seconds") or 10)
+    kind = tool.kind
+    timeout = tool.timeout_seconds
     if kind == "mock":
-        message = render_template(str(tool.get("mock_response") or ""), request.arguments)
+        message = render_template(tool.mock_response, request.arguments)
         return ToolOutcome.success({"ok": True, "message": message})
     if kind == "builtin":
         return await builtins.run(request)
@@ -82,8 +82,8 @@ async def execute(request: ToolRequest, secrets: ToolSecrets, remote_name: str =
 
         return await call_webhook(
             request,
-            url=str(tool.get("webhook_url") or ""),
-            method=str(tool.get("http_method") or "POST"),
+            url=tool.webhook_url,
+            method=tool.http_method,
             signing_secret=secrets.signing_secret,
             headers=secrets.headers or {},
             timeout=timeout,
@@ -93,12 +93,12 @@ async def execute(request: ToolRequest, secrets: ToolSecrets, remote_name: str =
 
         return await call_remote_tool(
             request,
-            url=str(tool.get("mcp_server_url") or ""),
+            url=tool.mcp_server_url,
             auth_header=secrets.mcp_auth_header,
             remote_name=remote_name,
             timeout=timeout,
         )
     return ToolOutcome.failure(
         "tool_unavailable",
-        f"The tool {tool.get('name')} cannot be run. Apologise and offer another way to help.",
+        f"The tool {tool.name} cannot be run. Apologise and offer another way to help.",
     )

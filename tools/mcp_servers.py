@@ -146,7 +146,7 @@ async def call_remote_tool(
         logger.info(
             "MCP tool %s (%s) of %s failed: %s",
             remote_name,
-            request.tool.get("id"),
+            request.tool.id,
             request.tenant_id,
             error.code,
         )

@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from tools.spec import ToolSpec
+
 
 @dataclass(frozen=True)
 class HttpExchange:
@@ -59,7 +61,7 @@ class ToolOutcome:
 class ToolRequest:
     """One invocation to execute: the tool as the call's agent version saw it, and more."""
 
-    tool: dict[str, Any]  # the tool's snapshot (no secrets)
+    tool: ToolSpec  # the tool as the agent version knows it (no secrets)
     arguments: dict[str, Any]  # validated against the tool's parameters schema
     tenant_id: str  # public ids
     agent_id: str

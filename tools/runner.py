@@ -24,6 +24,7 @@ from tools.execution import ToolSecrets, execute
 from tools.invocations import Delivery, InvocationSource, InvocationStatus, ToolInvocation
 from tools.models import Execution, ToolDefinition
 from tools.outcomes import ToolOutcome, ToolRequest
+from tools.spec import ToolSpec
 
 logger = logging.getLogger("koe.tools")
 
@@ -38,7 +39,7 @@ class ToolCallContext:
     tenant_id: str
     agent_id: str
     call_id: str
-    tool: dict[str, Any]  # the tool's snapshot in the agent version
+    tool: ToolSpec  # the tool as the agent version knows it
     function_call_id: str
     arguments: str  # JSON text, as the model produced it
     function_name: str = ""  # the model's name for it (an MCP tool's functions differ)
@@ -57,7 +58,7 @@ class Prepared:
 
 async def run_prepared(prepared: Prepared, remote_name: str = "") -> ToolOutcome:
     """Run an invocation now, bounded by the tool's timeout, and record how it went."""
-    timeout = float(prepared.request.tool.get("timeout_seconds") or 10)
+    timeout = prepared.request.tool.timeout_seconds
     started = time.perf_counter()
     await sync_to_async(mark_running)(prepared.invocation_id)
     try:
@@ -72,12 +73,12 @@ async def run_prepared(prepared: Prepared, remote_name: str = "") -> ToolOutcome
         raise
     except TimeoutError:
         outcome = ToolOutcome.failure(
-            "timeout", f"{prepared.request.tool.get('name')} took longer than {timeout:g} seconds."
+            "timeout", f"{prepared.request.tool.name} took longer than {timeout:g} seconds."
         )
     except Exception as error:  # a failing tool must not fail the call
-        logger.exception("tool %s failed", prepared.request.tool.get("name"))
+        logger.exception("tool %s failed", prepared.request.tool.name)
         outcome = ToolOutcome.failure(
-            "tool_failed", f"{prepared.request.tool.get('name')} failed ({type(error).__name__})."
+            "tool_failed", f"{prepared.request.tool.name} failed ({type(error).__name__})."
         )
     duration_ms = round((time.perf_counter() - started) * 1000)
     await sync_to_async(record_outcome)(prepared.invocation_id, outcome, duration_ms)
@@ -88,7 +89,7 @@ def prepare(context: ToolCallContext, arguments: dict[str, Any] | ToolOutcome) -
     """Create the invocation row (or find the finished one) and gather what running needs."""
     call = CallSession.objects.select_related("tenant").get(public_id=context.call_id)
     definition = ToolDefinition.objects.filter(
-        tenant=call.tenant, public_id=context.tool.get("id", "")
+        tenant=call.tenant, public_id=context.tool.id
     ).first()
     request = ToolRequest(
         tool=context.tool,
@@ -107,18 +108,18 @@ def prepare(context: ToolCallContext, arguments: dict[str, Any] | ToolOutcome) -
             invocation = ToolInvocation.objects.create(
                 tenant=call.tenant,
                 tool=definition,
-                tool_name=context.function_name or str(context.tool.get("name", "")),
+                tool_name=context.function_name or context.tool.name,
                 call=call,
                 function_call_id=context.function_call_id,
                 idempotency_key=request.idempotency_key,
                 source=InvocationSource.CALL,
-                execution=str(context.tool.get("execution") or Execution.INLINE),
+                execution=context.tool.execution,
                 stores_content=stores_content,
                 arguments=storable_json(request.arguments)
                 if stores_content and failed is None
                 else None,
                 delivery=Delivery.INLINE
-                if context.tool.get("execution") != Execution.BACKGROUND
+                if context.tool.execution != Execution.BACKGROUND
                 else Delivery.PENDING,
             )
     except IntegrityError:

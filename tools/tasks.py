@@ -26,6 +26,7 @@ from tools.execution import execute
 from tools.invocations import Delivery, InvocationStatus, ToolInvocation
 from tools.outcomes import ToolOutcome, ToolRequest
 from tools.runner import mark_running, record_outcome, secrets_of
+from tools.spec import ToolSpec
 
 logger = logging.getLogger("koe.tools")
 
@@ -69,7 +70,7 @@ def run_tool_invocation(self: Any, invocation_id: int, arguments: dict[str, Any]
         return "already finished"
     call = invocation.call
     snapshot = _snapshot(invocation)
-    if invocation.status == InvocationStatus.RUNNING and not snapshot.get("retry_safe", True):
+    if invocation.status == InvocationStatus.RUNNING and not snapshot.retry_safe:
         # An earlier run started and its worker died: it may have had its effect. A tool
         # that is not safe to run twice is reported, not run again.
         outcome = ToolOutcome.failure(
@@ -116,32 +117,30 @@ def _stored_outcome(invocation: ToolInvocation) -> ToolOutcome:
 
 def _run(request: ToolRequest, invocation: ToolInvocation) -> ToolOutcome:
     remote_name = ""
-    if request.tool.get("kind") == "mcp":
-        prefix = f"{request.tool.get('name')}__"
+    if request.tool.kind == "mcp":
+        prefix = f"{request.tool.name}__"
         remote_name = invocation.tool_name.removeprefix(prefix)
     try:
         return asyncio.run(
             asyncio.wait_for(
                 execute(request, secrets_of(invocation.tool), remote_name),
-                float(request.tool.get("timeout_seconds") or 10) + 1,
+                request.tool.timeout_seconds + 1,
             )
         )
     except TimeoutError:
         return ToolOutcome.failure("timeout", f"{invocation.tool_name} took too long.")
 
 
-def _snapshot(invocation: ToolInvocation) -> dict[str, Any]:
+def _snapshot(invocation: ToolInvocation) -> ToolSpec:
     """The tool as the call's agent version knew it, else as it is now."""
     call = invocation.call
     version = call.agent_version if call is not None else None
     for tool in version.config.get("tools", []) if version is not None else []:
         if invocation.tool is not None and tool.get("id") == invocation.tool.public_id:
-            return dict(tool)
-    return (
-        invocation.tool.snapshot()
-        if invocation.tool is not None
-        else {"name": invocation.tool_name}
-    )
+            return ToolSpec.from_snapshot(tool)
+    if invocation.tool is not None:
+        return ToolSpec.from_snapshot(invocation.tool.snapshot())
+    return ToolSpec(name=invocation.tool_name)
 
 
 def deliver(invocation_id: int, outcome: ToolOutcome) -> str:

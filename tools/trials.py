@@ -24,6 +24,7 @@ from tools.invocations import Delivery, InvocationSource, InvocationStatus, Tool
 from tools.models import Execution, ToolDefinition, ToolKind
 from tools.outcomes import ToolOutcome, ToolRequest
 from tools.runner import record_outcome, secrets_of
+from tools.spec import ToolSpec
 
 logger = logging.getLogger("koe.tools")
 
@@ -62,11 +63,11 @@ def run_test(
     other failure (invalid arguments, a timeout, a refused address) is the outcome.
     """
     name, parameters = function_of(tool, remote_name)
-    snapshot = tool.snapshot()
+    spec = ToolSpec.from_snapshot(tool.snapshot())
     function_call_id = f"test_{secrets.token_hex(12)}"
     arguments = parse_arguments(arguments_json, name, parameters)
     request = ToolRequest(
-        tool=snapshot,
+        tool=spec,
         arguments=arguments if isinstance(arguments, dict) else {},
         tenant_id=tool.tenant.public_id,
         agent_id="",
@@ -104,8 +105,8 @@ def run_test(
 
 async def _bounded(request: ToolRequest, secrets: ToolSecrets, remote_name: str) -> ToolOutcome:
     """``execute`` within the tool's timeout (plus a second, as a live call allows)."""
-    name = request.tool.get("name")
-    timeout = float(request.tool.get("timeout_seconds") or 10)
+    name = request.tool.name
+    timeout = request.tool.timeout_seconds
     try:
         return await asyncio.wait_for(execute(request, secrets, remote_name), timeout + 1)
     except TimeoutError:

@@ -57,7 +57,7 @@ async def call_webhook(
     timeout: float,
 ) -> ToolOutcome:
     """POST (or ``method``) the signed call to ``url``; every failure is an outcome."""
-    name = str(request.tool.get("name") or "tool")
+    name = request.tool.name or "tool"
     method = (method or "POST").upper()
     body = request_body(request)
     sent_headers = request_headers(request, body, signing_secret, headers)
@@ -113,7 +113,7 @@ async def call_webhook(
 def request_body(request: ToolRequest) -> bytes:
     """The JSON body Koe sends: compact, UTF-8."""
     payload = {
-        "tool": request.tool.get("name", ""),
+        "tool": request.tool.name,
         "call_id": request.call_id,
         "function_call_id": request.function_call_id,
         "arguments": request.arguments,

@@ -207,7 +207,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             strict=self.grant.strict,
             max_frame_bytes=settings.KOE_REALTIME_MAX_FRAME_BYTES,
         )
-        server_tools = frozenset(functions_by_name(list(config.tools)))
+        server_tools = frozenset(functions_by_name(config.tools))
         self.tracker = CallTracker(server_tools=server_tools, policy=self.policy)
         self.presenter = ServerToolPresenter(server_tools, hosted=self.grant.shows_tool_calls)
         self.started = time.monotonic()
@@ -474,7 +474,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
 
     # --- server-side tools -------------------------------------------------------------
     async def _run_tools(self, requests: list[ToolCallRequest]) -> None:
-        functions = functions_by_name(list(self.grant.config.tools))
+        functions = functions_by_name(self.grant.config.tools)
         answered = False
         for request in requests:
             function = functions[request.name]
@@ -489,7 +489,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 parameters=function.parameters,
                 remote_name=function.remote_name,
             )
-            timeout = float(function.tool.get("timeout_seconds") or 10) + 5
+            timeout = function.tool.timeout_seconds + 5
             try:
                 # The tool is bounded by its own timeout; this only guards the dispatch.
                 outcome = await asyncio.wait_for(run_tool_call(context), timeout)
@@ -505,7 +505,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             if outcome.pending:
                 # A background tool: its output arrives later (tool_result), or the caller
                 # is told the truth when it has not come within the tool's time.
-                wait = float(function.tool.get("timeout_seconds") or 10)
+                wait = function.tool.timeout_seconds
                 wait += settings.KOE_BACKGROUND_TOOL_GRACE_SECONDS
                 self.awaited_tools[request.call_id] = (request, self.tracker.clock() + wait)
                 continue

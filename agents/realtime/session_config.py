@@ -41,7 +41,7 @@ def turn_detection(config: AgentConfig) -> dict[str, Any] | None:
 
 
 def function_tools(config: AgentConfig) -> list[dict[str, Any]]:
-    return [function.as_session_tool() for function in model_functions(list(config.tools))]
+    return [function.as_session_tool() for function in model_functions(config.tools)]
 
 
 def transcription(config: AgentConfig) -> dict[str, Any]:
@@ -60,7 +60,7 @@ def agent_settings(config: AgentConfig, agent_id: str) -> AgentSettings:
         model=config.model,
         voice=config.voice or "alloy",
         instructions=config.instructions,
-        tool_names=frozenset(function.name for function in model_functions(list(config.tools))),
+        tool_names=frozenset(function.name for function in model_functions(config.tools)),
         tool_definitions=tuple(function_tools(config)),
         transcription=transcription(config),
         output_modalities=("audio",),

@@ -9,6 +9,7 @@ import pytest
 from agents.config import AgentConfig, FaqEntry, TurnDetection
 from tests.conftest import TenantWorld
 from tests.factories import AgentFactory, ToolFactory
+from tools.spec import ToolSpec
 
 
 @pytest.mark.django_db
@@ -39,7 +40,7 @@ def test_every_setting_an_agent_saves_is_read_into_the_typed_configuration(
     assert config.turn_detection.type == "semantic_vad"
     assert config.turn_detection.eagerness == "high"
     assert (config.max_call_duration_seconds, config.idle_timeout_seconds) == (600.0, 30.0)
-    assert [tool["name"] for tool in config.tools] == ["book_table"]
+    assert [tool.name for tool in config.tools] == ["book_table"]
     assert config.tenant_time_zone == "Europe/Oslo"
 
 
@@ -72,5 +73,5 @@ def test_values_of_the_wrong_kind_fall_back_to_the_defaults() -> None:
     assert config.idle_timeout_seconds == 0.0
     assert config.turn_detection == TurnDetection(silence_duration_ms=800)
     assert config.faq == (FaqEntry("Parking?", "Behind the building."),)
-    assert config.tools == ({"name": "book_table"},)
+    assert config.tools == (ToolSpec(name="book_table"),)
     assert config.credential == ""

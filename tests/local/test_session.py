@@ -33,6 +33,7 @@ from tests.local.helpers import (
     silence,
     utterance,
 )
+from tools.spec import ToolSpec
 
 Script = Callable[[EngineRequest], list[Output]]
 
@@ -218,7 +219,7 @@ def test_a_function_call_ends_the_response_and_its_output_feeds_the_next() -> No
             engine,
             AgentConfig(
                 voice="joe",
-                tools=({"name": "book_table", "example_phrases": ["book a table"]},),
+                tools=(ToolSpec(name="book_table", example_phrases=("book a table",)),),
             ),
         )
         await client.send(

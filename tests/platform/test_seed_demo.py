@@ -15,6 +15,7 @@ from tenancy.models import ApiKey, Membership, Tenant
 from tools.execution import ToolSecrets, execute
 from tools.models import ToolDefinition
 from tools.outcomes import ToolRequest
+from tools.spec import ToolSpec
 
 
 def _seed() -> dict[str, str]:
@@ -85,6 +86,13 @@ def test_seed_demo_is_a_restaurant_whose_host_books_tables() -> None:
     for tool in ToolDefinition.objects.filter(tenant=tenant):
         tool.full_clean()
 
-    request = ToolRequest(booking, {"party_size": 2, "time": "19:00"}, "ten", "agt", "", "fc_1")
+    request = ToolRequest(
+        ToolSpec.from_snapshot(booking),
+        {"party_size": 2, "time": "19:00"},
+        "ten",
+        "agt",
+        "",
+        "fc_1",
+    )
     reply = json.loads(asyncio.run(execute(request, ToolSecrets())).output)
     assert reply == {"ok": True, "message": "Your table for 2 at 19:00 is booked. See you then!"}

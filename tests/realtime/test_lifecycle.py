@@ -122,7 +122,7 @@ def test_server_side_tool_round_trip(
     events = asyncio.run(scenario())
     assert events[-2]["transcript"] == "Your table for two is booked."
     assert len(RUNS) == 1
-    assert RUNS[0].tool["name"] == "book_table"
+    assert RUNS[0].tool.name == "book_table"
     assert RUNS[0].function_call_id == "call_abc"
     sent = scripted_provider.connections[0].sent
     output = next(e for e in sent if e["type"] == "conversation.item.create")

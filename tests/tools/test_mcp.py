@@ -38,6 +38,7 @@ from tools.mcp_servers import (
 )
 from tools.models import ToolDefinition
 from tools.outcomes import ToolOutcome, ToolRequest
+from tools.spec import ToolSpec
 
 TOKEN = "Bearer mcp-test-token-42"
 ALL_TOOLS = ["add", "greet", "refuse", "slow"]
@@ -126,7 +127,7 @@ def allow_loopback(settings: Any) -> None:
 
 def tool_request(arguments: dict[str, Any], **tool: Any) -> ToolRequest:
     return ToolRequest(
-        tool={"id": "tool_test", "name": "calendar", "kind": "mcp", **tool},
+        tool=ToolSpec.from_snapshot({"id": "tool_test", "name": "calendar", "kind": "mcp", **tool}),
         arguments=arguments,
         tenant_id="ten_test",
         agent_id="agt_test",
@@ -277,7 +278,10 @@ def test_saving_an_mcp_tool_records_the_listing_and_versions_expose_its_function
     assert [remote["name"] for remote in tool.mcp_tools_listed] == ALL_TOOLS
     assert tool.mcp_tools_listed_at is not None
     config = agent.current_version.config
-    functions = {function.name: function for function in model_functions(config["tools"])}
+    functions = {
+        function.name: function
+        for function in model_functions(map(ToolSpec.from_snapshot, config["tools"]))
+    }
     assert sorted(functions) == ["calendar__add", "calendar__refuse"]
     add = functions["calendar__add"]
     assert (add.remote_name, add.description) == ("add", "Adds two numbers.")
@@ -301,7 +305,7 @@ def test_a_failed_listing_keeps_the_edit_and_the_previous_list(
     agent.refresh_from_db()
     assert tool.description == "The clinic's calendar."
     assert (tool.mcp_tools_listed, tool.mcp_tools_listed_at) == (listed, listed_at)
-    functions = model_functions(agent.current_version.config["tools"])
+    functions = model_functions(map(ToolSpec.from_snapshot, agent.current_version.config["tools"]))
     assert [function.name for function in functions] == ["calendar__add"]
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from tools.execution import ToolSecrets, execute, parse_arguments
 from tools.outcomes import ToolOutcome, ToolRequest
+from tools.spec import ToolSpec
 
 BOOK_TABLE = {
     "name": "book_table",
@@ -25,7 +26,7 @@ def run(arguments: str, tool: dict[str, Any] | None = None) -> dict[str, Any]:
         outcome = parsed
     else:
         request = ToolRequest(
-            tool=tool,
+            tool=ToolSpec.from_snapshot(tool),
             arguments=parsed,
             tenant_id="ten_1",
             agent_id="agt_1",

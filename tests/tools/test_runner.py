@@ -21,6 +21,7 @@ from tools.invocations import ToolInvocation, confirm_delivery
 from tools.models import ToolDefinition
 from tools.outcomes import ToolOutcome
 from tools.runner import ToolCallContext
+from tools.spec import ToolSpec
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -61,7 +62,7 @@ def context(
         tenant_id=call.tenant.public_id,
         agent_id=call.agent.public_id,
         call_id=call.public_id,
-        tool=snapshot,
+        tool=ToolSpec.from_snapshot(snapshot),
         function_call_id=fc,
         arguments=arguments,
     )

@@ -20,6 +20,7 @@ import time_machine
 from koe import signing
 from tests.fakes.http_receiver import HttpReceiver, Reply
 from tools.outcomes import ToolOutcome, ToolRequest
+from tools.spec import ToolSpec
 from tools.webhooks import call_webhook
 
 PAGE = Path(__file__).resolve().parents[2] / "docs/integrate/webhooks.md"
@@ -53,7 +54,7 @@ def receiver(settings: Any) -> Iterator[HttpReceiver]:
 
 def tool_request(**changes: Any) -> ToolRequest:
     fields: dict[str, Any] = {
-        "tool": {"id": "tool_1", "name": "book_table", "kind": "webhook"},
+        "tool": ToolSpec(id="tool_1", name="book_table", kind="webhook"),
         "arguments": {"people": 4, "name": "Åsa Öberg", "time": "20:00"},
         "tenant_id": "ten_abc",
         "agent_id": "agt_def",

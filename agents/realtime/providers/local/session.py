@@ -556,15 +556,13 @@ class LocalSession(ResponseEvents, ProviderConnection):
         self._emit({"type": events.RESPONSE_DONE, "response": done})
 
     def _engine_request(self, response: Response) -> EngineRequest:
-        example_phrases = {
-            tool.get("name"): tuple(tool.get("example_phrases") or ()) for tool in self.config.tools
-        }
+        example_phrases = {tool.name: tool.example_phrases for tool in self.config.tools}
         tools = [
             ToolSpec(
                 name=str(tool.get("name", "")),
                 description=str(tool.get("description", "")),
                 parameters=tool.get("parameters") or {"type": "object", "properties": {}},
-                example_phrases=example_phrases.get(tool.get("name"), ()),
+                example_phrases=example_phrases.get(str(tool.get("name", "")), ()),
             )
             for tool in self.session.get("tools") or []
             if isinstance(tool, dict) and tool.get("type", "function") == "function"
