@@ -14,6 +14,7 @@ WORKDIR /app
 
 COPY pyproject.toml README.md mkdocs.yml ./
 COPY docs ./docs
+COPY koe ./koe
 COPY platform ./platform
 COPY agents ./agents
 COPY tools ./tools

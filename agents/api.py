@@ -24,7 +24,14 @@ from agents.models import (
     WidgetPosition,
 )
 from agents.versions import duplicate_agent, save_agent
-from koe.api import OMITTED, Pagination, error_responses, full_clean_or_raise, page, request_tenant
+from foundation.api import (
+    OMITTED,
+    Pagination,
+    error_responses,
+    full_clean_or_raise,
+    page,
+    request_tenant,
+)
 from tenancy.models import Provider, ProviderCredential, Tenant
 from tenancy.scoping import for_tenant, get_for_tenant_or_404
 from tools.models import ToolDefinition

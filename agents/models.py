@@ -11,7 +11,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.utils import timezone
 
-from koe.ids import public_id, random_token
+from foundation.ids import public_id, random_token
 from tenancy.models import Provider, ProviderCredential, Tenant
 from tools.models import ToolDefinition
 

@@ -15,7 +15,14 @@ from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema, Status
 from pydantic import ConfigDict, StrictBool, StrictInt, StringConstraints
 
-from koe.api import OMITTED, Pagination, error_responses, full_clean_or_raise, page, request_tenant
+from foundation.api import (
+    OMITTED,
+    Pagination,
+    error_responses,
+    full_clean_or_raise,
+    page,
+    request_tenant,
+)
 from tenancy.scoping import for_tenant, get_for_tenant_or_404
 from tools.actions import delete_tool, duplicate_tool, save_tool
 from tools.models import Execution, HttpMethod, ToolDefinition, ToolKind

@@ -6,7 +6,7 @@ from django.db import models
 from django.utils import timezone
 
 from calls.models import CallSession
-from koe.ids import public_id
+from foundation.ids import public_id
 from tenancy.models import Tenant
 
 

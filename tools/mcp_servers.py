@@ -1,6 +1,6 @@
 """Talking to tenants' MCP servers (streamable HTTP) with the official ``mcp`` SDK.
 
-Every request goes through ``koe.outbound.safe_client``, so an MCP server is held to the
+Every request goes through ``foundation.outbound.safe_client``, so an MCP server is held to the
 same outbound rules as a webhook. Listing a server's tools raises McpServerError with a
 message a tenant can act on; calling a tool answers with a ToolOutcome and never raises.
 """
@@ -26,7 +26,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import McpError as ProtocolError
 from mcp.shared.session import RequestResponder
 
-from koe.outbound import OutboundBlocked, ResponseTooLarge, safe_client
+from foundation.outbound import OutboundBlocked, ResponseTooLarge, safe_client
 from tools.models import ToolDefinition, select_mcp_tools
 from tools.outcomes import ToolOutcome, ToolRequest
 

@@ -11,9 +11,9 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
-from koe.encryption import EncryptedTextField
-from koe.ids import public_id
-from koe.outbound import validate_url_for_saving
+from foundation.encryption import EncryptedTextField
+from foundation.ids import public_id
+from foundation.outbound import validate_url_for_saving
 from tenancy.models import Tenant
 from tools.mock import placeholder_names
 from tools.schema import EMPTY_PARAMETERS, validate_function_name, validate_parameters_schema

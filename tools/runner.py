@@ -19,7 +19,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from calls.models import CallSession
-from koe.text import storable, storable_json
+from foundation.text import storable, storable_json
 from tools.execution import ToolSecrets, execute
 from tools.invocations import Delivery, InvocationSource, InvocationStatus, ToolInvocation
 from tools.models import Execution, ToolDefinition

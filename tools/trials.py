@@ -17,7 +17,7 @@ import secrets
 import time
 from typing import Any
 
-from koe.text import storable_json
+from foundation.text import storable_json
 from tools.execution import ToolSecrets, execute, parse_arguments
 from tools.functions import mcp_function_name
 from tools.invocations import Delivery, InvocationSource, InvocationStatus, ToolInvocation

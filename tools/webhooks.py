@@ -2,7 +2,7 @@
 
 What is sent and how a receiver verifies it is documented in docs/integrate/webhooks.md;
 tests run that documented code against what this sends.
-Requests go through koe.outbound, so a webhook can never reach Koe's own network.
+Requests go through foundation.outbound, so a webhook can never reach Koe's own network.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import Any
 import httpx
 from django.conf import settings
 
-from koe import signing
-from koe.outbound import OutboundBlocked, ResponseTooLarge, check_url, safe_client
+from foundation import signing
+from foundation.outbound import OutboundBlocked, ResponseTooLarge, check_url, safe_client
 from tools.outcomes import HttpExchange, ToolOutcome, ToolRequest
 
 logger = logging.getLogger("koe.tools")

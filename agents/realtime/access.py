@@ -27,7 +27,7 @@ from calls.models import (
     ConsentScope,
     SessionToken,
 )
-from koe.text import storable
+from foundation.text import storable
 from retention.policies import Kind, TenantPolicies
 from tenancy.models import ApiKey, ProviderCredential, Tenant, hash_secret
 

@@ -20,8 +20,8 @@ from agents.models import Agent, WidgetKey
 from agents.realtime import tokens
 from agents.realtime.access import AccessDenied
 from calls.models import Channel
-from koe.api import error_response, error_responses
-from koe.http import client_ip
+from foundation.api import error_response, error_responses
+from foundation.http import client_ip
 
 router = Router(tags=["realtime"])
 

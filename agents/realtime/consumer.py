@@ -63,7 +63,7 @@ from calls.metrics import (
 )
 from calls.models import EndReason
 from calls.recordings import CallRecorder, start_recorder
-from koe.frames import OVERSIZED
+from foundation.frames import OVERSIZED
 from tools.dispatch import run_tool_call
 from tools.functions import functions_by_name
 from tools.invocations import confirm_delivery

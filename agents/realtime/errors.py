@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from koe.ids import random_token
+from foundation.ids import random_token
 
 CLOSE_NORMAL = 1000
 CLOSE_INVALID_REQUEST = 4000

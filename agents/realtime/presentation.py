@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agents.realtime import events
-from koe.ids import random_token
+from foundation.ids import random_token
 
 
 def _event_id() -> str:

@@ -14,7 +14,7 @@ from agents.consent import consent_text_for
 from agents.models import Agent, WidgetKey
 from agents.realtime.access import AccessDenied, check_budget, parse_consent
 from calls.models import Channel, ConsentMethod, ConsentScope, SessionToken
-from koe.text import storable
+from foundation.text import storable
 from tenancy.models import Tenant
 
 MIN_TTL_SECONDS = 10

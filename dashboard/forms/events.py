@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
-from koe.outbound import validate_url_for_saving
+from foundation.outbound import validate_url_for_saving
 
 
 class EventEndpointForm(forms.Form):

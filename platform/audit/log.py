@@ -8,7 +8,7 @@ from django.http import HttpRequest
 
 from audit.models import AccessLog
 from calls.models import CallSession
-from koe.http import client_ip
+from foundation.http import client_ip
 from tenancy.models import Membership
 
 

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from koe.ids import public_id
+from foundation.ids import public_id
 from tenancy.models import Tenant
 
 

@@ -21,7 +21,7 @@ from audit.exports import (
 )
 from audit.models import CallExport
 from calls.models import CallSession
-from koe.retries import retried_on_outages
+from foundation.retries import retried_on_outages
 from tenancy.models import Membership
 
 logger = logging.getLogger("koe.audit")

@@ -32,7 +32,7 @@ from billing.reports import (
     utc_today,
     write_daily_csv,
 )
-from koe.api import OMITTED, InvalidRequest, error_responses, request_tenant
+from foundation.api import OMITTED, InvalidRequest, error_responses, request_tenant
 
 router = Router(tags=["usage"])
 

@@ -12,11 +12,11 @@ from billing import budgets
 from billing.rollups import reconcile, roll_up_day, utc_day
 from billing.settlement import settle_call
 from calls.models import CallSession
-from koe.retries import retried_on_outages
+from foundation.retries import retried_on_outages
 
 logger = logging.getLogger("koe.billing")
 
-RETRYING = retried_on_outages()  # koe.retries: a database outage is waited out
+RETRYING = retried_on_outages()  # foundation.retries: a database outage is waited out
 
 
 @shared_task(**RETRYING, soft_time_limit=60, time_limit=120)

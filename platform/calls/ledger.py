@@ -18,7 +18,7 @@ from billing.tasks import settle_call_task
 from calls.models import CallSession, CallStatus, TranscriptItem, UsageRecord
 from calls.signals import call_ended
 from events.actions import emit_call_ended
-from koe.text import storable
+from foundation.text import storable
 
 
 @transaction.atomic

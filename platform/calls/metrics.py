@@ -1,4 +1,4 @@
-"""Prometheus metrics of live calls (served at /metrics by koe.metrics)."""
+"""Prometheus metrics of live calls (served at /metrics by foundation.metrics)."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from typing import Any
 from django.db import models
 from django.utils import timezone
 
-from koe.ids import public_id
+from foundation.ids import public_id
 from tenancy.models import Tenant, hash_secret
 
 

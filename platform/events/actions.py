@@ -12,7 +12,7 @@ from django.db import transaction
 from calls.models import CallSession
 from events.models import EventEndpoint, EventType, OutboundEvent, new_signing_secret
 from events.tasks import deliver_event
-from koe.outbound import validate_url_for_saving
+from foundation.outbound import validate_url_for_saving
 from tenancy.models import Tenant
 
 logger = logging.getLogger(__name__)

@@ -17,8 +17,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from events.models import EventEndpoint, EventStatus, OutboundEvent
-from koe import signing
-from koe.outbound import OutboundBlocked, safe_client
+from foundation import signing
+from foundation.outbound import OutboundBlocked, safe_client
 
 logger = logging.getLogger(__name__)
 

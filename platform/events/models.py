@@ -7,9 +7,9 @@ import secrets
 from django.db import models
 from django.utils import timezone
 
-from koe.encryption import EncryptedTextField
-from koe.ids import public_id
-from koe.outbound import validate_url_for_saving
+from foundation.encryption import EncryptedTextField
+from foundation.ids import public_id
+from foundation.outbound import validate_url_for_saving
 from tenancy.models import Tenant
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.http import HttpRequest
 from ninja import Field, Router, Schema
 
-from koe.api import InvalidRequest, error_responses, request_tenant
+from foundation.api import InvalidRequest, error_responses, request_tenant
 from retention.erasure import InvalidEndUserRef, check_end_user_ref, erase_end_user
 
 router = Router(tags=["end users"])

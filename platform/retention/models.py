@@ -14,7 +14,7 @@ from django.core.validators import MaxValueValidator
 from django.db import models
 from django.utils import timezone
 
-from koe.ids import public_id
+from foundation.ids import public_id
 from tenancy.models import Tenant
 
 # A hundred years: far beyond any retention law, and far from datetime's limits when the

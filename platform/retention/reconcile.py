@@ -43,7 +43,7 @@ SAFETY_MARGIN = timedelta(hours=1)
 PARTS_FOLDER = "parts"
 NAME_BATCH_SIZE = 500
 # A call's public id at the start of a file name: "<prefix>_<lowercase and digits>" (see
-# koe.ids). A storage that renames a clash appends "_<random>"; the match stops before it.
+# foundation.ids). A storage that renames a clash appends "_<random>"; the match stops before it.
 _CALL_ID = re.compile(r"[a-z]+_[a-z0-9]+")
 # Rows that have no file yet: a recorder is writing them, or died before it composed.
 AWAITING_FILE = [RecordingStatus.RECORDING, RecordingStatus.FAILED]

@@ -14,9 +14,9 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
 
-from koe.encryption import EncryptedTextField
-from koe.ids import public_id, random_token
-from koe.outbound import validate_url_for_saving
+from foundation.encryption import EncryptedTextField
+from foundation.ids import public_id, random_token
+from foundation.outbound import validate_url_for_saving
 from tenancy.roles import Permission, Role, role_allows
 
 

@@ -122,7 +122,7 @@ def test_unknown_api_paths_answer_json_never_a_page(method: str, path: str) -> N
 def test_a_csrf_refusal_under_the_api_prefix_is_json() -> None:
     from django.test import RequestFactory
 
-    from koe.api import csrf_failure
+    from foundation.api import csrf_failure
 
     response = csrf_failure(RequestFactory().post("/v1/anything"), "no token")
     assert response.status_code == 403

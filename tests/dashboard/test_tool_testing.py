@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from calls.models import CallSession
 from events.models import OutboundEvent
-from koe import signing
+from foundation import signing
 from tenancy.roles import Role
 from tests.conftest import TenantWorld
 from tests.dashboard.test_agents import agent_data

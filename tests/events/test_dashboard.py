@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from calls.models import CallSession
 from events.models import EventEndpoint, OutboundEvent
-from koe import signing
+from foundation import signing
 from tenancy.roles import Role
 from tests.conftest import TenantWorld
 from tests.factories import AgentFactory

@@ -16,7 +16,7 @@ from django.utils import timezone
 from events import delivery, emit
 from events.models import EventEndpoint, EventStatus, OutboundEvent
 from events.tasks import deliver_event, longest_countdown, send_due_events
-from koe import signing
+from foundation import signing
 from tests.conftest import TenantWorld
 from tests.fakes.http_receiver import HttpReceiver, Reply
 

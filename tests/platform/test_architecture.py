@@ -3,7 +3,8 @@
 ``dashboard -> agents -> tools -> platform core``: nothing imports what is above it, the
 dashboard is imported by nobody (not even by a dotted path or a URL name), and there is
 no import cycle, at module level or hidden inside a function. Only the composition root
-(settings, URLs, ASGI, routing, the Celery app) names every app.
+(the top-level ``koe`` package: settings, URLs, ASGI, routing, the Celery app, the server)
+names every app.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ import grimp
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-CORE = ("tenancy", "calls", "billing", "audit", "events", "retention", "koe")
-LAYERS = {**dict.fromkeys(CORE, 0), "tools": 1, "agents": 2, "dashboard": 3}
-COMPOSITION_ROOT = ("koe.settings", "koe.urls", "koe.asgi", "koe.routing", "koe.celery")
+CORE = ("foundation", "tenancy", "calls", "billing", "audit", "events", "retention")
+# koe is the composition root (settings, URLs, ASGI, routing, the Celery app, the server):
+# it alone may import every app, and no app imports it.
+LAYERS = {**dict.fromkeys(CORE, 0), "tools": 1, "agents": 2, "dashboard": 3, "koe": 4}
+COMPOSITION_ROOT = ("koe",)
 
 
 @cache
@@ -80,6 +83,14 @@ def test_the_graph_checks_find_what_they_look_for() -> None:
         "billing.budgets -> billing.tasks -> billing.budgets",
         "billing.tasks -> billing.budgets -> billing.tasks",
     ]
+
+
+def test_no_app_imports_the_composition_root() -> None:
+    assert [
+        f"{importer} imports {imported}"
+        for importer, imported in imports(graph())
+        if layer(imported) == LAYERS["koe"] and not in_root(importer)
+    ] == []
 
 
 def python_files_outside_the_dashboard() -> list[Path]:

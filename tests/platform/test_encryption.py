@@ -12,7 +12,7 @@ from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.db import connection
 
-from koe.encryption import DecryptionError, encrypt
+from foundation.encryption import DecryptionError, encrypt
 from tenancy.models import ProviderCredential
 from tests.factories import CredentialFactory, ToolFactory
 from tools.models import ToolDefinition

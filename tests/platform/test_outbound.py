@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from koe import outbound
-from koe.outbound import (
+from foundation import outbound
+from foundation.outbound import (
     OutboundBlocked,
     ResponseTooLarge,
     check_url,

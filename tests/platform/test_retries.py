@@ -1,4 +1,4 @@
-"""Every Celery task that waits out an outage does it one way (koe.retries); only the two
+"""Every Celery task that waits out an outage does it one way (foundation.retries); only the two
 tasks whose retries are what they do retry by their own rules."""
 
 from __future__ import annotations
@@ -7,10 +7,10 @@ import inspect
 
 from django.db import OperationalError
 
+from foundation.retries import retried_on_outages
 from koe.celery import app
-from koe.retries import retried_on_outages
 
-CORE = ("tenancy", "calls", "billing", "audit", "events", "retention", "koe")
+CORE = ("foundation", "tenancy", "calls", "billing", "audit", "events", "retention")
 PRODUCT = tuple(f"{app_name}." for app_name in (*CORE, "tools", "agents"))
 # Their retries are the product: a tool that timed out runs again, an event follows its
 # published schedule.

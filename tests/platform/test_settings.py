@@ -87,7 +87,7 @@ def test_development_refuses_a_malformed_encryption_key(tmp_path: Path) -> None:
 def test_production_starts_with_a_list_of_good_keys() -> None:
     keys = ",".join(Fernet.generate_key().decode() for _ in range(3))
     result = _django(
-        "from koe.encryption import decrypt, encrypt; print(decrypt(encrypt('ok')))",
+        "from foundation.encryption import decrypt, encrypt; print(decrypt(encrypt('ok')))",
         **_production_env(FIELD_ENCRYPTION_KEYS=keys),
     )
 
@@ -163,7 +163,7 @@ def test_services_from_urls() -> None:
     assert result.stdout.split() == [
         "django.db.backends.postgresql",
         "koe",
-        "koe.channel_layer.RedisChannelLayer",  # channels_redis, its receive wait a setting
+        "foundation.channel_layer.RedisChannelLayer",  # channels_redis, its receive wait a setting
         "redis://cache.internal:6379/2",
         "False",
     ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import time_machine
 
-from koe import signing
+from foundation import signing
 
 SECRET = "whsec_test"
 BODY = b'{"type": "ping"}'

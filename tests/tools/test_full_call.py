@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from koe import signing
+from foundation import signing
 from tests.conftest import TenantWorld
 from tests.factories import AgentFactory, ToolFactory
 from tests.fakes.http_receiver import HttpReceiver, Reply

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import time_machine
 
-from koe import signing
+from foundation import signing
 from tests.fakes.http_receiver import HttpReceiver, Reply
 from tools.outcomes import ToolOutcome, ToolRequest
 from tools.spec import ToolSpec

@@ -3,7 +3,7 @@
 import django.core.validators
 import django.db.models.deletion
 import django.utils.timezone
-import koe.encryption
+import foundation.encryption
 import tools.models
 import tools.schema
 from django.db import migrations, models
@@ -31,11 +31,11 @@ class Migration(migrations.Migration):
                 ('timeout_seconds', models.PositiveIntegerField(default=10, validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(300)])),
                 ('webhook_url', models.URLField(blank=True, max_length=500, validators=[tools.models.validate_http_url], verbose_name='Webhook URL')),
                 ('http_method', models.CharField(choices=[('POST', 'POST'), ('PUT', 'PUT'), ('PATCH', 'PATCH'), ('GET', 'GET'), ('DELETE', 'DELETE')], default='POST', max_length=8)),
-                ('webhook_headers', koe.encryption.EncryptedTextField(blank=True, help_text='Extra request headers as a JSON object; stored encrypted.', validators=[tools.models.validate_headers_json])),
-                ('signing_secret', koe.encryption.EncryptedTextField(default=tools.models.new_signing_secret, editable=False)),
+                ('webhook_headers', foundation.encryption.EncryptedTextField(blank=True, help_text='Extra request headers as a JSON object; stored encrypted.', validators=[tools.models.validate_headers_json])),
+                ('signing_secret', foundation.encryption.EncryptedTextField(default=tools.models.new_signing_secret, editable=False)),
                 ('builtin_name', models.CharField(blank=True, choices=[('end_call', 'End the call politely'), ('transfer_to_human', 'Transfer to a human'), ('current_time', "Current time in the tenant's time zone")], max_length=32, verbose_name='Built-in tool')),
                 ('mcp_server_url', models.URLField(blank=True, max_length=500, validators=[tools.models.validate_http_url], verbose_name='MCP server URL')),
-                ('mcp_auth_header', koe.encryption.EncryptedTextField(blank=True, help_text="Sent as the Authorization header, e.g. 'Bearer …'; stored encrypted.", verbose_name='MCP Authorization header')),
+                ('mcp_auth_header', foundation.encryption.EncryptedTextField(blank=True, help_text="Sent as the Authorization header, e.g. 'Bearer …'; stored encrypted.", verbose_name='MCP Authorization header')),
                 ('mcp_tool_names', models.JSONField(blank=True, default=list, help_text="The server's tools to expose (empty: all).")),
                 ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
                 ('updated_at', models.DateTimeField(auto_now=True)),

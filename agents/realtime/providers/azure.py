@@ -1,7 +1,7 @@
 """Azure OpenAI realtime deployments (GA endpoint, ``api-key`` header, no api-version).
 
 The endpoint is the tenant's to set, so it is checked like every outbound address Koe
-calls (koe.outbound): a name resolving to a private, loopback, link-local or metadata
+calls (foundation.outbound): a name resolving to a private, loopback, link-local or metadata
 address is refused, and the socket goes to the checked address (DNS cannot change it
 in between), with the name kept for TLS and the Host header.
 """
@@ -13,7 +13,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from agents.config import AgentConfig
 from agents.realtime.providers.base import ProviderCredentials, ProviderError, WebSocketProvider
-from koe.outbound import OutboundBlocked, public_addresses
+from foundation.outbound import OutboundBlocked, public_addresses
 
 
 class AzureProvider(WebSocketProvider):

@@ -3,7 +3,7 @@
 import django.db.models.deletion
 import django.utils.timezone
 import events.models
-import koe.encryption
+import foundation.encryption
 from django.db import migrations, models
 
 
@@ -21,7 +21,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('url', models.URLField(blank=True, max_length=500)),
-                ('signing_secret', koe.encryption.EncryptedTextField(default=events.models.new_signing_secret)),
+                ('signing_secret', foundation.encryption.EncryptedTextField(default=events.models.new_signing_secret)),
                 ('is_active', models.BooleanField(default=True)),
                 ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
                 ('tenant', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='event_endpoint', to='tenancy.tenant')),

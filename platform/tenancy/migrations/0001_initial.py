@@ -3,7 +3,7 @@
 import django.core.validators
 import django.db.models.deletion
 import django.utils.timezone
-import koe.encryption
+import foundation.encryption
 import tenancy.models
 from django.conf import settings
 from django.db import migrations, models
@@ -39,7 +39,7 @@ class Migration(migrations.Migration):
                 ('public_id', models.CharField(default=tenancy.models.new_credential_id, editable=False, max_length=40, unique=True)),
                 ('name', models.CharField(max_length=80)),
                 ('provider', models.CharField(choices=[('openai', 'OpenAI'), ('azure', 'Azure OpenAI')], max_length=16)),
-                ('api_key', koe.encryption.EncryptedTextField()),
+                ('api_key', foundation.encryption.EncryptedTextField()),
                 ('key_hint', models.CharField(blank=True, editable=False, max_length=8)),
                 ('azure_endpoint', models.URLField(blank=True, help_text='Azure only: https://<resource>.openai.azure.com')),
                 ('created_at', models.DateTimeField(default=django.utils.timezone.now)),

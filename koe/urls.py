@@ -10,9 +10,9 @@ from agents.api import router as agents_router
 from agents.realtime.api import router as realtime_router
 from agents.realtime.api import widget_client_secret, widget_config
 from billing.api import router as usage_router
-from koe.api import api, api_urls, not_found_view
-from koe.docs import docs_page
-from koe.metrics import metrics
+from foundation.api import api, api_urls, not_found_view
+from foundation.docs import docs_page
+from foundation.metrics import metrics
 from retention.api import router as retention_router
 from tools.api import router as tools_router
 

@@ -29,7 +29,7 @@ from daphne.cli import CommandLineInterface
 from daphne.server import Server
 from daphne.ws_protocol import WebSocketProtocol
 
-from koe.frames import OVERSIZED
+from foundation.frames import OVERSIZED
 
 logger = logging.getLogger("koe.server")
 

@@ -11,7 +11,7 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
-from koe.env import env_bool  # noqa: E402
+from foundation.env import env_bool  # noqa: E402
 from koe.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(

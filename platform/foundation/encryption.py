@@ -16,7 +16,7 @@ from django.apps import apps
 from django.conf import settings
 from django.db import connection, models, transaction
 
-from koe.checks import check_fernet_keys
+from foundation.checks import check_fernet_keys
 
 
 class DecryptionError(Exception):

@@ -2,11 +2,11 @@ from django.apps import AppConfig
 from django.core import checks
 
 
-class KoeConfig(AppConfig):
-    name = "koe"
-    verbose_name = "Koe platform"
+class FoundationConfig(AppConfig):
+    name = "foundation"
+    verbose_name = "Koe foundation"
 
     def ready(self) -> None:
-        from koe.checks import encryption_keys_check
+        from foundation.checks import encryption_keys_check
 
         checks.register(encryption_keys_check, checks.Tags.security)

@@ -15,10 +15,10 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from koe.checks import check_fernet_keys
-from koe.env import development_secrets, env_bool, env_float, env_int, env_list, env_str
+from foundation.checks import check_fernet_keys
+from foundation.env import development_secrets, env_bool, env_float, env_int, env_list, env_str
 
-BASE_DIR = Path(__file__).resolve().parents[2]
+BASE_DIR = Path(__file__).resolve().parents[1]
 VAR_DIR = Path(env_str("KOE_VAR_DIR") or BASE_DIR / "var")
 # The documentation site, built by mkdocs (mkdocs.yml: site_dir), served at /docs/.
 KOE_DOCS_DIR = Path(env_str("KOE_DOCS_DIR") or BASE_DIR / "var" / "site")
@@ -73,7 +73,7 @@ INSTALLED_APPS = [
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
     "ninja",
-    "koe",
+    "foundation",
     "tenancy",
     "calls",
     "billing",
@@ -104,7 +104,7 @@ MIDDLEWARE = [
 
 ROOT_URLCONF = "koe.urls"
 # Under /v1/ a refused CSRF check answers an OpenAI-style JSON error, never a page.
-CSRF_FAILURE_VIEW = "koe.api.csrf_failure"
+CSRF_FAILURE_VIEW = "foundation.api.csrf_failure"
 ASGI_APPLICATION = "koe.asgi.application"
 WSGI_APPLICATION = None
 
@@ -143,7 +143,7 @@ if REDIS_URL:
     CHANNEL_RECEIVE_TIMEOUT = 5.0  # channels_redis's wait in each blocking receive
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "koe.channel_layer.RedisChannelLayer",
+            "BACKEND": "foundation.channel_layer.RedisChannelLayer",
             "CONFIG": {
                 # redis-py 8 times socket reads out after 5 s, exactly channels_redis's
                 # blocking-receive wait: a quiet consumer would die of "Timeout reading".
@@ -206,7 +206,7 @@ AXES_FAILURE_LIMIT = env_int("KOE_LOGIN_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("KOE_LOGIN_LOCKOUT_MINUTES", 15))
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
-AXES_CLIENT_IP_CALLABLE = "koe.http.client_ip"
+AXES_CLIENT_IP_CALLABLE = "foundation.http.client_ip"
 AXES_LOCKOUT_CALLABLE = "dashboard.views.accounts.locked_out"
 # Only failures are kept (they expire with the cool-off), not a row for every log-in.
 AXES_DISABLE_ACCESS_LOG = True

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from koe.encryption import rotate_all
+from foundation.encryption import rotate_all
 
 
 class Command(BaseCommand):
