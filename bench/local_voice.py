@@ -75,7 +75,8 @@ from agents.versions import save_agent
 from tenancy.models import ApiKey, Tenant
 tenant = Tenant.objects.create(name="Bench", max_concurrent_calls=1000)
 agent = Agent(tenant=tenant, name="Bench host", provider="local", response_engine="scripted",
-              greeting="Hello.", idle_timeout_seconds=0, max_call_duration_seconds=3600,
+              greeting="Hello.", greet_api_callers=True, idle_timeout_seconds=0,
+              max_call_duration_seconds=3600,
               vad_silence_duration_ms={silence_ms}, faq={faq!r})
 save_agent(agent, [])
 _, secret = ApiKey.issue(tenant, "bench")
