@@ -38,6 +38,7 @@ from agents.realtime.errors import (
     ClientEventRejected,
     error_event,
 )
+from agents.realtime.keeping import CallKeeping
 from agents.realtime.policy import PolicyState, oversized, parse_client_frame
 from agents.realtime.presentation import ServerToolPresenter
 from agents.realtime.providers import ProviderConnection, ProviderError, get_provider
@@ -47,10 +48,8 @@ from agents.realtime.session_config import (
     late_result_note,
     session_update,
 )
-from agents.realtime.tracker import CallTracker, Pending, ProviderFault, ToolCallRequest
+from agents.realtime.tracker import CallTracker, ProviderFault, ToolCallRequest
 from billing import budgets
-from calls import spool
-from calls.ledger import end_call, store_progress
 from calls.metrics import (
     ACTIVE_CALLS,
     CALLS_ENDED,
@@ -86,11 +85,6 @@ RESPONSE_REFUSALS = frozenset({"conversation_already_has_active_response"})
 # Waiting out a channel-layer outage: the first retry, doubling up to the longest.
 LAYER_RETRY_FIRST_SECONDS = 0.25
 LAYER_RETRY_LONGEST_SECONDS = 2.0
-# Writing a call's end while the database is away (within KOE_END_RETRY_SECONDS, or
-# SHUTDOWN_END_RETRY_SECONDS when the server is stopping; then it is spooled).
-END_RETRY_FIRST_SECONDS = 0.25
-END_RETRY_LONGEST_SECONDS = 4.0
-SHUTDOWN_END_RETRY_SECONDS = 3.0
 # How long a caller whose call ended waits for the end to be written before being told.
 RECORD_BEFORE_CLOSE_SECONDS = 2.0
 MAX_GOODBYE_SECONDS = 15.0
@@ -137,6 +131,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     upstream: ProviderConnection
     tracker: CallTracker
     policy: PolicyState
+    keeping: CallKeeping
 
     async def connect(self) -> None:
         self.ended = False
@@ -156,7 +151,6 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         # request, when to stop waiting); those it stopped waiting for.
         self.awaited_tools: dict[str, tuple[ToolCallRequest, float]] = {}
         self.given_up_tools: set[str] = set()
-        self.flush_lock = asyncio.Lock()
         self.recorder: CallRecorder | None = None  # the call's audio, under recording consent
         self.accepted = False
         caller = caller_from_scope(self.scope)
@@ -180,6 +174,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 close_code=CLOSE_UNAVAILABLE,
             )
             return
+        self.keeping = CallKeeping(self.grant, self._log)
         try:
             self.upstream = await get_provider(self.grant.provider).connect(
                 self.grant.config, self.grant.credentials
@@ -215,6 +210,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         await self._accept()
         ACTIVE_CALLS.labels(self.grant.provider).inc()
         self.live = True
+        self.keeping.tracker = self.tracker  # from now on there is a transcript to keep
         CALLS_STARTED.labels(self.grant.provider).inc()
         shutdown.track(self)
         if self.grant.stores_transcript:  # recording consent implies transcript consent
@@ -400,7 +396,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                     self._spawn(self._run_tools(outcome))
                 self._follow_audio(event)
                 if event.get("type") == events.RESPONSE_DONE:
-                    self._spawn(self._flush_in_passing())
+                    self._spawn(self.keeping.flush_in_passing())
                     if not outcome:
                         self._spawn(self._after_response())
             if not self.ended:
@@ -717,107 +713,19 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         await self._close(END_CLOSE_CODES.get(reason, CLOSE_NORMAL))
 
     async def _record_end(self, reason: str, detail: str, *, ended_at: datetime) -> None:
-        """Write what the call still holds and its end, durably: retried with backoff
-        while the database is away, spooled to disk if that outlasts the retries (or the
-        server is stopping), never dropped. (Inline tool runs it cut short are cancelled
-        by the tools app when the end is committed.)"""
+        """Write what the call still holds and its end, durably (``CallKeeping``). (Inline
+        tool runs it cut short are cancelled by the tools app when the end is committed.)"""
         if self.recorder is not None:
             # Before the call is marked ended: retention treats parts of ended calls as
             # orphans. finish() never raises; a recording it cannot write is marked failed.
             await self.recorder.finish()
-        patience = settings.KOE_END_RETRY_SECONDS
-        if reason == EndReason.SERVER_SHUTDOWN:
-            patience = min(patience, SHUTDOWN_END_RETRY_SECONDS)  # the process must go
-        deadline = time.monotonic() + patience
-        delay = END_RETRY_FIRST_SECONDS
-        flushed, ended = not self.live, False  # a call cut short while connecting has no batch
-        while True:
-            error: BaseException | None = None
-            try:
-                if not flushed:
-                    await self._flush()
-                    flushed = True
-            except Exception as failure:
-                error = failure
-            try:
-                # Also when the batch could not be written: the end is what frees the
-                # tenant's slot; the batch then waits in the spool.
-                if not ended:
-                    await database_sync_to_async(end_call)(
-                        self.grant.call_id, reason, detail, ended_at=ended_at
-                    )
-                    ended = True
-            except Exception as failure:
-                error = failure
-            if flushed and ended:
-                break
-            if time.monotonic() + delay > deadline:
-                await self._spool_end(reason, detail, ended_at, error)
-                break
-            if delay == END_RETRY_FIRST_SECONDS:
-                self._log("writing the end failed (%r); retrying", error)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, END_RETRY_LONGEST_SECONDS)
+        await self.keeping.write_end(reason, detail, ended_at=ended_at)
         if self.live:
             ACTIVE_CALLS.labels(self.grant.provider).dec()
         CALLS_ENDED.labels(reason).inc()
         if reason == EndReason.PROVIDER_ERROR:
             UPSTREAM_ERRORS.labels(self.grant.provider).inc()
         self._log("call ended reason=%s detail=%s", reason, detail)
-
-    async def _spool_end(
-        self, reason: str, detail: str, ended_at: datetime, error: BaseException | None
-    ) -> None:
-        pending = self.tracker.take_pending() if hasattr(self, "tracker") else Pending()
-        end = {
-            **self._progress(pending),
-            "reason": reason,
-            "detail": detail,
-            "ended_at": ended_at.isoformat(),
-        }
-        try:
-            await asyncio.to_thread(spool.write, self.grant.call_id, self.grant.call_public_id, end)
-        except Exception:
-            logger.exception(
-                "the end could not be written (%r) nor spooled tenant=%s call=%s",
-                error,
-                *self._ids(),
-            )
-
-    async def _flush_in_passing(self) -> None:
-        """A flush during the call: if the database is away, the batch waits for the next
-        one (the call goes on; its end retries until the batch is stored)."""
-        try:
-            await self._flush()
-        except Exception as error:
-            self._log("flush failed, kept for the next one: %r", error)
-
-    async def _flush(self) -> None:
-        async with self.flush_lock:
-            pending = self.tracker.take_pending()
-            if not pending and not self.ended:
-                return
-            try:
-                await self._store(pending)
-            except Exception:
-                # Keep the batch for the next flush (e.g. a database hiccup mid-call).
-                self.tracker.restore_pending(pending)
-                raise
-
-    async def _store(self, pending: Pending) -> None:
-        await database_sync_to_async(store_progress)(self.grant.call_id, **self._progress(pending))
-
-    def _progress(self, pending: Pending) -> dict[str, Any]:
-        """store_progress's arguments for a batch: what consent lets the call keep."""
-        return {
-            "transcript": [vars(entry) for entry in pending.transcript]
-            if self.grant.stores_transcript
-            else [],
-            "usage": [{"response_id": u.response_id, "usage": u.usage} for u in pending.usage],
-            "interrupted_item_ids": pending.interrupted_item_ids,
-            "turn_count": self.tracker.turn_count if hasattr(self, "tracker") else 0,
-            "latencies_ms": list(self.tracker.latencies_ms) if hasattr(self, "tracker") else [],
-        }
 
     # --- helpers ---------------------------------------------------------------------------
     async def _refuse(

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from agents.models import Agent
-from agents.realtime import consumer as consumer_module
+from agents.realtime import keeping as keeping_module
 from calls.ledger import store_progress
 from calls.models import CallSession, TranscriptItem
 from tests.conftest import TenantWorld
@@ -62,7 +62,7 @@ def test_the_broker_hands_no_words_of_a_call_without_consent_to_the_store(
         for number, entry in enumerate(transcript, start=1):
             TranscriptItem.objects.create(call=call, sequence=number, **entry)
 
-    monkeypatch.setattr(consumer_module, "store_progress", permissive_store)
+    monkeypatch.setattr(keeping_module, "store_progress", permissive_store)
 
     async def scenario() -> None:
         communicator = await connect(  # no consent given

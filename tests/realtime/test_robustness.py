@@ -11,7 +11,7 @@ import pytest
 from django.db import OperationalError
 
 from agents.models import Agent
-from agents.realtime import consumer as consumer_module
+from agents.realtime import keeping as keeping_module
 from agents.realtime.providers import ProviderError
 from calls.models import CallSession
 from tests.conftest import TenantWorld
@@ -137,7 +137,7 @@ def test_the_call_ends_even_when_storing_its_progress_fails(
     def broken_store(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("a write that keeps failing")
 
-    monkeypatch.setattr(consumer_module, "store_progress", broken_store)
+    monkeypatch.setattr(keeping_module, "store_progress", broken_store)
 
     async def scenario() -> None:
         communicator = await connect(
@@ -159,7 +159,7 @@ def test_a_failed_flush_keeps_its_batch_for_the_next_one(
     scripted_provider: type[ScriptedProvider],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    real_store = consumer_module.store_progress
+    real_store = keeping_module.store_progress
     failures = [OperationalError("the database is away")]
 
     def flaky_store(*args: Any, **kwargs: Any) -> None:
@@ -167,7 +167,7 @@ def test_a_failed_flush_keeps_its_batch_for_the_next_one(
             raise failures.pop()
         real_store(*args, **kwargs)
 
-    monkeypatch.setattr(consumer_module, "store_progress", flaky_store)
+    monkeypatch.setattr(keeping_module, "store_progress", flaky_store)
 
     async def scenario() -> None:
         communicator = await connect(

@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from agents.models import Agent
-from agents.realtime import consumer as consumer_module
+from agents.realtime import keeping as keeping_module
 from calls import recordings
 from calls.models import CallSession, CallStatus, Recording, RecordingStatus
 from retention.tasks import purge_expired
@@ -55,7 +55,7 @@ def crash_the_recorder(monkeypatch: pytest.MonkeyPatch, *, call_ends: bool) -> N
 
     monkeypatch.setattr(recordings.CallRecorder, "finish", dead)
     if not call_ends:
-        monkeypatch.setattr(consumer_module, "end_call", lambda *args, **kwargs: None)
+        monkeypatch.setattr(keeping_module, "end_call", lambda *args, **kwargs: None)
 
 
 @pytest.mark.parametrize(
