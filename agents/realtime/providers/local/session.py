@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import copy
 import logging
-import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -47,13 +46,15 @@ from agents.realtime.providers.local.conversation import Conversation, SpokenPar
 from agents.realtime.providers.local.engine import (
     CallFunction,
     EngineError,
-    EngineRequest,
-    FaqEntry,
     ResponseEngine,
-    ToolSpec,
 )
-from agents.realtime.providers.local.responses import AUDIO_FORMAT, Response, ResponseEvents
+from agents.realtime.providers.local.responses import Response, ResponseEvents
 from agents.realtime.providers.local.runtime import run_cpu
+from agents.realtime.providers.local.session_state import (
+    default_session,
+    engine_request,
+    merge_session,
+)
 from agents.realtime.providers.local.text import sentences
 from agents.realtime.providers.local.tts import Voice
 from agents.realtime.providers.local.vad import (
@@ -69,7 +70,6 @@ from agents.realtime.providers.local.vad import (
 
 logger = logging.getLogger("koe.local")
 
-MODEL_NAME = "koe-local"
 # Audio deltas of 200 ms: small enough to start playing at once, few enough frames.
 AUDIO_DELTA_SAMPLES = PROTOCOL_RATE // 5
 # The input buffer keeps at most this much audio while nobody commits it.
@@ -92,61 +92,6 @@ class _Clear:
     pass
 
 
-def _default_session(config: AgentConfig) -> dict[str, Any]:
-    return {
-        "type": "realtime",
-        "object": "realtime.session",
-        "id": new_id("sess"),
-        "model": MODEL_NAME,
-        "output_modalities": ["audio"],
-        "instructions": "",
-        "tools": [],
-        "tool_choice": "auto",
-        "max_output_tokens": "inf",
-        "tracing": None,
-        "prompt": None,
-        "expires_at": int(time.time()) + 3600,
-        "audio": {
-            "input": {
-                "format": dict(AUDIO_FORMAT),
-                "transcription": None,
-                "noise_reduction": None,
-                "turn_detection": {
-                    "type": "server_vad",
-                    "threshold": 0.5,
-                    "prefix_padding_ms": 300,
-                    "silence_duration_ms": 500,
-                    "idle_timeout_ms": None,
-                    "create_response": True,
-                    "interrupt_response": True,
-                },
-            },
-            "output": {
-                "format": dict(AUDIO_FORMAT),
-                "voice": config.voice or "joe",
-                "speed": 1.0,
-            },
-        },
-        "include": None,
-    }
-
-
-# Session fields where null means "off"; anywhere else null means "not given".
-NULL_MEANS_OFF = frozenset(
-    {"turn_detection", "noise_reduction", "transcription", "tracing", "prompt"}
-)
-
-
-def _merge(target: dict[str, Any], update: dict[str, Any]) -> None:
-    for key, value in update.items():
-        if value is None and key not in NULL_MEANS_OFF:
-            continue
-        if isinstance(value, dict) and isinstance(target.get(key), dict):
-            _merge(target[key], value)
-        else:
-            target[key] = copy.deepcopy(value)
-
-
 class LocalSession(ResponseEvents, ProviderConnection):
     def __init__(
         self,
@@ -158,7 +103,7 @@ class LocalSession(ResponseEvents, ProviderConnection):
         self.config = config
         self.engine = engine
         self.voice = voice
-        self.session = _default_session(config)
+        self.session = default_session(config)
         self.conversation = Conversation()
         self.buffer = InputBuffer()
         self.detector = TurnDetector(self._turn_settings())
@@ -301,7 +246,7 @@ class LocalSession(ResponseEvents, ProviderConnection):
                     event=event,
                 )
                 return
-        _merge(self.session, update)
+        merge_session(self.session, update)
         self.detector.settings = self._turn_settings()
         self._emit({"type": events.SESSION_UPDATED, "session": copy.deepcopy(self.session)})
 
@@ -555,34 +500,8 @@ class LocalSession(ResponseEvents, ProviderConnection):
         done = self._response_object(response, status=status)
         self._emit({"type": events.RESPONSE_DONE, "response": done})
 
-    def _engine_request(self, response: Response) -> EngineRequest:
-        example_phrases = {tool.name: tool.example_phrases for tool in self.config.tools}
-        tools = [
-            ToolSpec(
-                name=str(tool.get("name", "")),
-                description=str(tool.get("description", "")),
-                parameters=tool.get("parameters") or {"type": "object", "properties": {}},
-                example_phrases=example_phrases.get(str(tool.get("name", "")), ()),
-            )
-            for tool in self.session.get("tools") or []
-            if isinstance(tool, dict) and tool.get("type", "function") == "function"
-        ]
-        instructions = "\n\n".join(
-            [str(self.session.get("instructions") or ""), *self.conversation.system_notes()]
-        ).strip()
-        return EngineRequest(
-            history=self.conversation.history(),
-            instructions=instructions,
-            tools=tools,
-            response_instructions=response.instructions,
-            greeting=self.config.greeting,
-            faq=[FaqEntry(entry.question, entry.answer) for entry in self.config.faq],
-            temperature=self.config.temperature,
-            agent_name=self.config.name,
-        )
-
     async def _generate(self, response: Response) -> None:
-        request = self._engine_request(response)
+        request = engine_request(self.config, self.session, self.conversation, response)
         outputs = self.engine.respond(request)
         try:
             calling = False
