@@ -11,7 +11,8 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
 from agents.models import Agent
-from agents.realtime import consumer as consumer_module
+from agents.realtime import call as call_module
+from agents.realtime import call_tools
 from agents.realtime.errors import CLOSE_PROVIDER_ERROR, CLOSE_UNAVAILABLE
 from calls.models import CallSession, TranscriptItem
 from tests.conftest import TenantWorld
@@ -65,7 +66,7 @@ def test_server_side_tool_round_trip(
     scripted_provider: type[ScriptedProvider],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(consumer_module, "run_tool_call", booking_runner)
+    monkeypatch.setattr(call_tools, "run_tool_call", booking_runner)
     RUNS.clear()
 
     def responder(event: dict[str, Any], connection: ScriptedConnection) -> None:
@@ -248,7 +249,7 @@ def test_limits_end_the_call(
     scripted_provider: type[ScriptedProvider],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(consumer_module, "WATCHDOG_INTERVAL_SECONDS", 0.02)
+    monkeypatch.setattr(call_module, "WATCHDOG_INTERVAL_SECONDS", 0.02)
     limits: dict[str, Any] = {"idle_timeout_seconds": 0, field: 1}
     agent = AgentFactory(
         tenant=tenant_a.tenant, provider="openai", model="gpt-realtime", voice="alloy", **limits

@@ -17,7 +17,7 @@ from openai.types.realtime import RealtimeServerEvent
 from pydantic import TypeAdapter
 
 from agents.models import Agent
-from agents.realtime import consumer as consumer_module
+from agents.realtime import call_tools
 from agents.realtime.errors import CLOSE_PROVIDER_ERROR, CLOSE_UNAVAILABLE
 from calls.models import CallSession, TranscriptItem, UsageRecord
 from tests.conftest import TenantWorld
@@ -37,7 +37,7 @@ UPSTREAM_KEY = "sk-test-upstream"
 @pytest.fixture
 def upstream_settings(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     settings.OPENAI_API_KEY = UPSTREAM_KEY
-    monkeypatch.setattr(consumer_module, "run_tool_call", booking_runner)
+    monkeypatch.setattr(call_tools, "run_tool_call", booking_runner)
     return settings
 
 

@@ -1,0 +1,418 @@
+"""The call core: one live call, whatever connection its caller is on.
+
+A ``Call`` holds the agent's configuration (from its ``CallGrant``), the provider session,
+the policy the caller's events go through, the tracker of its transcript and usage, its
+tools, whose turn it is to respond, its limits and budget, its recording and its end.
+A transport (the OpenAI-protocol WebSocket today; phone, WebRTC and SIP adapters next)
+gives it the caller's events with ``client_frame`` and takes the events for the caller
+through the small ``CallTransport`` interface. It knows nothing of Channels.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from datetime import datetime
+from typing import Any, Protocol
+
+import orjson
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.utils.timezone import now
+
+from agents.realtime import events, shutdown
+from agents.realtime.access import CallGrant
+from agents.realtime.call_tools import CallTools
+from agents.realtime.errors import ClientEventRejected, error_event
+from agents.realtime.keeping import CallKeeping
+from agents.realtime.policy import PolicyState, oversized, parse_client_frame
+from agents.realtime.presentation import ServerToolPresenter
+from agents.realtime.providers import ProviderConnection, ProviderError, get_provider
+from agents.realtime.session_config import agent_settings, greeting_response, session_update
+from agents.realtime.tracker import CallTracker, ProviderFault
+from agents.realtime.turns import SERVER, ResponseTurns
+from billing import budgets
+from calls.metrics import (
+    ACTIVE_CALLS,
+    CALLS_ENDED,
+    CALLS_STARTED,
+    CLIENT_EVENTS_REJECTED,
+    RELAY_LATENCY,
+    UPSTREAM_ERRORS,
+)
+from calls.models import EndReason
+from calls.recordings import CallRecorder, start_recorder
+from tools.functions import functions_by_name
+
+logger = logging.getLogger("koe.realtime")
+
+WATCHDOG_INTERVAL_SECONDS = 0.5
+SESSION_EVENTS = frozenset({events.SESSION_CREATED, events.SESSION_UPDATED})
+# How long a caller whose call ended waits for the end to be written before being told.
+RECORD_BEFORE_CLOSE_SECONDS = 2.0
+MAX_GOODBYE_SECONDS = 15.0
+# The ends that are Koe's or the provider's fault, told to the caller as server errors.
+SERVER_FAULTS = frozenset({EndReason.PROVIDER_ERROR, EndReason.SERVER_ERROR})
+
+
+class CallTransport(Protocol):
+    """What a call needs from the connection its caller is on."""
+
+    async def deliver(self, frame: str) -> bool:
+        """One server event (JSON text) to the caller; False when the caller is gone."""
+
+    async def ended(self, reason: str, farewell: dict[str, Any] | None) -> None:
+        """The call is over: tell the caller ``farewell`` (an error event) if there is one,
+        and close the connection, unless the caller closed it (reason ``client_closed``)."""
+
+
+class Call:
+    """One live call. ``connect_provider()``, then ``start()``; the transport feeds it
+    ``client_frame``/``oversized_frame`` and control messages; it ends exactly once."""
+
+    upstream: ProviderConnection
+
+    def __init__(self, grant: CallGrant, transport: CallTransport) -> None:
+        self.grant = grant
+        self.config = grant.config
+        self.transport = transport
+        self.ended = False
+        self.live = False  # started: the provider session is open and relaying
+        self.keeping = CallKeeping(grant, self.log)
+        self.policy = PolicyState(
+            agent=agent_settings(self.config, grant.agent_public_id),
+            allow_overrides=grant.allow_overrides,
+            client_functions=grant.client_functions,
+            strict=grant.strict,
+            max_frame_bytes=settings.KOE_REALTIME_MAX_FRAME_BYTES,
+        )
+        server_tools = frozenset(functions_by_name(self.config.tools))
+        self.tracker = CallTracker(server_tools=server_tools, policy=self.policy)
+        self.presenter = ServerToolPresenter(server_tools, hosted=grant.shows_tool_calls)
+        self.turns = ResponseTurns(lambda: self.policy.response_active)
+        self.tools = CallTools(self)
+        self.hang_up_after_response = False  # the end_call tool was used
+        self.recorder: CallRecorder | None = None  # the call's audio, under recording consent
+        self.background: set[asyncio.Task[Any]] = set()
+        self.started = time.monotonic()
+
+    # --- opening ---------------------------------------------------------------------------
+    async def connect_provider(self) -> None:
+        """Open the provider session. If it cannot be opened, the call's end is recorded
+        (``provider_error``) and ProviderError raised: the transport refuses the caller."""
+        try:
+            self.upstream = await get_provider(self.grant.provider).connect(
+                self.config, self.grant.credentials
+            )
+        except Exception as error:
+            self.ended = True  # the call never started: nothing to relay or record later
+            UPSTREAM_ERRORS.labels(self.grant.provider).inc()
+            if not isinstance(error, ProviderError):
+                logger.exception("provider connect failed tenant=%s call=%s", *self.ids())
+            await self._record_end(EndReason.PROVIDER_ERROR, str(error), ended_at=now())
+            self.log("provider unavailable: %s", error)
+            raise ProviderError(str(error)) from error
+
+    async def start(self) -> None:
+        """The caller is connected: configure the session, greet, and start relaying."""
+        self.started = time.monotonic()
+        ACTIVE_CALLS.labels(self.grant.provider).inc()
+        self.live = True
+        self.keeping.tracker = self.tracker  # from now on there is a transcript to keep
+        CALLS_STARTED.labels(self.grant.provider).inc()
+        shutdown.track(self)
+        if self.grant.stores_transcript:  # recording consent implies transcript consent
+            # Before start() returns, so no caller frame is relayed unrecorded.
+            self.recorder = await start_recorder(
+                self.grant.call_id,
+                self.grant.tenant_public_id,
+                self.grant.call_public_id,
+                self.config.audio_format,
+            )
+        grant = self.grant
+        self.log("call started agent=%s provider=%s", grant.agent_public_id, grant.provider)
+        try:
+            await self.send_upstream(session_update(self.config))
+            greeting = greeting_response(self.config) if self.grant.greets else None
+            if greeting is not None:
+                self.turns.requested.append(SERVER)
+                await self.send_upstream(greeting)
+        except ProviderError as error:
+            await self.end(EndReason.PROVIDER_ERROR, str(error), notify=True)
+            return
+        self.spawn(self._relay_upstream())
+        self.spawn(self._watch_limits())
+        if self.recorder is not None:
+            self.spawn(self.recorder.flush_periodically())  # "flush*": finished in end()
+
+    # --- caller -> provider ----------------------------------------------------------------
+    async def client_frame(self, frame: str | bytes) -> None:
+        """One frame from the caller, through the policy to the provider."""
+        if self.ended:
+            return
+        started = time.perf_counter()
+        try:
+            client_event = parse_client_frame(frame, self.policy)
+        except ClientEventRejected as rejected:
+            CLIENT_EVENTS_REJECTED.labels(rejected.code).inc()
+            await self.send_event(rejected.to_event())
+            return
+        self.tracker.client_event(client_event.type)
+        if client_event.ignored:
+            self.log("ignored the client's %s (a platform-run tool call)", client_event.type)
+            return
+        if client_event.dropped:
+            self.log("dropped client settings %s", ", ".join(client_event.dropped))
+        if client_event.added:
+            self.tracker.client_added(client_event.added)
+        if client_event.function_output is not None:
+            self.tracker.client_function_output(*client_event.function_output)
+        if self.recorder is not None:
+            self._record_client_event(client_event.type, client_event.event)
+        # The frame as received, unless the policy took settings out of it.
+        text = client_event.frame(frame if isinstance(frame, str) else "")
+        if client_event.type == events.RESPONSE_CREATE and not self.turns.client_request(text):
+            return  # held back until the response Koe asked for is done
+        try:
+            await self.upstream.send(text)
+        except ProviderError as error:
+            await self.end(EndReason.PROVIDER_ERROR, str(error), notify=True)
+            return
+        RELAY_LATENCY.labels("client_to_provider").observe(time.perf_counter() - started)
+
+    async def oversized_frame(self, size: int) -> None:
+        """The transport read past a frame over the limit: the caller is told, the call goes on."""
+        if self.ended:
+            return
+        rejected = oversized(size, self.policy.max_frame_bytes)
+        CLIENT_EVENTS_REJECTED.labels(rejected.code).inc()
+        await self.send_event(rejected.to_event())
+
+    def _record_client_event(self, kind: str, event: dict[str, Any]) -> None:
+        """Caller audio and barge-in truncations for the recording (the policy checked
+        their shapes); an O(1) append, so the relay stays fast."""
+        assert self.recorder is not None
+        if kind == events.INPUT_AUDIO_APPEND:
+            self.recorder.caller_audio(event["audio"])
+        elif kind == events.ITEM_TRUNCATE:
+            self.recorder.truncate(event["item_id"], event["audio_end_ms"])
+
+    # --- provider -> caller ----------------------------------------------------------------
+    async def _relay_upstream(self) -> None:
+        try:
+            async for frame in self.upstream:
+                if not await self._relay_event(frame):
+                    return
+            if not self.ended:
+                await self.end(
+                    EndReason.PROVIDER_ERROR, "The provider closed the session.", notify=True
+                )
+        except ProviderError as error:
+            if not self.ended:
+                await self.end(EndReason.PROVIDER_ERROR, str(error), notify=True)
+        except Exception as error:  # a relay that dies must not leave the call hanging
+            await self.fail(error, "relay")
+
+    async def _relay_event(self, frame: str) -> bool:
+        """One provider event to the caller, and what follows from it; False once ended."""
+        started = time.perf_counter()
+        try:
+            event = orjson.loads(frame)
+        except orjson.JSONDecodeError:
+            self.log("provider sent malformed JSON; dropped")
+            return True
+        if not isinstance(event, dict):
+            self.log("provider sent a non-object event; dropped")
+            return True
+        outcome = self.tracker.server_event(event)
+        self.turns.follow(event)
+        if event.get("type") in SESSION_EVENTS:
+            frame = self._presented_session(event)
+        presented = self.presenter.present(event)
+        frames = [frame] if presented is None else [orjson.dumps(e).decode() for e in presented]
+        for shown in frames:
+            if not await self.transport.deliver(shown):
+                await self.end(EndReason.CLIENT_CLOSED, "The client went away.")
+                return False
+        RELAY_LATENCY.labels("provider_to_client").observe(time.perf_counter() - started)
+        if isinstance(outcome, ProviderFault):
+            await self.end(EndReason.PROVIDER_ERROR, outcome.message, notify=True)
+            return False
+        if outcome:
+            self.spawn(self.tools.run(outcome))
+        if self.recorder is not None and event.get("type") == events.OUTPUT_AUDIO_DELTA:
+            delta = event.get("delta")
+            if isinstance(delta, str):
+                self.recorder.agent_audio(str(event.get("item_id") or ""), delta)
+        if event.get("type") == events.RESPONSE_DONE:
+            self.spawn(self.keeping.flush_in_passing())
+            if not outcome:
+                self.spawn(self._after_response())
+        return True
+
+    def _presented_session(self, event: dict[str, Any]) -> str:
+        """session.created/updated as this caller sees it: the agent's id as the model (the
+        client asked for it by that name), and for browsers without the agent's consent,
+        no instructions or tool definitions (the tenant's prompt is its work)."""
+        session = event.get("session")
+        if isinstance(session, dict):
+            session["model"] = self.grant.agent_public_id
+            if not self.grant.shows_configuration:
+                session["instructions"] = ""
+                session["tools"] = []
+        return orjson.dumps(event).decode()
+
+    # --- responses -------------------------------------------------------------------------
+    async def request_response(self, instructions: str | None = None) -> None:
+        """Ask for a response now, or once the one in progress is done (the API allows one)."""
+        request = self.turns.server_request(instructions)
+        if request is not None:
+            await self.send_upstream(request)
+
+    async def _after_response(self) -> None:
+        """A response finished: hang up if the agent said goodbye, or make a deferred request."""
+        if self.hang_up_after_response:
+            # Let the goodbye play out: the client received it faster than real time.
+            await asyncio.sleep(min(self.turns.audio_left_to_play(), MAX_GOODBYE_SECONDS))
+            await self.end(EndReason.AGENT, "The agent ended the call.")
+            return
+        for request in self.turns.after_response():
+            await self.upstream.send(
+                request if isinstance(request, str) else orjson.dumps(request).decode()
+            )
+
+    # --- limits ----------------------------------------------------------------------------
+    async def _watch_limits(self) -> None:
+        budget_every = float(settings.KOE_BUDGET_CHECK_SECONDS)
+        budget_checked = self.tracker.clock()
+        while not self.ended:
+            await asyncio.sleep(WATCHDOG_INTERVAL_SECONDS)
+            if self.tools.awaited:
+                await self.tools.give_up_on_late()
+            clock = self.tracker.clock()
+            # The tenant's spending, every few seconds rather than every tick: a cache read.
+            if budget_every > 0 and clock - budget_checked >= budget_every:
+                budget_checked = clock
+                if await self._over_budget():
+                    await self.end(
+                        EndReason.BUDGET, "The monthly spending limit was reached.", notify=True
+                    )
+                    return
+            reached = self.limit_reached(clock)
+            if reached is not None:
+                await self.end(*reached, notify=True)
+                return
+
+    def limit_reached(self, clock: float) -> tuple[str, str] | None:
+        """The end reason and detail if the call has run too long or been idle too long."""
+        if clock - self.started >= self.config.max_call_duration_seconds:
+            return EndReason.MAX_DURATION, "The call reached its maximum duration."
+        idle_timeout = self.config.idle_timeout_seconds
+        if idle_timeout and clock - self.tracker.last_activity >= idle_timeout:
+            return EndReason.IDLE_TIMEOUT, "The call was idle for too long."
+        return None
+
+    async def _over_budget(self) -> bool:
+        try:
+            budget = await database_sync_to_async(budgets.budget_of)(self.grant.tenant_id)
+        except Exception:  # the other limits must still be watched
+            logger.exception("budget check failed tenant=%s call=%s", *self.ids())
+            return False
+        return budget.ends_live_calls
+
+    # --- ending ----------------------------------------------------------------------------
+    async def end_for_shutdown(self) -> None:
+        await self.end(EndReason.SERVER_SHUTDOWN, "The server shut down.", notify=True)
+
+    async def end_by_request(self, reason: str, detail: str) -> None:
+        """An end asked for from outside the call (an operator, another process)."""
+        if reason not in EndReason.values:
+            reason = EndReason.OPERATOR
+        await self.end(reason, detail or "Ended by an operator.", notify=True)
+
+    async def fail(self, error: BaseException, where: str) -> None:
+        """The one way out for a fault in Koe: logged with the tenant and call, the call
+        ended as ``server_error`` (its transcript so far kept), the caller told."""
+        logger.error("call failed in %s tenant=%s call=%s", where, *self.ids(), exc_info=error)
+        await self.end(EndReason.SERVER_ERROR, "An internal error ended the call.", notify=True)
+
+    async def end(self, reason: str, detail: str, *, notify: bool = False) -> None:
+        """End the call (once): record its end, close the provider session, tell the caller."""
+        if self.ended:
+            return
+        self.ended = True
+        current = asyncio.current_task()
+        for task in list(self.background):
+            if task is not current and not task.get_name().startswith("flush"):
+                task.cancel()
+        # Record first, and let nothing cancel the recording: on shutdown Daphne cancels
+        # every application and waits for it, so a cancelled end still gets written. If
+        # the database is slow or away, the caller is told after a moment while the end
+        # keeps being retried (and spooled if it must be).
+        recording = asyncio.ensure_future(self._record_end(reason, detail, ended_at=now()))
+        try:
+            await asyncio.wait_for(asyncio.shield(recording), RECORD_BEFORE_CLOSE_SECONDS)
+        except TimeoutError:
+            pass
+        except asyncio.CancelledError:
+            await recording
+            raise
+        finally:
+            if hasattr(self, "upstream"):
+                with contextlib.suppress(Exception):
+                    await self.upstream.close()
+        farewell = None
+        if notify and reason != EndReason.CLIENT_CLOSED:
+            error_type = "server_error" if reason in SERVER_FAULTS else "invalid_request_error"
+            farewell = error_event(detail, f"call_ended_{reason}", error_type=error_type)
+        await self.transport.ended(reason, farewell)
+        try:
+            await asyncio.shield(recording)
+        except asyncio.CancelledError:
+            await recording
+            raise
+
+    async def _record_end(self, reason: str, detail: str, *, ended_at: datetime) -> None:
+        """Write what the call still holds and its end, durably (``CallKeeping``). (Inline
+        tool runs it cut short are cancelled by the tools app when the end is committed.)"""
+        if self.recorder is not None:
+            # Before the call is marked ended: retention treats parts of ended calls as
+            # orphans. finish() never raises; a recording it cannot write is marked failed.
+            await self.recorder.finish()
+        await self.keeping.write_end(reason, detail, ended_at=ended_at)
+        if self.live:
+            ACTIVE_CALLS.labels(self.grant.provider).dec()
+        CALLS_ENDED.labels(reason).inc()
+        if reason == EndReason.PROVIDER_ERROR:
+            UPSTREAM_ERRORS.labels(self.grant.provider).inc()
+        self.log("call ended reason=%s detail=%s", reason, detail)
+
+    # --- helpers ---------------------------------------------------------------------------
+    async def send_upstream(self, event: dict[str, Any]) -> None:
+        await self.upstream.send(orjson.dumps(event).decode())
+
+    async def send_event(self, event: dict[str, Any]) -> None:
+        await self.transport.deliver(orjson.dumps(event).decode())
+
+    def spawn(self, coroutine: Any) -> None:
+        name = getattr(coroutine, "__name__", "task")
+        task = asyncio.create_task(coroutine, name=name.lstrip("_"))
+        self.background.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self.background.discard(task)
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None and not self.ended:
+            self.spawn(self.fail(error, f"task {task.get_name()}"))
+
+    def log(self, message: str, *args: Any) -> None:
+        # Structured enough to grep and ship: every line names its tenant and call.
+        logger.info(message + " tenant=%s call=%s", *args, *self.ids())
+
+    def ids(self) -> tuple[str, str]:
+        return self.grant.tenant_public_id, self.grant.call_public_id
