@@ -87,7 +87,7 @@ print(json.dumps({{"key": secret, "agent": agent.public_id}}))
 
 
 def synthesise(texts: list[str]) -> dict[str, bytes]:
-    from agents.realtime.providers.local.tts import PiperSpeech
+    from speech.tts import PiperSpeech
 
     voice = PiperSpeech(deterministic=True)
     return {text: voice.speak(text).astype("<i2").tobytes() for text in texts}
@@ -102,17 +102,17 @@ def voice_end(audio: bytes) -> int:
     return int(loud[-1] + 1) * 2 if len(loud) else len(audio)
 
 
-def components(speech: dict[str, bytes]) -> None:
+def components(spoken: dict[str, bytes]) -> None:
     import numpy as np
 
-    from agents.realtime.providers.local import runtime, stt
-    from agents.realtime.providers.local.audio import SPEECH_RATE, resample, to_float
-    from agents.realtime.providers.local.text import sentences
-    from agents.realtime.providers.local.tts import PiperSpeech
+    from speech import runtime, stt
+    from speech.audio import SPEECH_RATE, resample, to_float
+    from speech.text import sentences
+    from speech.tts import PiperSpeech
 
-    runtime.warm_up()
+    runtime.warm_up("piper")
     stt_factors, words_right = [], 0
-    for text, audio in speech.items():
+    for text, audio in spoken.items():
         samples = resample(to_float(np.frombuffer(audio, dtype="<i2")), RATE, SPEECH_RATE)
         started = time.perf_counter()
         heard = stt.transcribe(samples)
@@ -121,7 +121,7 @@ def components(speech: dict[str, bytes]) -> None:
     # Whisper's cost is mostly fixed per pass (it pads to 30 s windows): a longer passage
     # shows the real-time factor of continuous speech.
     passage = resample(
-        to_float(np.frombuffer(b"".join(speech.values()), dtype="<i2")), RATE, SPEECH_RATE
+        to_float(np.frombuffer(b"".join(spoken.values()), dtype="<i2")), RATE, SPEECH_RATE
     )
     started = time.perf_counter()
     stt.transcribe(passage)
@@ -139,7 +139,7 @@ def components(speech: dict[str, bytes]) -> None:
     print(
         f"  speech to text  RTF mean {statistics.mean(stt_factors):.3f}  "
         f"p95 {percentile(stt_factors, 0.95):.3f}  "
-        f"exact transcripts {words_right}/{len(speech)}; "
+        f"exact transcripts {words_right}/{len(spoken)}; "
         f"one {len(passage) / SPEECH_RATE:.0f} s passage: RTF {passage_factor:.3f}"
     )
     print(

@@ -25,6 +25,6 @@ application = ProtocolTypeRouter(
 # so that its first call does not wait a few seconds for them. Read from the environment
 # here, not settings, so the test suite can turn it off before this module is imported.
 if env_bool("KOE_LOCAL_WARM_UP", default=True):
-    from agents.realtime.providers.local.runtime import warm_up_in_background
+    from agents.realtime.providers.local import warm_up_in_background
 
     warm_up_in_background()

@@ -11,8 +11,8 @@ import numpy as np
 from openai.types.realtime import RealtimeServerEvent
 from pydantic import TypeAdapter
 
-from agents.realtime.providers.local.audio import PROTOCOL_RATE
-from agents.realtime.providers.local.tts import PiperSpeech
+from speech.audio import PROTOCOL_RATE
+from speech.tts import PiperSpeech
 
 SERVER_EVENT: TypeAdapter[Any] = TypeAdapter(RealtimeServerEvent)
 

@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from agents.realtime.providers.local import stt
-from agents.realtime.providers.local.audio import PROTOCOL_RATE, SPEECH_RATE, resample, to_float
 from calls.models import CallSession, TranscriptItem
 from dashboard.management.commands.seed_demo import seed_demo
+from speech import stt
+from speech.audio import PROTOCOL_RATE, SPEECH_RATE, resample, to_float
 from tests.local.helpers import appends, assert_valid_server_events, show_tool_calls, utterance
 from tests.realtime.helpers import connect, receive
 

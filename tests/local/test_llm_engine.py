@@ -14,7 +14,8 @@ import pytest
 from openai.types.chat.completion_create_params import CompletionCreateParamsStreaming
 from pydantic import TypeAdapter
 
-from agents.realtime.providers.local.engine import (
+from agents.realtime.providers.local import llm_engine
+from speech.engine import (
     CallFunction,
     EngineError,
     EngineRequest,
@@ -26,7 +27,7 @@ from agents.realtime.providers.local.engine import (
     ToolResult,
     ToolSpec,
 )
-from agents.realtime.providers.local.llm import ChatStream, LlmEngine
+from speech.llm import ChatStream, LlmEngine
 from tests.fakes.chat_server import FakeChatServer, FakeToolCall, Reply
 
 T = TypeVar("T")
@@ -491,20 +492,20 @@ def test_a_client_passed_in_stays_open(chat_server: FakeChatServer) -> None:
     assert run(scenario()) is False
 
 
-def test_from_settings_needs_a_base_url(settings: Any) -> None:
+def test_the_provider_needs_a_base_url_for_the_llm_engine(settings: Any) -> None:
     settings.KOE_LOCAL_LLM_BASE_URL = ""
 
     with pytest.raises(EngineError, match="KOE_LOCAL_LLM_BASE_URL"):
-        LlmEngine.from_settings()
+        llm_engine()
 
 
-def test_from_settings_reads_the_server(settings: Any) -> None:
+def test_the_provider_gives_the_llm_engine_its_server(settings: Any) -> None:
     settings.KOE_LOCAL_LLM_BASE_URL = "http://127.0.0.1:11434/v1"
     settings.KOE_LOCAL_LLM_MODEL = "qwen2.5:3b"
     settings.KOE_LOCAL_LLM_API_KEY = "ollama"
     settings.KOE_LOCAL_LLM_TIMEOUT_SECONDS = 12
 
-    engine = LlmEngine.from_settings()
+    engine = llm_engine()
 
     assert (engine.url, engine.model, engine.api_key, engine.timeout_seconds) == (
         "http://127.0.0.1:11434/v1/chat/completions",
@@ -599,14 +600,14 @@ def test_reasoning_inside_think_tags_is_not_spoken(chat_server: FakeChatServer) 
 
 
 def test_a_lone_angle_bracket_is_still_spoken() -> None:
-    from agents.realtime.providers.local.text import ThinkingFilter
+    from speech.text import ThinkingFilter
 
     thinking = ThinkingFilter()
     assert thinking.add("Two <") + thinking.add(" three") + thinking.flush() == "Two < three"
 
 
 def test_a_background_tools_late_result_keeps_the_chat_well_formed() -> None:
-    from agents.realtime.providers.local.llm import history_messages
+    from speech.llm import history_messages
 
     messages = history_messages(
         [

@@ -12,10 +12,10 @@ import pytest
 
 from agents.config import AgentConfig
 from agents.realtime.providers.local import _local_today, make_engine
-from agents.realtime.providers.local.engine import EngineError
-from agents.realtime.providers.local.llm import LlmEngine
-from agents.realtime.providers.local.scripted import ScriptedEngine
 from calls.models import CallSession
+from speech.engine import EngineError
+from speech.llm import LlmEngine
+from speech.scripted import ScriptedEngine
 from tests.conftest import TenantWorld
 from tests.factories import AgentFactory, ToolFactory
 from tests.fakes.chat_server import FakeChatServer, FakeToolCall, Reply

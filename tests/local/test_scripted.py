@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from agents.realtime.providers.local.engine import (
+from speech.engine import (
     CallFunction,
     EngineRequest,
     FaqEntry,
@@ -22,7 +22,7 @@ from agents.realtime.providers.local.engine import (
     ToolSpec,
     Turn,
 )
-from agents.realtime.providers.local.scripted import ScriptedEngine
+from speech.scripted import ScriptedEngine
 
 TODAY = datetime.date(2025, 11, 25)  # a Tuesday
 

@@ -7,14 +7,18 @@ session emits must validate against the official SDK's ``RealtimeServerEvent``.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import numpy as np
 import pytest
 
 from agents.config import AgentConfig
-from agents.realtime.providers.local.engine import (
+from agents.realtime.providers.local.session import LocalSession
+from speech.audio import PROTOCOL_RATE, SPEECH_RATE, FloatAudio, Int16Audio
+from speech.engine import (
     CallFunction,
     EngineError,
     EngineRequest,
@@ -24,8 +28,8 @@ from agents.realtime.providers.local.engine import (
     Say,
     ToolResult,
 )
-from agents.realtime.providers.local.session import LocalSession
-from agents.realtime.providers.local.tts import load_voice
+from speech.tts import Voice, load_voice
+from speech.vad import FRAME_SAMPLES, SpeechDetector
 from tests.local.helpers import (
     appends,
     assert_valid_server_events,
@@ -67,9 +71,12 @@ def echo(request: EngineRequest) -> list[Output]:
 class Client:
     """Drives a LocalSession the way the broker does: frames in, frames out."""
 
-    def __init__(self, engine: ResponseEngine, config: AgentConfig | None = None) -> None:
+    def __init__(
+        self, engine: ResponseEngine, config: AgentConfig | None = None, **stages: Any
+    ) -> None:
         config = config or AgentConfig(voice="joe")
-        self.session = LocalSession(config, engine=engine, voice=load_voice())
+        voice = stages.pop("voice", None) or load_voice()
+        self.session = LocalSession(config, engine=engine, voice=voice, **stages)
         self.events: list[dict[str, Any]] = []
         self._frames = aiter(self.session)
 
@@ -101,6 +108,59 @@ def run(scenario: Callable[[], Any]) -> Any:
 
 def types(events: list[dict[str, Any]]) -> list[str]:
     return [event["type"] for event in events]
+
+
+class Loudness(SpeechDetector):
+    """A voice-activity stage of the test's own: a frame with sound in it is speech."""
+
+    def __init__(self) -> None:
+        self.pending = np.zeros(0, dtype=np.float32)
+
+    def probabilities(self, samples: FloatAudio) -> list[float]:
+        audio = np.concatenate([self.pending, samples])
+        complete = len(audio) - len(audio) % FRAME_SAMPLES
+        self.pending = audio[complete:]
+        frames = audio[:complete].reshape(-1, FRAME_SAMPLES)
+        return [1.0 if np.abs(frame).max() > 0.05 else 0.0 for frame in frames]
+
+
+class Tones(Voice):
+    """A text-to-speech stage that says every sentence as a short tone."""
+
+    def __init__(self) -> None:
+        self.said: list[str] = []
+
+    def speak(self, sentence: str) -> Int16Audio:
+        self.said.append(sentence)
+        return np.full(PROTOCOL_RATE // 5, 1000, dtype=np.int16)
+
+
+def test_every_stage_of_the_pipeline_can_be_replaced() -> None:
+    heard: list[int] = []
+
+    def transcribe(samples: FloatAudio) -> str:
+        heard.append(len(samples))
+        return "a table for two"
+
+    voice = Tones()
+
+    async def scenario() -> list[dict[str, Any]]:
+        client = Client(TestEngine(echo), transcribe=transcribe, activity=Loudness(), voice=voice)
+        await client.until("session.created")
+        tone = (np.sin(np.arange(PROTOCOL_RATE) * 0.06) * 8000).astype("<i2").tobytes()
+        for frame in appends(silence(300) + tone + silence(1200)):
+            await client.send(frame)
+        seen = await client.until("response.done")
+        await client.close()
+        return seen
+
+    seen = run(scenario)
+    transcript = next(e for e in seen if e["type"].endswith("transcription.completed"))
+    assert transcript["transcript"] == "a table for two"
+    assert heard and 0.8 * SPEECH_RATE < heard[-1] < 1.6 * SPEECH_RATE  # about the 1 s tone
+    assert voice.said == ["You said a table for two"]
+    audio = "".join(e["delta"] for e in seen if e["type"] == "response.output_audio.delta")
+    assert len(base64.b64decode(audio)) == 2 * PROTOCOL_RATE // 5
 
 
 def test_a_spoken_turn_is_detected_transcribed_and_answered_in_speech() -> None:

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from agents.realtime.providers.local.property_kinds import Kind, property_kind
-from agents.realtime.providers.local.slots import extract_arguments
-from agents.realtime.providers.local.when import format_time
+from speech.property_kinds import Kind, property_kind
+from speech.slots import extract_arguments
+from speech.when import format_time
 
 TODAY = datetime.date(2025, 11, 25)  # a Tuesday
 

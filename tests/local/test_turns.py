@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agents.realtime.providers.local.vad import (
+from speech.vad import (
     FRAME_MS,
     SilenceBegan,
     SpeechStarted,

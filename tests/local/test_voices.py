@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from agents.realtime.providers.local import runtime, stt, text, tts
-from agents.realtime.providers.local.audio import (
+from speech import runtime, stt, text, tts
+from speech.audio import (
     PROTOCOL_RATE,
     SPEECH_RATE,
     StreamResampler,
@@ -32,9 +32,8 @@ def test_piper_speaks_at_the_protocol_rate_and_whisper_understands_it() -> None:
 
 
 @pytest.mark.espeak
-def test_espeak_is_the_light_fallback_voice(settings: Any) -> None:
-    settings.KOE_LOCAL_TTS = "espeak"
-    voice = tts.load_voice()
+def test_espeak_is_the_light_fallback_voice() -> None:
+    voice = tts.load_voice("espeak")
     assert isinstance(voice, tts.EspeakSpeech)
     audio = voice.speak("Hello, how can I help you today?")
     assert 1 < len(audio) / PROTOCOL_RATE < 5
@@ -42,12 +41,11 @@ def test_espeak_is_the_light_fallback_voice(settings: Any) -> None:
     assert "help you" in words, words
 
 
-def test_without_any_voice_the_call_cannot_start(settings: Any, monkeypatch: Any) -> None:
-    settings.KOE_LOCAL_TTS = "auto"
+def test_without_any_voice_the_call_cannot_start(monkeypatch: Any) -> None:
     monkeypatch.setattr(tts, "piper_installed", lambda: False)
     monkeypatch.setattr(tts, "espeak_binary", lambda: None)
     with pytest.raises(runtime.ModelUnavailable, match="espeak-ng"):
-        tts.load_voice()
+        tts.load_voice("auto")
 
 
 def test_sentences_split_where_a_voice_pauses() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agents.realtime.providers.local.words import match_text, similarity, tokenize
+from speech.words import match_text, similarity, tokenize
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,10 @@ import grimp
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-CORE = ("foundation", "tenancy", "calls", "billing", "audit", "events", "retention")
+CORE = ("foundation", "tenancy", "calls", "billing", "audit", "events", "retention", "speech")
+# The offline voice's stages stand alone: usable outside Koe, so no Django and no app.
+STANDALONE = ("speech",)
+FRAMEWORKS = ("django", "channels", "celery", "daphne", "ninja")
 # koe is the composition root (settings, URLs, ASGI, routing, the Celery app, the server):
 # it alone may import every app, and no app imports it.
 LAYERS = {**dict.fromkeys(CORE, 0), "tools": 1, "agents": 2, "dashboard": 3, "koe": 4}
@@ -70,6 +73,21 @@ def test_nothing_imports_what_is_above_it() -> None:
 
 def test_there_is_no_import_cycle() -> None:
     assert cycles(graph()) == []
+
+
+@pytest.mark.parametrize("package", STANDALONE)
+def test_a_standalone_package_imports_no_framework_and_no_app(package: str) -> None:
+    alone = grimp.build_graph(
+        package, include_external_packages=True, exclude_type_checking_imports=True, cache_dir=None
+    )
+    outside = {
+        imported.split(".")[0]
+        for module in alone.modules
+        if module.split(".")[0] == package
+        for imported in alone.find_modules_directly_imported_by(module)
+    }
+    assert alone.find_children(package)  # the package was read
+    assert sorted(outside & {*FRAMEWORKS, *LAYERS} - {package}) == []
 
 
 def test_the_graph_checks_find_what_they_look_for() -> None:

@@ -20,6 +20,7 @@ from agents.realtime.call import Call
 from agents.realtime.turns import ResponseTurns
 from calls.models import CallSession, EndReason
 from tests.conftest import TenantWorld
+from tests.factories import AgentFactory
 from tests.realtime.doubles import ScriptedConnection, ScriptedProvider
 from tests.realtime.helpers import eventually
 from tools.outcomes import ToolOutcome
@@ -240,17 +241,27 @@ async def test_an_end_asked_for_with_an_unknown_reason_is_an_operators(
 @pytestmark_db
 @in_a_loop
 async def test_limits_name_their_end_reason(
-    tenant_a: TenantWorld, openai_agent: Agent, scripted_provider: type[ScriptedProvider]
+    tenant_a: TenantWorld, scripted_provider: type[ScriptedProvider]
 ) -> None:
+    agent = await database_sync_to_async(AgentFactory)(
+        tenant=tenant_a.tenant,
+        provider="openai",
+        model="gpt-realtime",
+        max_call_duration_seconds=600,
+        idle_timeout_seconds=30,
+    )
     transport = RecordingTransport()
-    call = await _call(tenant_a, openai_agent, transport)
-    config = call.config
-    assert call.limit_reached(call.started) is None
-    late = call.started + config.max_call_duration_seconds
-    assert call.limit_reached(late)[0] == EndReason.MAX_DURATION  # type: ignore[index]
-    idle = call.tracker.last_activity + config.idle_timeout_seconds
-    if idle < late:
-        assert call.limit_reached(idle)[0] == EndReason.IDLE_TIMEOUT  # type: ignore[index]
+    call = await _call(tenant_a, agent, transport)
+    quiet_since = call.tracker.last_activity
+    assert call.limit_reached(quiet_since + 29) is None
+    assert call.limit_reached(quiet_since + 31) == (
+        EndReason.IDLE_TIMEOUT,
+        "The call was idle for too long.",
+    )
+    assert call.limit_reached(call.started + 601) == (
+        EndReason.MAX_DURATION,
+        "The call reached its maximum duration.",
+    )
     await call.end(EndReason.CLIENT_CLOSED, "bye")
 
 

@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from agents.realtime.providers.local.engine import Message, ToolCall, ToolResult, Turn
+from speech.engine import Message, ToolCall, ToolResult, Turn
 
 
 def new_id(prefix: str) -> str:

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agents.realtime import events
-from agents.realtime.providers.local.audio import PROTOCOL_RATE
 from agents.realtime.providers.local.conversation import Conversation, new_id
-from agents.realtime.providers.local.engine import CallFunction
+from speech.audio import PROTOCOL_RATE
+from speech.engine import CallFunction
 
 AUDIO_FORMAT = {"type": "audio/pcm", "rate": PROTOCOL_RATE}
 

@@ -28,8 +28,15 @@ from agents.config import AgentConfig
 from agents.realtime import client_events, events
 from agents.realtime.errors import ClientEventRejected
 from agents.realtime.providers.base import ProviderConnection, ProviderError
-from agents.realtime.providers.local import stt
-from agents.realtime.providers.local.audio import (
+from agents.realtime.providers.local.conversation import Conversation, SpokenPart, new_id
+from agents.realtime.providers.local.responses import Response, ResponseEvents
+from agents.realtime.providers.local.session_state import (
+    default_session,
+    engine_request,
+    merge_session,
+)
+from speech import stt
+from speech.audio import (
     PROTOCOL_RATE,
     SPEECH_RATE,
     AudioFormatError,
@@ -42,25 +49,19 @@ from agents.realtime.providers.local.audio import (
     milliseconds,
     to_float,
 )
-from agents.realtime.providers.local.conversation import Conversation, SpokenPart, new_id
-from agents.realtime.providers.local.engine import (
+from speech.engine import (
     CallFunction,
     EngineError,
     ResponseEngine,
 )
-from agents.realtime.providers.local.responses import Response, ResponseEvents
-from agents.realtime.providers.local.runtime import run_cpu
-from agents.realtime.providers.local.session_state import (
-    default_session,
-    engine_request,
-    merge_session,
-)
-from agents.realtime.providers.local.text import sentences
-from agents.realtime.providers.local.tts import Voice
-from agents.realtime.providers.local.vad import (
+from speech.runtime import run_cpu
+from speech.text import sentences
+from speech.tts import Voice
+from speech.vad import (
     FRAME_MS,
     MIN_SPEECH_FRAMES,
     SilenceBegan,
+    SpeechDetector,
     SpeechStarted,
     SpeechStopped,
     TurnDetector,
@@ -99,15 +100,20 @@ class LocalSession(ResponseEvents, ProviderConnection):
         *,
         engine: ResponseEngine,
         voice: Voice,
+        transcribe: stt.Transcribe = stt.transcribe,
+        activity: SpeechDetector | None = None,
     ) -> None:
+        # The pipeline's stages, each replaceable: voice activity (VAD) -> speech to
+        # text -> the response engine -> text to speech.
         self.config = config
         self.engine = engine
         self.voice = voice
+        self.transcribe = transcribe
         self.session = default_session(config)
         self.conversation = Conversation()
         self.buffer = InputBuffer()
         self.detector = TurnDetector(self._turn_settings())
-        self.activity = VoiceActivity()
+        self.activity = activity or VoiceActivity()
         self.resampler = StreamResampler(PROTOCOL_RATE, SPEECH_RATE)
         self.response: Response | None = None
         self.closed = False
@@ -345,7 +351,7 @@ class LocalSession(ResponseEvents, ProviderConnection):
                 self._cancel_response("turn_detected")
         elif isinstance(turn_event, SilenceBegan):
             speech = self._speech(turn_event.speech_end_ms)
-            future = asyncio.ensure_future(run_cpu(stt.transcribe, speech))
+            future = asyncio.ensure_future(run_cpu(self.transcribe, speech))
             self._speculation = (turn_event.speech_end_ms, future)
         else:
             self._emit(
@@ -364,7 +370,7 @@ class LocalSession(ResponseEvents, ProviderConnection):
                 if speculation is not None:
                     speculation[1].cancel()
                 speech = self._speech(turn_event.speech_end_ms)
-                transcript = asyncio.ensure_future(run_cpu(stt.transcribe, speech))
+                transcript = asyncio.ensure_future(run_cpu(self.transcribe, speech))
             duration = turn_event.audio_end_ms - self._speech_start_ms
             self.buffer.keep_from(turn_event.audio_end_ms)
             self._commit(
@@ -390,7 +396,7 @@ class LocalSession(ResponseEvents, ProviderConnection):
         speech = self.buffer.audio()
         self.buffer.reset(self.buffer.end_ms)
         self.detector.reset()
-        transcript = asyncio.ensure_future(run_cpu(stt.transcribe, speech))
+        transcript = asyncio.ensure_future(run_cpu(self.transcribe, speech))
         # A hand commit answers only when the client asks (response.create), or when
         # turn detection is on and would create one.
         detection = self._turn_detection()

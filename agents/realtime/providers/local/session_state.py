@@ -9,8 +9,8 @@ from typing import Any
 
 from agents.config import AgentConfig
 from agents.realtime.providers.local.conversation import Conversation, new_id
-from agents.realtime.providers.local.engine import EngineRequest, FaqEntry, ToolSpec
 from agents.realtime.providers.local.responses import AUDIO_FORMAT, Response
+from speech.engine import EngineRequest, FaqEntry, ToolSpec
 
 MODEL_NAME = "koe-local"
 

@@ -6,7 +6,7 @@ import enum
 from collections.abc import Mapping
 from typing import Any
 
-from agents.realtime.providers.local.words import name_words, word_set
+from speech.words import name_words, word_set
 
 
 class Kind(enum.Enum):

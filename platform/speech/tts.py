@@ -12,16 +12,15 @@ import subprocess
 import wave
 
 import numpy as np
-from django.conf import settings
 
-from agents.realtime.providers.local.audio import (
+from speech.audio import (
     PROTOCOL_RATE,
     Int16Audio,
     resample,
     to_float,
     to_int16,
 )
-from agents.realtime.providers.local.runtime import (
+from speech.runtime import (
     ModelUnavailable,
     espeak_binary,
     piper_installed,
@@ -85,9 +84,8 @@ class EspeakSpeech(Voice):
         return to_int16(resample(to_float(samples), rate, PROTOCOL_RATE))
 
 
-def load_voice(choice: str | None = None) -> Voice:
-    """The configured voice: KOE_LOCAL_TTS is piper, espeak or auto (piper, else espeak)."""
-    choice = choice or settings.KOE_LOCAL_TTS
+def load_voice(choice: str = "auto") -> Voice:
+    """The voice chosen: piper, espeak or auto (piper if installed, else espeak)."""
     if choice in ("piper", "auto") and (choice == "piper" or piper_installed()):
         return PiperSpeech()
     binary = espeak_binary()

@@ -12,12 +12,12 @@ early is worth it, so the transcript is ready when the silence completes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from agents.realtime.providers.local.audio import SPEECH_RATE, FloatAudio
-from agents.realtime.providers.local.runtime import vad_session
+from speech.audio import SPEECH_RATE, FloatAudio
+from speech.runtime import vad_session
 
 FRAME_SAMPLES = 512  # silero-vad's frame at 16 kHz
 FRAME_MS = FRAME_SAMPLES * 1000 // SPEECH_RATE  # 32
@@ -30,7 +30,14 @@ SILENCE_MARGIN = 0.15
 EAGERNESS_SILENCE_MS = {"low": 1200, "medium": 700, "high": 350, "auto": 500}
 
 
-class VoiceActivity:
+class SpeechDetector(Protocol):
+    """A voice-activity stage, one per call: the speech probability of each 32 ms frame
+    of a stream of 16 kHz samples (audio short of a frame waits for more)."""
+
+    def probabilities(self, samples: FloatAudio) -> list[float]: ...
+
+
+class VoiceActivity(SpeechDetector):
     """silero-vad over a stream of 16 kHz samples, for one call."""
 
     def __init__(self) -> None:

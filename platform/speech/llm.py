@@ -16,9 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from django.conf import settings
 
-from agents.realtime.providers.local.engine import (
+from speech.engine import (
     CallFunction,
     EngineError,
     EngineRequest,
@@ -31,7 +30,7 @@ from agents.realtime.providers.local.engine import (
     ToolResult,
     Turn,
 )
-from agents.realtime.providers.local.text import SentenceSplitter, ThinkingFilter
+from speech.text import SentenceSplitter, ThinkingFilter
 
 SPOKEN_STYLE = (
     "Your reply is spoken aloud to a caller on the phone: keep it brief and plain, in short "
@@ -57,21 +56,6 @@ class LlmEngine(ResponseEngine):
         self.timeout_seconds = timeout_seconds
         self._client = client
         self._owns_client = client is None
-
-    @classmethod
-    def from_settings(cls) -> LlmEngine:
-        if not settings.KOE_LOCAL_LLM_BASE_URL:
-            raise EngineError(
-                "The llm response engine needs a chat-completions server: set "
-                "KOE_LOCAL_LLM_BASE_URL (e.g. http://127.0.0.1:11434/v1 for Ollama) and "
-                "KOE_LOCAL_LLM_MODEL, or use the scripted engine."
-            )
-        return cls(
-            base_url=settings.KOE_LOCAL_LLM_BASE_URL,
-            model=settings.KOE_LOCAL_LLM_MODEL,
-            api_key=settings.KOE_LOCAL_LLM_API_KEY,
-            timeout_seconds=settings.KOE_LOCAL_LLM_TIMEOUT_SECONDS,
-        )
 
     @property
     def url(self) -> str:

@@ -6,9 +6,9 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from agents.realtime.providers.local.engine import EngineRequest, ToolSpec
-from agents.realtime.providers.local.property_kinds import Kind, property_kind
-from agents.realtime.providers.local.words import STOPWORDS, name_words, tokenize
+from speech.engine import EngineRequest, ToolSpec
+from speech.property_kinds import Kind, property_kind
+from speech.words import STOPWORDS, name_words, tokenize
 
 ANYTHING_ELSE = "Is there anything else I can help with?"
 DIDNT_CATCH = "Sorry, I didn't catch that."

@@ -23,7 +23,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import SchemaError
 from jsonschema.validators import validator_for
 
-from agents.realtime.providers.local.engine import (
+from speech.engine import (
     CallFunction,
     EngineRequest,
     FaqEntry,
@@ -36,14 +36,14 @@ from agents.realtime.providers.local.engine import (
     ToolSpec,
     Turn,
 )
-from agents.realtime.providers.local.intents import (
+from speech.intents import (
     best_intent,
     request_intents,
     small_talk,
     wants_to_stop,
 )
-from agents.realtime.providers.local.property_kinds import Kind, property_kind, schema_properties
-from agents.realtime.providers.local.replies import (
+from speech.property_kinds import Kind, property_kind, schema_properties
+from speech.replies import (
     ANYTHING_ELSE,
     CANNOT_ASK,
     COULDNT_COMPLETE,
@@ -57,8 +57,8 @@ from agents.realtime.providers.local.replies import (
     result_speech,
     speakable_reason,
 )
-from agents.realtime.providers.local.slots import extract_arguments
-from agents.realtime.providers.local.words import MatchText, clean_transcript, match_text, tokenize
+from speech.slots import extract_arguments
+from speech.words import MatchText, clean_transcript, match_text, tokenize
 
 logger = logging.getLogger(__name__)
 

