@@ -8,10 +8,11 @@ are not read again as counts.
 from __future__ import annotations
 
 import datetime
-import difflib
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from rapidfuzz import fuzz, process
 
 from speech.property_kinds import Kind, property_kind, schema_properties
 from speech.when import (
@@ -182,8 +183,8 @@ def _choices(
     if is_expected:  # a near miss of the whole answer ("outdoors" for "outdoor")
         said = " ".join(token.word for token in tokens)
         names = {str(option).lower().replace("_", " "): option for option in options}
-        close = difflib.get_close_matches(said, list(names), n=1, cutoff=0.75)
-        return names[close[0]] if close else None
+        close = process.extractOne(said, list(names), scorer=fuzz.ratio, score_cutoff=75)
+        return names[close[0]] if close is not None else None
     return None
 
 

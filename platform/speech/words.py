@@ -7,10 +7,11 @@ punctuation and casing are noise, and words are compared by rough stems.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from rapidfuzz import fuzz, process
 
 
 def word_set(text: str) -> frozenset[str]:
@@ -226,8 +227,8 @@ def word_overlap(word: str, others: Sequence[str]) -> float:
     if len(word) < 4:
         return 0.0
     # speech-to-text misspellings ("resevation") still count, for a little less
-    best = max((difflib.SequenceMatcher(None, word, other).ratio() for other in others), default=0)
-    return 0.8 if best >= 0.85 else 0.0
+    close = process.extractOne(word, others, scorer=fuzz.ratio, score_cutoff=85)
+    return 0.8 if close is not None else 0.0
 
 
 def similarity(utterance: MatchText, phrase: MatchText) -> float:
@@ -237,7 +238,7 @@ def similarity(utterance: MatchText, phrase: MatchText) -> float:
     matched = sum(word_overlap(word, utterance.words) for word in phrase.words)
     phrase_coverage = matched / len(phrase.words)
     utterance_coverage = min(1.0, matched / len(utterance.words))
-    ratio = difflib.SequenceMatcher(None, utterance.flat, phrase.flat).ratio()
+    ratio = fuzz.ratio(utterance.flat, phrase.flat) / 100
     return 0.65 * phrase_coverage + 0.25 * utterance_coverage + 0.10 * ratio
 
 

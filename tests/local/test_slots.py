@@ -24,6 +24,48 @@ BOOKING: dict[str, Any] = {
 }
 
 
+# How callers say times and dates (tests/local/test_when.py holds dateparser to them too).
+SPOKEN_TIMES = [
+    ("at 7", "19:00"),  # no cue: 1 to 9 is the evening
+    ("at 10", "10:00"),  # 10, 11 and 12 as said
+    ("at 12", "12:00"),
+    ("at 7 in the morning", "07:00"),
+    ("at 11 tonight", "23:00"),
+    ("7PM", "19:00"),
+    ("7.30 p.m.", "19:30"),
+    ("730 pm", "19:30"),
+    ("19:45", "19:45"),
+    ("09:30", "09:30"),
+    ("seven thirty", "19:30"),
+    ("seven oh five", "19:05"),
+    ("twenty past seven", "19:20"),
+    ("ten minutes to eight", "19:50"),
+    ("quarter past 6", "18:15"),
+    ("half eight", "20:30"),
+    ("noon", "12:00"),
+    ("midnight", "00:00"),
+    ("nine in the morning", "09:00"),
+    ("good morning, at 7 please", "19:00"),  # a greeting, not a part of the day
+]
+SPOKEN_DATES = [
+    ("today", "2025-11-25"),
+    ("tonight", "2025-11-25"),
+    ("tomorrow", "2025-11-26"),
+    ("the day after tomorrow", "2025-11-27"),
+    ("on Friday", "2025-11-28"),
+    ("on Tuesday", "2025-12-02"),  # the next Tuesday, not today
+    ("this Tuesday", "2025-11-25"),
+    ("December 3rd", "2025-12-03"),
+    ("3rd of December", "2025-12-03"),
+    ("the third of December", "2025-12-03"),
+    ("December the 3rd 2026", "2026-12-03"),
+    ("January 5", "2026-01-05"),  # already past this year
+    ("on the 1st", "2025-12-01"),
+    ("in 3 days", "2025-11-28"),
+    ("2025-12-24", "2025-12-24"),
+]
+
+
 def read(text: str, expected: str | None = None, schema: dict[str, Any] = BOOKING) -> Any:
     return extract_arguments(text, schema, today=TODAY, expected=expected)
 
@@ -48,31 +90,7 @@ def test_each_number_goes_to_the_property_it_was_said_for(
     assert read(text) == expected
 
 
-@pytest.mark.parametrize(
-    ("text", "time"),
-    [
-        ("at 7", "19:00"),  # no cue: 1 to 9 is the evening
-        ("at 10", "10:00"),  # 10, 11 and 12 as said
-        ("at 12", "12:00"),
-        ("at 7 in the morning", "07:00"),
-        ("at 11 tonight", "23:00"),
-        ("7PM", "19:00"),
-        ("7.30 p.m.", "19:30"),
-        ("730 pm", "19:30"),
-        ("19:45", "19:45"),
-        ("09:30", "09:30"),
-        ("seven thirty", "19:30"),
-        ("seven oh five", "19:05"),
-        ("twenty past seven", "19:20"),
-        ("ten minutes to eight", "19:50"),
-        ("quarter past 6", "18:15"),
-        ("half eight", "20:30"),
-        ("noon", "12:00"),
-        ("midnight", "00:00"),
-        ("nine in the morning", "09:00"),
-        ("good morning, at 7 please", "19:00"),  # a greeting, not a part of the day
-    ],
-)
+@pytest.mark.parametrize(("text", "time"), SPOKEN_TIMES)
 def test_times_are_read_in_many_shapes(text: str, time: str) -> None:
     assert read(text)["time"] == time
 
@@ -90,26 +108,7 @@ def test_a_time_takes_the_shape_its_schema_asks_for() -> None:
     assert format_time(9, 30, {}) == "09:30"
 
 
-@pytest.mark.parametrize(
-    ("text", "day"),
-    [
-        ("today", "2025-11-25"),
-        ("tonight", "2025-11-25"),
-        ("tomorrow", "2025-11-26"),
-        ("the day after tomorrow", "2025-11-27"),
-        ("on Friday", "2025-11-28"),
-        ("on Tuesday", "2025-12-02"),  # the next Tuesday, not today
-        ("this Tuesday", "2025-11-25"),
-        ("December 3rd", "2025-12-03"),
-        ("3rd of December", "2025-12-03"),
-        ("the third of December", "2025-12-03"),
-        ("December the 3rd 2026", "2026-12-03"),
-        ("January 5", "2026-01-05"),  # already past this year
-        ("on the 1st", "2025-12-01"),
-        ("in 3 days", "2025-11-28"),
-        ("2025-12-24", "2025-12-24"),
-    ],
-)
+@pytest.mark.parametrize(("text", "day"), SPOKEN_DATES)
 def test_dates_are_read_against_today(text: str, day: str) -> None:
     assert read(text)["date"] == day
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import orjson
@@ -55,6 +55,22 @@ async def _call(world: TenantWorld, agent: Agent, transport: RecordingTransport)
     await call.connect_provider()
     await call.start()
     return call
+
+
+NewCall = Callable[..., Awaitable[tuple[Call, RecordingTransport]]]
+
+
+@pytest.fixture
+def new_call(
+    tenant_a: TenantWorld, openai_agent: Agent, scripted_provider: type[ScriptedProvider]
+) -> NewCall:
+    """Starts a call to the agent on the scripted provider: ``await new_call()``."""
+
+    async def start(**transport_options: Any) -> tuple[Call, RecordingTransport]:
+        transport = RecordingTransport(**transport_options)
+        return await _call(tenant_a, openai_agent, transport), transport
+
+    return start
 
 
 def _upstream() -> ScriptedConnection:
@@ -157,13 +173,12 @@ pytestmark_db = pytest.mark.django_db(transaction=True)
 @pytestmark_db
 @in_a_loop
 async def test_a_call_configures_the_session_and_shows_the_agent_as_the_model(
-    tenant_a: TenantWorld, openai_agent: Agent, scripted_provider: type[ScriptedProvider]
+    new_call: NewCall,
 ) -> None:
-    transport = RecordingTransport()
-    call = await _call(tenant_a, openai_agent, transport)
+    call, transport = await new_call()
     await eventually(lambda: "session.created" in transport.types())
     session = transport.frames[0]["session"]
-    assert session["model"] == openai_agent.public_id
+    assert session["model"] == call.grant.agent_public_id
     assert _upstream().sent[0]["type"] == "session.update"
     assert _upstream().sent[0]["session"]["instructions"] == "You book tables at Acme."
     await call.end(EndReason.CLIENT_CLOSED, "bye")
@@ -172,10 +187,9 @@ async def test_a_call_configures_the_session_and_shows_the_agent_as_the_model(
 @pytestmark_db
 @in_a_loop
 async def test_caller_events_go_upstream_and_a_bad_one_gets_an_error_and_the_call_goes_on(
-    tenant_a: TenantWorld, openai_agent: Agent, scripted_provider: type[ScriptedProvider]
+    new_call: NewCall,
 ) -> None:
-    transport = RecordingTransport()
-    call = await _call(tenant_a, openai_agent, transport)
+    call, transport = await new_call()
     await call.client_frame('{"type": "input_audio_buffer.commit"}')
     await call.client_frame("{not json")
     await call.client_frame(b'{"type": "response.create"}')  # binary: refused
@@ -193,13 +207,13 @@ async def test_caller_events_go_upstream_and_a_bad_one_gets_an_error_and_the_cal
 @pytestmark_db
 @in_a_loop
 async def test_the_transcript_is_kept_and_the_end_written_when_the_provider_hangs_up(
-    tenant_a: TenantWorld, openai_agent: Agent, scripted_provider: type[ScriptedProvider]
+    new_call: NewCall,
 ) -> None:
-    transport = RecordingTransport()
-    call = await _call(tenant_a, openai_agent, transport)
+    call, transport = await new_call()
     _upstream().speak("resp_1", "Welcome to Acme.")
     _upstream().hang_up()
     session = await _ended(call.grant.call_id)
+    await eventually(lambda: bool(transport.endings))  # told after the end is written
     assert session.end_reason == EndReason.PROVIDER_ERROR
     transcript = await database_sync_to_async(
         lambda: list(session.transcript.values_list("text", flat=True))
@@ -213,27 +227,23 @@ async def test_the_transcript_is_kept_and_the_end_written_when_the_provider_hang
 
 @pytestmark_db
 @in_a_loop
-async def test_a_caller_who_is_gone_ends_the_call_without_a_farewell(
-    tenant_a: TenantWorld, openai_agent: Agent, scripted_provider: type[ScriptedProvider]
-) -> None:
-    transport = RecordingTransport(gone_after=1)
-    call = await _call(tenant_a, openai_agent, transport)
+async def test_a_caller_who_is_gone_ends_the_call_without_a_farewell(new_call: NewCall) -> None:
+    call, transport = await new_call(gone_after=1)
     _upstream().speak("resp_1", "Hello?")
     session = await _ended(call.grant.call_id)
+    await eventually(lambda: bool(transport.endings))  # told after the end is written
     assert session.end_reason == EndReason.CLIENT_CLOSED
     assert transport.endings == [(EndReason.CLIENT_CLOSED, None)]
 
 
 @pytestmark_db
 @in_a_loop
-async def test_an_end_asked_for_with_an_unknown_reason_is_an_operators(
-    tenant_a: TenantWorld, openai_agent: Agent, scripted_provider: type[ScriptedProvider]
-) -> None:
-    transport = RecordingTransport()
-    call = await _call(tenant_a, openai_agent, transport)
+async def test_an_end_asked_for_with_an_unknown_reason_is_an_operators(new_call: NewCall) -> None:
+    call, transport = await new_call()
     await call.end_by_request("because", "")
     await call.end_by_request(EndReason.BUDGET, "twice")  # a call ends once
     session = await _ended(call.grant.call_id)
+    await eventually(lambda: bool(transport.endings))  # told after the end is written
     assert (session.end_reason, session.end_detail) == (EndReason.OPERATOR, "Ended by an operator.")
     assert [reason for reason, _ in transport.endings] == [EndReason.OPERATOR]
 
@@ -268,10 +278,7 @@ async def test_limits_name_their_end_reason(
 @pytestmark_db
 @in_a_loop
 async def test_a_tool_the_model_calls_is_run_and_its_output_answered_with_a_response(
-    tenant_a: TenantWorld,
-    openai_agent: Agent,
-    scripted_provider: type[ScriptedProvider],
-    monkeypatch: pytest.MonkeyPatch,
+    new_call: NewCall, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ran: list[ToolCallContext] = []
 
@@ -280,8 +287,7 @@ async def test_a_tool_the_model_calls_is_run_and_its_output_answered_with_a_resp
         return ToolOutcome.success({"booked": json.loads(context.arguments)["people"]})
 
     monkeypatch.setattr(call_tools, "run_tool_call", runner)
-    transport = RecordingTransport()
-    call = await _call(tenant_a, openai_agent, transport)
+    call, _ = await new_call()
     _upstream().call_function("book_table", '{"people": 4}', call_id="call_1")
     await eventually(lambda: any(e["type"] == "response.create" for e in _upstream().sent))
     output, request = _upstream().sent[-2:]
