@@ -109,7 +109,7 @@ def open_call(caller: Caller) -> CallGrant:
 
 def _from_session_token(value: str, caller: Caller) -> tuple[Tenant, Agent, dict[str, Any]]:
     token = (
-        SessionToken.objects.select_related("agent", "tenant")
+        SessionToken.objects.select_related("agent__current_version", "tenant")
         .filter(token_hash=hash_secret(value))
         .first()
     )
@@ -170,7 +170,11 @@ def _from_secret_key(caller: Caller) -> tuple[Tenant, Agent, dict[str, Any]]:
         )
     if not caller.agent_id:
         raise AccessDenied("Name the agent: /v1/realtime?model=<agent id>.", "missing_model")
-    agent = Agent.objects.filter(tenant=key.tenant, public_id=caller.agent_id).first()
+    agent = (
+        Agent.objects.select_related("current_version")  # one round trip for both
+        .filter(tenant=key.tenant, public_id=caller.agent_id)
+        .first()
+    )
     if agent is None:
         raise AccessDenied(f"No agent {caller.agent_id!r} in this tenant.", "model_not_found")
     consent = parse_consent(caller.consent, agent)
@@ -236,6 +240,7 @@ def _start(
     # Read once, typed, with the tenant's time zone for the built-in voice.
     config = AgentConfig.from_version(version.config, tenant_time_zone=tenant.time_zone)
     check_budget(tenant)
+    policies = TenantPolicies.load(tenant)  # read before the lock, which is kept short
     with transaction.atomic():
         # One tenant row lock serialises the concurrency check across processes.
         locked = Tenant.objects.select_for_update().get(pk=tenant.pk)
@@ -246,7 +251,6 @@ def _start(
                 "concurrent_call_limit",
                 "rate_limit_error",
             )
-        policies = TenantPolicies.load(locked)
         call = CallSession.objects.create(
             tenant=locked,
             agent=agent,

@@ -16,7 +16,6 @@ import logging
 from typing import Any
 
 import orjson
-from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
@@ -38,6 +37,7 @@ from agents.realtime.providers import ProviderError
 from calls.metrics import CALLS_REFUSED
 from calls.models import EndReason
 from foundation.frames import OVERSIZED
+from foundation.setup_threads import on_setup_threads
 
 logger = logging.getLogger("koe.realtime")
 
@@ -74,7 +74,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         caller = caller_from_scope(self.scope)
         try:
-            grant = await database_sync_to_async(open_call)(caller)
+            grant = await on_setup_threads(open_call)(caller)
         except AccessDenied as denied:
             CALLS_REFUSED.labels(denied.code).inc()
             logger.info("realtime refused code=%s agent=%s", denied.code, caller.agent_id)

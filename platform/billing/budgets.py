@@ -18,7 +18,6 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
 from django.core.mail import send_mail
 from django.db.models import Sum
 from django.utils import timezone
@@ -26,6 +25,7 @@ from django.utils import timezone
 from billing import signals
 from billing.models import BillingSettings, BudgetMode
 from calls.models import CallSession, UsageRecord
+from foundation.cache import process_cache
 from tenancy.models import Membership, Tenant
 from tenancy.roles import Role
 
@@ -128,7 +128,7 @@ def budget_of(tenant_id: int) -> Budget:
     """The tenant's budget and this month's spending: from the cache when it is there."""
     month = month_of(timezone.now())
     snapshot_key, live_key = _keys(tenant_id, month)
-    found = cache.get_many([snapshot_key, live_key])
+    found = process_cache().get_many([snapshot_key, live_key])
     if snapshot_key in found and live_key in found:
         return Budget.from_snapshot(month, found[snapshot_key], int(found[live_key]))
     return refresh(tenant_id)
@@ -163,7 +163,7 @@ def refresh(tenant_id: int) -> Budget:
     budget = replace(budget, spend=settled + budget.billed(live_cost))
     snapshot_key, live_key = _keys(tenant_id, month)
     # The counter restarts with the snapshot: usage committed from now on is added to it.
-    cache.set_many(
+    process_cache().set_many(
         {snapshot_key: budget.snapshot(), live_key: 0}, timeout=settings.KOE_BUDGET_CACHE_SECONDS
     )
     return budget
@@ -172,7 +172,7 @@ def refresh(tenant_id: int) -> Budget:
 def forget(tenant_id: int) -> None:
     """Drop the cached spending (a call settled, the settings changed): the next read
     recomputes it."""
-    cache.delete_many(_keys(tenant_id, month_of(timezone.now())))
+    process_cache().delete_many(_keys(tenant_id, month_of(timezone.now())))
 
 
 def count_live_usage(tenant_id: int, cost: Decimal) -> None:
@@ -183,13 +183,13 @@ def count_live_usage(tenant_id: int, cost: Decimal) -> None:
     """
     month = month_of(timezone.now())
     snapshot_key, live_key = _keys(tenant_id, month)
-    snapshot = cache.get(snapshot_key)
+    snapshot = process_cache().get(snapshot_key)
     if snapshot is None or cost <= 0:
         return
     margin = Decimal(snapshot["margin"])
     nano = int((cost * (1 + margin / 100) * NANO).to_integral_value(ROUND_HALF_EVEN))
     try:
-        live = cache.incr(live_key, nano)
+        live = process_cache().incr(live_key, nano)
     except ValueError:  # the counter expired meanwhile: the next read recomputes both
         return
     if Budget.from_snapshot(month, snapshot, live).notices_due:
