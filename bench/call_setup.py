@@ -4,9 +4,11 @@ Opens N calls at once (secret key, ``openai`` provider) through Koe under Daphne
 an upstream that answers at once, so the time measured is Koe's own: authentication, the
 concurrency cap, the call's row, the provider connection, and the first event relayed.
 Each burst is repeated (``--rounds``) and the calls hang up between bursts. Prints, for
-each N: set-up p50/p95/max, set-ups per second (N over the time the last one took), and
-the CPU time Koe's process spent per call (set-up and hang-up): on a small machine the
-load generator, the upstream and the database share the cores with it.
+each N: set-up p50/p95/max, set-ups per second (N over the time the last one took), the
+CPU time Koe's process spent per call (setting up; in all, with the hang-up and the
+pause after it), and the same burst straight
+to the upstream: on a small machine the load generator, the upstream and the database
+share the cores with Koe, and that is the floor.
 
     .venv/bin/python bench/call_setup.py                       # embedded default (SQLite)
     .venv/bin/python bench/call_setup.py --postgres postgres://postgres@127.0.0.1:5432/test \\
@@ -25,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -48,7 +51,9 @@ async def one_set_up(
         await hang_up.wait()
 
 
-async def burst(url: str, headers: dict[str, str], calls: int) -> list[float]:
+async def burst(
+    url: str, headers: dict[str, str], calls: int, all_set_up: Callable[[], None] = lambda: None
+) -> list[float]:
     """N calls at once; their set-up times, once all are set up (then they hang up)."""
     hang_up = asyncio.Event()
     took: list[float] = []
@@ -59,6 +64,7 @@ async def burst(url: str, headers: dict[str, str], calls: int) -> list[float]:
             if failed:
                 raise failed[0].exception()  # type: ignore[misc]
             await asyncio.sleep(0.002)
+        all_set_up()
     finally:
         hang_up.set()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -120,6 +126,7 @@ def main() -> None:
         try:
             url = f"ws://127.0.0.1:{koe_port}/v1/realtime?model={agent}"
             headers = {"Authorization": f"Bearer {key}"}
+            direct_url = f"ws://127.0.0.1:{upstream_port}/v1/realtime?model=gpt-realtime"
             asyncio.run(burst(url, headers, 1))  # the first call pays for imports
             time.sleep(PAUSE_BETWEEN_BURSTS)
             where = "PostgreSQL" if args.postgres else "SQLite"
@@ -127,22 +134,33 @@ def main() -> None:
             print(f"{where}: set-up from connect to session.created, {args.rounds} bursts each")
             print(
                 f"{'N':>4} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'set-ups/s':>10} "
-                f"{'Koe CPU ms/call':>16}"
+                f"{'Koe CPU ms set-up/all':>16} {'direct p50/p95 ms':>18}"
             )
             for calls in args.calls:
                 times: list[float] = []
                 rates: list[float] = []
                 cpu_before = cpu_seconds(daphne.pid)
+                set_up_cpu = 0.0
                 for _ in range(args.rounds):
-                    took = asyncio.run(burst(url, headers, calls))
+                    burst_cpu = cpu_seconds(daphne.pid)
+
+                    def count_set_up(started: float = burst_cpu) -> None:
+                        nonlocal set_up_cpu
+                        set_up_cpu += cpu_seconds(daphne.pid) - started
+
+                    took = asyncio.run(burst(url, headers, calls, count_set_up))
                     times += took
                     rates.append(calls / max(took))
                     time.sleep(PAUSE_BETWEEN_BURSTS)
+                koe_cpu = (cpu_seconds(daphne.pid) - cpu_before) * 1000 / len(times)
+                set_up_ms = set_up_cpu * 1000 / len(times)
+                # The floor on this machine: the same burst straight to the upstream.
+                direct = asyncio.run(burst(direct_url, {}, calls))
                 print(
                     f"{calls:>4} {percentile(times, 0.5) * 1000:>8.1f} "
                     f"{percentile(times, 0.95) * 1000:>8.1f} {max(times) * 1000:>8.1f} "
-                    f"{sorted(rates)[len(rates) // 2]:>10.1f} "
-                    f"{(cpu_seconds(daphne.pid) - cpu_before) * 1000 / len(times):>16.1f}",
+                    f"{sorted(rates)[len(rates) // 2]:>10.1f} {set_up_ms:>9.1f}/{koe_cpu:<6.1f} "
+                    f"{percentile(direct, 0.5) * 1000:>8.1f}/{percentile(direct, 0.95) * 1000:.1f}",
                     flush=True,
                 )
         finally:
