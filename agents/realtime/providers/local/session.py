@@ -6,9 +6,9 @@ tell the difference. Audio in goes through voice activity detection (turns, barg
 then Whisper; a response engine decides what to say; Piper speaks it sentence by sentence.
 
 Three kinds of tasks share the session's event stream:
-- the input task handles appended audio, commits and clears strictly in order;
-- a turn task per committed utterance transcribes it (turns finish in order) and may
-  start a response;
+- the input task handles appended audio, commits and clears strictly in order, and a
+  turn task per committed utterance transcribes it (turns finish in order) and may start
+  a response: the caller's side, ``listening.Listening``;
 - at most one response task at a time (the API's rule), cancellable by barge-in.
 """
 
@@ -19,7 +19,6 @@ import contextlib
 import copy
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -29,6 +28,7 @@ from agents.realtime import client_events, events
 from agents.realtime.errors import ClientEventRejected
 from agents.realtime.providers.base import ProviderConnection, ProviderError
 from agents.realtime.providers.local.conversation import Conversation, SpokenPart, new_id
+from agents.realtime.providers.local.listening import Listening
 from agents.realtime.providers.local.responses import Response, ResponseEvents
 from agents.realtime.providers.local.session_state import (
     default_session,
@@ -38,16 +38,10 @@ from agents.realtime.providers.local.session_state import (
 from speech import stt
 from speech.audio import (
     PROTOCOL_RATE,
-    SPEECH_RATE,
     AudioFormatError,
-    FloatAudio,
-    InputBuffer,
-    Int16Audio,
-    StreamResampler,
     decode_pcm16,
     encode_pcm16,
     milliseconds,
-    to_float,
 )
 from speech.engine import (
     CallFunction,
@@ -58,13 +52,7 @@ from speech.runtime import run_cpu
 from speech.text import sentences
 from speech.tts import Voice
 from speech.vad import (
-    FRAME_MS,
-    MIN_SPEECH_FRAMES,
-    SilenceBegan,
     SpeechDetector,
-    SpeechStarted,
-    SpeechStopped,
-    TurnDetector,
     TurnSettings,
     VoiceActivity,
 )
@@ -73,24 +61,6 @@ logger = logging.getLogger("koe.local")
 
 # Audio deltas of 200 ms: small enough to start playing at once, few enough frames.
 AUDIO_DELTA_SAMPLES = PROTOCOL_RATE // 5
-# The input buffer keeps at most this much audio while nobody commits it.
-MAX_BUFFER_MS = 5 * 60 * 1000
-# A manual commit needs at least this much audio, as the API requires.
-MIN_COMMIT_MS = 100
-# The speech kept after the voice stops, so Whisper hears the word's end.
-TRANSCRIBE_TAIL_MS = 150
-
-
-@dataclass
-class _Commit:
-    """A manual input_audio_buffer.commit, queued behind the audio before it."""
-
-    event_id: str | None
-
-
-@dataclass
-class _Clear:
-    pass
 
 
 class LocalSession(ResponseEvents, ProviderConnection):
@@ -108,24 +78,15 @@ class LocalSession(ResponseEvents, ProviderConnection):
         self.config = config
         self.engine = engine
         self.voice = voice
-        self.transcribe = transcribe
         self.session = default_session(config)
         self.conversation = Conversation()
-        self.buffer = InputBuffer()
-        self.detector = TurnDetector(self._turn_settings())
-        self.activity = activity or VoiceActivity()
-        self.resampler = StreamResampler(PROTOCOL_RATE, SPEECH_RATE)
         self.response: Response | None = None
         self.closed = False
         self._outbox: asyncio.Queue[str | None] = asyncio.Queue()
-        self._input: asyncio.Queue[Int16Audio | _Commit | _Clear] = asyncio.Queue()
-        self._speech_item_id = ""
-        self._speech_start_ms = 0
-        self._speculation: tuple[int, asyncio.Future[str]] | None = None
-        self._last_turn: asyncio.Task[None] | None = None
-        self._uncharged_audio_ms = 0
+        self._uncharged_audio_ms = 0  # caller audio not yet charged to a response
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._spawn(self._process_input(), "local-input")
+        self.listening = Listening(self, activity or VoiceActivity(), transcribe)
+        self._spawn(self.listening.run(), "local-input")
         self._emit({"type": events.SESSION_CREATED, "session": copy.deepcopy(self.session)})
 
     # --- ProviderConnection ----------------------------------------------------------------
@@ -183,11 +144,11 @@ class LocalSession(ResponseEvents, ProviderConnection):
         if kind == events.SESSION_UPDATE:
             self._update_session(event)
         elif kind == events.INPUT_AUDIO_APPEND:
-            self._input.put_nowait(decode_pcm16(str(event.get("audio") or "")))
+            self.listening.append(decode_pcm16(str(event.get("audio") or "")))
         elif kind == events.INPUT_AUDIO_COMMIT:
-            self._input.put_nowait(_Commit(event.get("event_id")))
+            self.listening.commit(event.get("event_id"))
         elif kind == events.INPUT_AUDIO_CLEAR:
-            self._input.put_nowait(_Clear())
+            self.listening.clear()
         elif kind == events.OUTPUT_AUDIO_CLEAR:
             self._cancel_response("client_cancelled")
         elif kind == events.ITEM_CREATE:
@@ -253,15 +214,15 @@ class LocalSession(ResponseEvents, ProviderConnection):
                 )
                 return
         merge_session(self.session, update)
-        self.detector.settings = self._turn_settings()
+        self.listening.detector.settings = self.turn_settings()
         self._emit({"type": events.SESSION_UPDATED, "session": copy.deepcopy(self.session)})
 
-    def _turn_detection(self) -> dict[str, Any] | None:
+    def turn_detection(self) -> dict[str, Any] | None:
         detection = self.session["audio"]["input"].get("turn_detection")
         return detection if isinstance(detection, dict) else None
 
-    def _turn_settings(self) -> TurnSettings:
-        return TurnSettings.from_session(self._turn_detection() or {})
+    def turn_settings(self) -> TurnSettings:
+        return TurnSettings.from_session(self.turn_detection() or {})
 
     def _create_item(self, event: dict[str, Any]) -> None:
         item = event.get("item")
@@ -300,164 +261,6 @@ class LocalSession(ResponseEvents, ProviderConnection):
                 "audio_end_ms": audio_end_ms,
             }
         )
-
-    # --- caller audio ----------------------------------------------------------------------
-    async def _process_input(self) -> None:
-        while True:
-            message = await self._input.get()
-            if isinstance(message, _Commit):
-                self._commit_by_hand(message.event_id)
-            elif isinstance(message, _Clear):
-                self.buffer.reset(self.buffer.end_ms)
-                self.detector.reset()
-                self._emit({"type": "input_audio_buffer.cleared"})
-            else:
-                probabilities = await run_cpu(self._analyse, message)
-                if self._turn_detection() is not None:
-                    for turn_event in self.detector.feed(probabilities):
-                        self._on_turn_event(turn_event)
-
-    def _analyse(self, samples: Int16Audio) -> list[float]:
-        """Resample, buffer and score one appended chunk (runs in the worker pool)."""
-        audio = self.resampler(to_float(samples))
-        detection = self._turn_detection()
-        if detection is not None and not self.detector.speaking:
-            # Between turns only the prefix padding (and the frames that confirm speech)
-            # before what was analysed can become part of the next turn.
-            settings = self.detector.settings
-            self.buffer.keep_from(
-                self.detector.position_ms
-                - settings.prefix_padding_ms
-                - FRAME_MS * MIN_SPEECH_FRAMES
-            )
-        self.buffer.append(audio)
-        self.buffer.keep_from(self.buffer.end_ms - MAX_BUFFER_MS)
-        return self.activity.probabilities(audio) if detection is not None else []
-
-    def _on_turn_event(self, turn_event: SpeechStarted | SilenceBegan | SpeechStopped) -> None:
-        detection = self._turn_detection() or {}
-        if isinstance(turn_event, SpeechStarted):
-            self._speech_item_id = new_id("item")
-            self._speech_start_ms = turn_event.audio_start_ms
-            self._speculation = None
-            self._emit(
-                {
-                    "type": events.SPEECH_STARTED,
-                    "audio_start_ms": turn_event.audio_start_ms,
-                    "item_id": self._speech_item_id,
-                }
-            )
-            if self.response is not None and detection.get("interrupt_response", True):
-                self._cancel_response("turn_detected")
-        elif isinstance(turn_event, SilenceBegan):
-            speech = self._speech(turn_event.speech_end_ms)
-            future = asyncio.ensure_future(run_cpu(self.transcribe, speech))
-            self._speculation = (turn_event.speech_end_ms, future)
-        else:
-            self._emit(
-                {
-                    "type": events.SPEECH_STOPPED,
-                    "audio_end_ms": turn_event.audio_end_ms,
-                    "item_id": self._speech_item_id,
-                }
-            )
-            speculation = self._speculation
-            self._speculation = None
-            transcript: asyncio.Future[str]
-            if speculation is not None and speculation[0] == turn_event.speech_end_ms:
-                transcript = speculation[1]
-            else:
-                if speculation is not None:
-                    speculation[1].cancel()
-                speech = self._speech(turn_event.speech_end_ms)
-                transcript = asyncio.ensure_future(run_cpu(self.transcribe, speech))
-            duration = turn_event.audio_end_ms - self._speech_start_ms
-            self.buffer.keep_from(turn_event.audio_end_ms)
-            self._commit(
-                self._speech_item_id,
-                transcript,
-                duration,
-                respond=bool(detection.get("create_response", True)),
-            )
-
-    def _speech(self, speech_end_ms: int) -> FloatAudio:
-        return self.buffer.audio(self._speech_start_ms, speech_end_ms + TRANSCRIBE_TAIL_MS)
-
-    def _commit_by_hand(self, event_id: str | None) -> None:
-        duration = self.buffer.end_ms - self.buffer.start_ms
-        if duration < MIN_COMMIT_MS:
-            self._error(
-                f"Error committing input audio buffer: buffer too small. Expected at least "
-                f"{MIN_COMMIT_MS}ms of audio, but buffer only has {duration}ms of audio.",
-                "input_audio_buffer_commit_empty",
-                event={"event_id": event_id},
-            )
-            return
-        speech = self.buffer.audio()
-        self.buffer.reset(self.buffer.end_ms)
-        self.detector.reset()
-        transcript = asyncio.ensure_future(run_cpu(self.transcribe, speech))
-        # A hand commit answers only when the client asks (response.create), or when
-        # turn detection is on and would create one.
-        detection = self._turn_detection()
-        respond = bool(detection and detection.get("create_response", True))
-        self._commit(self._speech_item_id or new_id("item"), transcript, duration, respond=respond)
-        self._speech_item_id = ""
-
-    def _commit(
-        self, item_id: str, transcript: asyncio.Future[str], duration_ms: int, *, respond: bool
-    ) -> None:
-        item: dict[str, Any] = {
-            "id": item_id,
-            "object": "realtime.item",
-            "type": "message",
-            "role": "user",
-            "status": "completed",
-            "content": [{"type": "input_audio", "transcript": None}],
-        }
-        self._emit(
-            {
-                "type": events.INPUT_AUDIO_COMMITTED,
-                "item_id": item_id,
-                "previous_item_id": self.conversation.last_item_id,
-            }
-        )
-        self._add_item(item)
-        self._uncharged_audio_ms += duration_ms
-        previous = self._last_turn
-        self._last_turn = self._spawn(
-            self._finish_turn(item, transcript, duration_ms, previous, respond=respond),
-            "local-turn",
-        )
-
-    async def _finish_turn(
-        self,
-        item: dict[str, Any],
-        transcript: asyncio.Future[str],
-        duration_ms: int,
-        previous: asyncio.Task[None] | None,
-        *,
-        respond: bool,
-    ) -> None:
-        text = await transcript
-        if previous is not None:
-            # Transcripts complete in the order the caller spoke.
-            with contextlib.suppress(Exception):
-                await previous
-        item["content"][0]["transcript"] = text
-        self._emit(
-            {
-                "type": events.INPUT_TRANSCRIPTION_COMPLETED,
-                "item_id": item["id"],
-                "content_index": 0,
-                "transcript": text,
-                "usage": {"type": "duration", "seconds": round(duration_ms / 1000, 3)},
-            }
-        )
-        # If the caller is already speaking again, answer once they finish, with both.
-        # Nothing heard (a cough, a door) is no turn to answer.
-        if respond and text and self.response is None and not self.detector.speaking:
-            self._start_response(None)
 
     # --- responses -------------------------------------------------------------------------
     def _start_response(
