@@ -129,7 +129,7 @@ DATABASE_URL = env_str("DATABASE_URL")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
     # Connections are opened per piece of work (Channels and Django close them after
-    # each), except on the call set-up threads, which keep theirs (foundation.setup_threads)
+    # each), except on the call set-up threads, which keep theirs (foundation.call_threads)
     # and check it before each use, as this asks.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 else:
@@ -141,12 +141,13 @@ else:
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-# Threads that set calls up (authentication, the concurrency cap, the call's row), apart
-# from Channels' one database thread so that a burst of callers is not served one by one
-# behind every live call's writes. SQLite takes one writer at a time, and a second
-# thread would only wait on its lock: 0 there, which keeps set-ups on Channels' thread.
+# Threads for calls' database work (setting them up, their transcript and usage writes,
+# their ends), each keeping its connection, apart from Channels' one database thread, so
+# that a burst of callers is not served one by one behind every live call's writes, nor
+# each piece of work opens a connection. SQLite takes one writer at a time, and a second
+# thread would only wait on its lock: 0 there, which keeps the work on Channels' thread.
 _ON_POSTGRESQL = "postgresql" in DATABASES["default"]["ENGINE"]
-KOE_SETUP_THREADS = env_int("KOE_SETUP_THREADS", 4) if _ON_POSTGRESQL else 0
+KOE_CALL_DB_THREADS = env_int("KOE_CALL_DB_THREADS", 4) if _ON_POSTGRESQL else 0
 
 REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:

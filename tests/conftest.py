@@ -144,10 +144,10 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: N
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _setup_threads_let_go(django_db_setup: None) -> Iterator[None]:
+def _call_threads_let_go(django_db_setup: None) -> Iterator[None]:
     """Calls set up in this process keep a connection per set-up thread: closed before
     the test database is dropped (PostgreSQL refuses to drop one still in use)."""
     yield
-    from foundation import setup_threads
+    from foundation import call_threads
 
-    setup_threads.stop()
+    call_threads.stop()

@@ -1,6 +1,6 @@
 """Who may open a realtime call with which agent, and the call record it opens.
 
-Synchronous (database) code: the consumer runs it through ``database_sync_to_async``.
+Synchronous (database) code: transports run it on ``foundation.call_threads``.
 Every refusal is an AccessDenied with a machine code and a sentence for the client.
 """
 

@@ -18,7 +18,6 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import orjson
-from channels.db import database_sync_to_async
 from django.conf import settings
 from django.utils.timezone import now
 
@@ -44,6 +43,7 @@ from calls.metrics import (
 )
 from calls.models import EndReason
 from calls.recordings import CallRecorder, start_recorder
+from foundation.call_threads import on_call_threads
 from tools.functions import functions_by_name
 
 logger = logging.getLogger("koe.realtime")
@@ -316,7 +316,7 @@ class Call:
 
     async def _over_budget(self) -> bool:
         try:
-            budget = await database_sync_to_async(budgets.budget_of)(self.grant.tenant_id)
+            budget = await on_call_threads(budgets.budget_of)(self.grant.tenant_id)
         except Exception:  # the other limits must still be watched
             logger.exception("budget check failed tenant=%s call=%s", *self.ids())
             return False

@@ -6,11 +6,11 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 
 from agents.realtime.session_config import late_result_note
 from agents.realtime.tracker import ToolCallRequest
+from foundation.call_threads import on_call_threads
 from tools.dispatch import run_tool_call
 from tools.functions import functions_by_name
 from tools.invocations import confirm_delivery
@@ -118,7 +118,7 @@ class CallTools:
 
     async def _confirm_delivery(self, invocation: str) -> None:
         try:
-            await database_sync_to_async(confirm_delivery)(invocation)
+            await on_call_threads(confirm_delivery)(invocation)
         except Exception as error:  # the worker sends it again; this call ignores repeats
             self.call.log("could not confirm tool result %s: %r", invocation, error)
 

@@ -36,8 +36,8 @@ from agents.realtime.handshake import caller_from_scope, chosen_subprotocol
 from agents.realtime.providers import ProviderError
 from calls.metrics import CALLS_REFUSED
 from calls.models import EndReason
+from foundation.call_threads import on_call_threads
 from foundation.frames import OVERSIZED
-from foundation.setup_threads import on_setup_threads
 
 logger = logging.getLogger("koe.realtime")
 
@@ -74,7 +74,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         caller = caller_from_scope(self.scope)
         try:
-            grant = await on_setup_threads(open_call)(caller)
+            grant = await on_call_threads(open_call)(caller)
         except AccessDenied as denied:
             CALLS_REFUSED.labels(denied.code).inc()
             logger.info("realtime refused code=%s agent=%s", denied.code, caller.agent_id)
@@ -104,8 +104,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         try:
             # Channels runs close_old_connections() in a worker thread before every handler.
             # At 50 audio events a second per call that thread hop is most of the relay's
-            # cost, and the call's own database work already goes through
-            # database_sync_to_async, which closes old connections in its thread.
+            # cost, and the call's own database work goes through its own threads
+            # (foundation.call_threads), which look after their connections.
             if message["type"] != "websocket.receive":
                 await super().dispatch(message)
             elif self.call is not None and not self.refused:

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 
 from agents.realtime.access import CallGrant
@@ -20,6 +19,7 @@ from agents.realtime.tracker import CallTracker, Pending
 from calls import spool
 from calls.ledger import end_call, store_progress
 from calls.models import EndReason
+from foundation.call_threads import on_call_threads
 
 logger = logging.getLogger("koe.realtime")
 
@@ -49,9 +49,7 @@ class CallKeeping:
             if not pending and not even_if_empty:
                 return
             try:
-                await database_sync_to_async(store_progress)(
-                    self.grant.call_id, **self.progress(pending)
-                )
+                await on_call_threads(store_progress)(self.grant.call_id, **self.progress(pending))
             except Exception:
                 self.tracker.restore_pending(pending)  # e.g. a database hiccup mid-call
                 raise
@@ -84,7 +82,7 @@ class CallKeeping:
                 # Also when the batch could not be written: the end is what frees the
                 # tenant's slot; the batch then waits in the spool.
                 if not ended:
-                    await database_sync_to_async(end_call)(
+                    await on_call_threads(end_call)(
                         self.grant.call_id, reason, detail, ended_at=ended_at
                     )
                     ended = True

@@ -1,7 +1,7 @@
 """Writing what a live call produces: transcript (as consent allows), usage, its end.
 
-Called by the realtime broker through ``database_sync_to_async`` in batches, off the
-audio path. Plain data in (dicts and lists), so the core need not know the broker.
+Called by the call core on the calls' database threads (``foundation.call_threads``) in
+batches, off the audio path. Plain data in (dicts and lists), so the core need not know the broker.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from django.db import connection
 
-from foundation import setup_threads
+from foundation import call_threads
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -23,16 +23,16 @@ def _backend_pid() -> int:
 
 @pytest.fixture
 def one_thread(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    setup_threads.stop()
-    monkeypatch.setattr(setup_threads, "_executor", ThreadPoolExecutor(1))
+    call_threads.stop()
+    monkeypatch.setattr(call_threads, "_executor", ThreadPoolExecutor(1))
     yield
-    setup_threads.stop()
+    call_threads.stop()
 
 
 def test_a_setup_thread_keeps_its_connection_and_replaces_one_the_server_ended(
     one_thread: None,
 ) -> None:
-    backend = setup_threads.on_setup_threads(_backend_pid)
+    backend = call_threads.on_call_threads(_backend_pid)
     first = asyncio.run(backend())
     assert asyncio.run(backend()) == first  # no new connection (a server process) per call
     with connection.cursor() as cursor:  # PostgreSQL restarts, or an idle timeout ends it

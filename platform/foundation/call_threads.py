@@ -1,17 +1,19 @@
-"""Threads for setting calls up, apart from Channels' one database thread.
+"""Threads for the database work of calls: setting them up, and what they write.
 
 ``channels.db.database_sync_to_async`` runs every piece of a process's database work on
 one thread, one at a time, and opens and closes a database connection around each: a
 burst of callers would be authenticated and counted against their tenant's cap one after
-another, each behind every live call's transcript writes, each paying for a new
-PostgreSQL connection (a server process forked for it).
+another, each behind every live call's transcript writes, and each set-up, flush and end
+would pay for a new PostgreSQL connection (a server process forked for it).
 
-Set-up work goes to these threads instead (``KOE_SETUP_THREADS`` of them; 0 keeps it on
-Channels' thread, as on SQLite, which writes one at a time anyway). Each thread keeps its
-connection between set-ups: checked before each use (``CONN_HEALTH_CHECKS``) and closed
-after one that failed, so a database that restarts or goes away costs no caller more
-than a refusal while it is away. The tenant's concurrency cap stays exact: it is checked
-under a row lock in the database, whatever thread asks.
+Calls' database work goes to these threads instead (``KOE_CALL_DB_THREADS`` of them; 0
+keeps it on Channels' thread, as on SQLite, which writes one at a time anyway). Each
+thread keeps its connection: checked before each use (``CONN_HEALTH_CHECKS``) and closed
+after work that failed on it, so a database that restarts or goes away costs no more
+than the work attempted while it is away (callers refused, writes retried as before).
+The guarantees do not depend on the thread: the tenant's cap is checked under a row lock
+in the database, a session token is claimed by a conditional update, and one call's
+writes are ordered by the call itself (``CallKeeping``).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ def _threads() -> ThreadPoolExecutor:
     with _lock:
         if _executor is None:
             _executor = ThreadPoolExecutor(
-                max_workers=settings.KOE_SETUP_THREADS, thread_name_prefix="koe-setup"
+                max_workers=settings.KOE_CALL_DB_THREADS, thread_name_prefix="koe-calls-db"
             )
         return _executor
 
@@ -51,7 +53,7 @@ def _keep_healthy_connections() -> None:
         connection.close_if_unusable_or_obsolete()
 
 
-class _SetUpWork(SyncToAsync):  # type: ignore[type-arg]
+class _CallWork(SyncToAsync):  # type: ignore[type-arg]
     def thread_handler(self, loop: Any, *args: Any, **kwargs: Any) -> Any:
         _keep_healthy_connections()
         try:
@@ -61,7 +63,7 @@ class _SetUpWork(SyncToAsync):  # type: ignore[type-arg]
 
 
 def stop() -> None:
-    """Close every set-up thread's connection, and the threads (a test run ending)."""
+    """Close every thread's connection, and the threads (a test run ending)."""
     global _executor
     with _lock:
         executor, _executor = _executor, None
@@ -79,12 +81,12 @@ def stop() -> None:
     executor.shutdown()
 
 
-def on_setup_threads(function: Callable[P, T]) -> Callable[P, Awaitable[T]]:
-    """``function`` (blocking, database work) as a coroutine run on the set-up threads."""
-    if settings.KOE_SETUP_THREADS < 1:
+def on_call_threads(function: Callable[P, T]) -> Callable[P, Awaitable[T]]:
+    """``function`` (blocking, database work) as a coroutine run on the calls' threads."""
+    if settings.KOE_CALL_DB_THREADS < 1:
         shared: Callable[P, Awaitable[T]] = database_sync_to_async(function)
         return shared
-    work: Callable[P, Awaitable[T]] = _SetUpWork(
+    work: Callable[P, Awaitable[T]] = _CallWork(
         function, thread_sensitive=False, executor=_threads()
     )
     return work
