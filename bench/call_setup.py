@@ -29,9 +29,15 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-from common import bench_environment, free_port, percentile, start_daphne
+from common import (
+    admin,
+    bench_environment,
+    free_port,
+    percentile,
+    scratch_url,
+    start_daphne,
+)
 from relay import UPSTREAM_CODE, cpu_seconds, prepare_database
 
 PAUSE_BETWEEN_BURSTS = 1.5  # the hung-up calls' ends are written meanwhile
@@ -71,24 +77,6 @@ async def burst(
     return took
 
 
-def throwaway_postgres(url: str) -> tuple[str, str]:
-    """A fresh database on the server of ``url``: (its URL, its name)."""
-    import psycopg
-
-    name = f"koe_bench_{os.getpid()}"
-    with psycopg.connect(url, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{name}")), name
-
-
-def drop_postgres(url: str, name: str) -> None:
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -107,11 +95,11 @@ def main() -> None:
         "KOE_LOCAL_WARM_UP": "0",
         "DEBUG": "false",  # as in production: DEBUG keeps and formats every query
     }
-    database = ("", "")
+    scratch = f"koe_bench_{os.getpid()}" if args.postgres else ""
     env = bench_environment(workdir, **extra)
-    if args.postgres:
-        database = throwaway_postgres(args.postgres)
-        env["DATABASE_URL"] = database[0]
+    if scratch:
+        admin(args.postgres, f'CREATE DATABASE "{scratch}"')
+        env["DATABASE_URL"] = scratch_url(args.postgres, scratch)
     if args.redis:
         env["REDIS_URL"] = args.redis
     try:
@@ -169,8 +157,8 @@ def main() -> None:
             daphne.wait(timeout=10)
             upstream.wait(timeout=10)
     finally:
-        if database[1]:
-            drop_postgres(args.postgres, database[1])
+        if scratch:
+            admin(args.postgres, f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

@@ -28,9 +28,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-from common import ROOT, percentile
+from common import ROOT, admin, percentile, scratch_url
 
 SCRATCH_DATABASE = "koe_bench_calls"
 TARGET_MS = 100.0
@@ -75,18 +74,6 @@ def parse_args() -> argparse.Namespace:
         "--report", type=Path, help="also write the results table (Markdown) to this file"
     )
     return parser.parse_args()
-
-
-def scratch_url(url: str, database: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{database}"))
-
-
-def admin(url: str, statement: str) -> None:
-    import psycopg
-
-    with psycopg.connect(scratch_url(url, "postgres"), autocommit=True) as connection:
-        connection.execute(statement)
 
 
 def setup_django(url: str) -> None:

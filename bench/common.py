@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,6 +37,20 @@ def bench_environment(workdir: Path, **extra: str) -> dict[str, str]:
     }
     env.pop("REDIS_URL", None)
     return env
+
+
+def scratch_url(url: str, database: str) -> str:
+    """``url`` (PostgreSQL) naming another database on the same server."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+def admin(url: str, statement: str) -> None:
+    """Run a statement (CREATE/DROP DATABASE) on the server of ``url``, outside any database."""
+    import psycopg
+
+    with psycopg.connect(scratch_url(url, "postgres"), autocommit=True) as connection:
+        connection.execute(statement)
 
 
 def run_setup(env: dict[str, str], code: str) -> dict[str, Any]:
