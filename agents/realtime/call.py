@@ -31,7 +31,7 @@ from agents.realtime.presentation import ServerToolPresenter
 from agents.realtime.providers import ProviderConnection, ProviderError, get_provider
 from agents.realtime.session_config import agent_settings, greeting_response, session_update
 from agents.realtime.tracker import CallTracker, ProviderFault
-from agents.realtime.turns import SERVER, ResponseTurns
+from agents.realtime.turns import ResponseTurns
 from billing import budgets
 from calls.metrics import (
     ACTIVE_CALLS,
@@ -53,6 +53,9 @@ SESSION_EVENTS = frozenset({events.SESSION_CREATED, events.SESSION_UPDATED})
 # How long a caller whose call ended waits for the end to be written before being told.
 RECORD_BEFORE_CLOSE_SECONDS = 2.0
 MAX_GOODBYE_SECONDS = 15.0
+# The relay's latency histograms, labelled once (not on each of 50 events a second).
+CLIENT_TO_PROVIDER = RELAY_LATENCY.labels("client_to_provider")
+PROVIDER_TO_CLIENT = RELAY_LATENCY.labels("provider_to_client")
 # The ends that are Koe's or the provider's fault, told to the caller as server errors.
 SERVER_FAULTS = frozenset({EndReason.PROVIDER_ERROR, EndReason.SERVER_ERROR})
 
@@ -88,11 +91,11 @@ class Call:
             strict=grant.strict,
             max_frame_bytes=settings.KOE_REALTIME_MAX_FRAME_BYTES,
         )
-        server_tools = frozenset(functions_by_name(self.config.tools))
+        self.tools = CallTools(self, functions_by_name(self.config.tools))
+        server_tools = frozenset(self.tools.functions)
         self.tracker = CallTracker(server_tools=server_tools, policy=self.policy)
         self.presenter = ServerToolPresenter(server_tools, hosted=grant.shows_tool_calls)
         self.turns = ResponseTurns(lambda: self.policy.response_active)
-        self.tools = CallTools(self)
         self.hang_up_after_response = False  # the end_call tool was used
         self.recorder: CallRecorder | None = None  # the call's audio, under recording consent
         self.background: set[asyncio.Task[Any]] = set()
@@ -137,8 +140,7 @@ class Call:
             await self.send_upstream(session_update(self.config))
             greeting = greeting_response(self.config) if self.grant.greets else None
             if greeting is not None:
-                self.turns.requested.append(SERVER)
-                await self.send_upstream(greeting)
+                await self.send_upstream(self.turns.server_request_now(greeting))
         except ProviderError as error:
             await self.end(EndReason.PROVIDER_ERROR, str(error), notify=True)
             return
@@ -180,7 +182,7 @@ class Call:
         except ProviderError as error:
             await self.end(EndReason.PROVIDER_ERROR, str(error), notify=True)
             return
-        RELAY_LATENCY.labels("client_to_provider").observe(time.perf_counter() - started)
+        CLIENT_TO_PROVIDER.observe(time.perf_counter() - started)
 
     async def oversized_frame(self, size: int) -> None:
         """The transport read past a frame over the limit: the caller is told, the call goes on."""
@@ -236,7 +238,7 @@ class Call:
             if not await self.transport.deliver(shown):
                 await self.end(EndReason.CLIENT_CLOSED, "The client went away.")
                 return False
-        RELAY_LATENCY.labels("provider_to_client").observe(time.perf_counter() - started)
+        PROVIDER_TO_CLIENT.observe(time.perf_counter() - started)
         if isinstance(outcome, ProviderFault):
             await self.end(EndReason.PROVIDER_ERROR, outcome.message, notify=True)
             return False

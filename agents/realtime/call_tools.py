@@ -12,7 +12,7 @@ from agents.realtime.session_config import late_result_note
 from agents.realtime.tracker import ToolCallRequest
 from foundation.call_threads import on_call_threads
 from tools.dispatch import run_tool_call
-from tools.functions import functions_by_name
+from tools.functions import ModelFunction
 from tools.invocations import confirm_delivery
 from tools.outcomes import ToolOutcome
 from tools.runner import ToolCallContext
@@ -29,9 +29,9 @@ WORKING_ON_IT = (
 
 
 class CallTools:
-    def __init__(self, call: Call) -> None:
+    def __init__(self, call: Call, functions: dict[str, ModelFunction]) -> None:
         self.call = call
-        self.functions = functions_by_name(call.config.tools)
+        self.functions = functions  # the agent's server-side tools, by function name
         # Background tools whose result the call waits for: function call id -> (the
         # request, when to stop waiting); those it stopped waiting for.
         self.awaited: dict[str, tuple[ToolCallRequest, float]] = {}

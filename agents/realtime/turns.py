@@ -56,6 +56,12 @@ class ResponseTurns:
         self.requested.append(SERVER)
         return event
 
+    def server_request_now(self, event: dict[str, Any]) -> dict[str, Any]:
+        """A response.create of Koe's own sent whatever is under way (the greeting, as the
+        call opens): counted, so the client's requests wait behind it."""
+        self.requested.append(SERVER)
+        return event
+
     def client_request(self, frame: str) -> bool:
         """A client's response.create: True to send it on now, False when it is held back
         because a response Koe asked for is under way (the client's turn comes next, as it
