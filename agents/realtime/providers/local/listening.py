@@ -95,7 +95,7 @@ class Listening:
             elif isinstance(message, _Clear):
                 self.buffer.reset(self.buffer.end_ms)
                 self.detector.reset()
-                self.session._emit({"type": "input_audio_buffer.cleared"})
+                self.session.emit({"type": "input_audio_buffer.cleared"})
             else:
                 probabilities = await run_cpu(self._analyse, message)
                 if self.session.turn_detection() is not None:
@@ -125,7 +125,7 @@ class Listening:
             self.speech_item_id = new_id("item")
             self.speech_start_ms = turn_event.audio_start_ms
             self.speculation = None
-            self.session._emit(
+            self.session.emit(
                 {
                     "type": events.SPEECH_STARTED,
                     "audio_start_ms": turn_event.audio_start_ms,
@@ -133,13 +133,13 @@ class Listening:
                 }
             )
             if self.session.response is not None and detection.get("interrupt_response", True):
-                self.session._cancel_response("turn_detected")
+                self.session.cancel_response("turn_detected")
         elif isinstance(turn_event, SilenceBegan):
             speech = self._speech(turn_event.speech_end_ms)
             future = asyncio.ensure_future(run_cpu(self.transcribe, speech))
             self.speculation = (turn_event.speech_end_ms, future)
         else:
-            self.session._emit(
+            self.session.emit(
                 {
                     "type": events.SPEECH_STOPPED,
                     "audio_end_ms": turn_event.audio_end_ms,
@@ -171,7 +171,7 @@ class Listening:
     def _commit_by_hand(self, event_id: str | None) -> None:
         duration = self.buffer.end_ms - self.buffer.start_ms
         if duration < MIN_COMMIT_MS:
-            self.session._error(
+            self.session.error(
                 f"Error committing input audio buffer: buffer too small. Expected at least "
                 f"{MIN_COMMIT_MS}ms of audio, but buffer only has {duration}ms of audio.",
                 "input_audio_buffer_commit_empty",
@@ -200,17 +200,17 @@ class Listening:
             "status": "completed",
             "content": [{"type": "input_audio", "transcript": None}],
         }
-        self.session._emit(
+        self.session.emit(
             {
                 "type": events.INPUT_AUDIO_COMMITTED,
                 "item_id": item_id,
                 "previous_item_id": self.session.conversation.last_item_id,
             }
         )
-        self.session._add_item(item)
-        self.session._uncharged_audio_ms += duration_ms
+        self.session.add_item(item)
+        self.session.uncharged_audio_ms += duration_ms
         previous = self.last_turn
-        self.last_turn = self.session._spawn(
+        self.last_turn = self.session.spawn(
             self._finish_turn(item, transcript, duration_ms, previous, respond=respond),
             "local-turn",
         )
@@ -230,7 +230,7 @@ class Listening:
             with contextlib.suppress(Exception):
                 await previous
         item["content"][0]["transcript"] = text
-        self.session._emit(
+        self.session.emit(
             {
                 "type": events.INPUT_TRANSCRIPTION_COMPLETED,
                 "item_id": item["id"],
@@ -242,4 +242,4 @@ class Listening:
         # If the caller is already speaking again, answer once they finish, with both.
         # Nothing heard (a cough, a door) is no turn to answer.
         if respond and text and self.session.response is None and not self.detector.speaking:
-            self.session._start_response(None)
+            self.session.start_response(None)

@@ -44,7 +44,7 @@ class ResponseEvents:
     session: dict[str, Any]
     conversation: Conversation
 
-    def _emit(self, event: dict[str, Any]) -> None:
+    def emit(self, event: dict[str, Any]) -> None:
         raise NotImplementedError
 
     def _speaks_audio(self) -> bool:
@@ -61,7 +61,7 @@ class ResponseEvents:
         }
         response.message = item
         response.output.append(item)
-        self._emit(
+        self.emit(
             {
                 "type": events.OUTPUT_ITEM_ADDED,
                 "response_id": response.id,
@@ -69,9 +69,9 @@ class ResponseEvents:
                 "item": copy.deepcopy(item),
             }
         )
-        self._add_item(item, done=False)
+        self.add_item(item, done=False)
         part = {"type": "audio", "transcript": ""} if self._speaks_audio() else {"type": "text"}
-        self._emit(
+        self.emit(
             {
                 "type": "response.content_part.added",
                 "response_id": response.id,
@@ -97,15 +97,15 @@ class ResponseEvents:
             "content_index": 0,
         }
         if self._speaks_audio():
-            self._emit({"type": events.OUTPUT_AUDIO_DONE, **where})
-            self._emit({"type": events.OUTPUT_AUDIO_TRANSCRIPT_DONE, **where, "transcript": text})
+            self.emit({"type": events.OUTPUT_AUDIO_DONE, **where})
+            self.emit({"type": events.OUTPUT_AUDIO_TRANSCRIPT_DONE, **where, "transcript": text})
             part: dict[str, Any] = {"type": "audio", "transcript": text}
             content: dict[str, Any] = {"type": "output_audio", "transcript": text}
         else:
-            self._emit({"type": events.OUTPUT_TEXT_DONE, **where, "text": text})
+            self.emit({"type": events.OUTPUT_TEXT_DONE, **where, "text": text})
             part = {"type": "text", "text": text}
             content = {"type": "output_text", "text": text}
-        self._emit({"type": "response.content_part.done", **where, "part": part})
+        self.emit({"type": "response.content_part.done", **where, "part": part})
         item["status"] = status
         item["content"] = [content]
         self._item_done(response, item)
@@ -123,7 +123,7 @@ class ResponseEvents:
         }
         response.output.append(item)
         output_index = len(response.output) - 1
-        self._emit(
+        self.emit(
             {
                 "type": events.OUTPUT_ITEM_ADDED,
                 "response_id": response.id,
@@ -131,15 +131,15 @@ class ResponseEvents:
                 "item": copy.deepcopy(item),
             }
         )
-        self._add_item(item, done=False)
+        self.add_item(item, done=False)
         where = {
             "response_id": response.id,
             "item_id": item["id"],
             "output_index": output_index,
             "call_id": item["call_id"],
         }
-        self._emit({"type": "response.function_call_arguments.delta", **where, "delta": arguments})
-        self._emit(
+        self.emit({"type": "response.function_call_arguments.delta", **where, "delta": arguments})
+        self.emit(
             {
                 "type": events.FUNCTION_CALL_ARGUMENTS_DONE,
                 **where,
@@ -153,7 +153,7 @@ class ResponseEvents:
         self._item_done(response, item)
 
     def _item_done(self, response: Response, item: dict[str, Any]) -> None:
-        self._emit(
+        self.emit(
             {
                 "type": events.OUTPUT_ITEM_DONE,
                 "response_id": response.id,
@@ -161,7 +161,7 @@ class ResponseEvents:
                 "item": copy.deepcopy(item),
             }
         )
-        self._emit(
+        self.emit(
             {
                 "type": events.ITEM_DONE,
                 "previous_item_id": self._previous_id(item["id"]),
@@ -224,9 +224,9 @@ class ResponseEvents:
         }
 
     # --- helpers ---------------------------------------------------------------------------
-    def _add_item(self, item: dict[str, Any], *, done: bool = True) -> None:
+    def add_item(self, item: dict[str, Any], *, done: bool = True) -> None:
         previous = self.conversation.add(item)
-        self._emit(
+        self.emit(
             {
                 "type": events.ITEM_ADDED,
                 "previous_item_id": previous,
@@ -234,7 +234,7 @@ class ResponseEvents:
             }
         )
         if done:
-            self._emit(
+            self.emit(
                 {
                     "type": events.ITEM_DONE,
                     "previous_item_id": previous,

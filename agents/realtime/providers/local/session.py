@@ -83,11 +83,11 @@ class LocalSession(ResponseEvents, ProviderConnection):
         self.response: Response | None = None
         self.closed = False
         self._outbox: asyncio.Queue[str | None] = asyncio.Queue()
-        self._uncharged_audio_ms = 0  # caller audio not yet charged to a response
+        self.uncharged_audio_ms = 0  # caller audio not yet charged to a response
         self._tasks: set[asyncio.Task[Any]] = set()
         self.listening = Listening(self, activity or VoiceActivity(), transcribe)
-        self._spawn(self.listening.run(), "local-input")
-        self._emit({"type": events.SESSION_CREATED, "session": copy.deepcopy(self.session)})
+        self.spawn(self.listening.run(), "local-input")
+        self.emit({"type": events.SESSION_CREATED, "session": copy.deepcopy(self.session)})
 
     # --- ProviderConnection ----------------------------------------------------------------
     async def send(self, frame: str) -> None:
@@ -96,24 +96,24 @@ class LocalSession(ResponseEvents, ProviderConnection):
         try:
             event = orjson.loads(frame)
         except orjson.JSONDecodeError:
-            self._error("The event is not valid JSON.", "invalid_json")
+            self.error("The event is not valid JSON.", "invalid_json")
             return
         if not isinstance(event, dict):
-            self._error("An event must be a JSON object.", "invalid_event")
+            self.error("An event must be a JSON object.", "invalid_event")
             return
         if event.get("type") not in events.CLIENT_EVENTS:
-            self._error(f"Invalid value: {event.get('type')!r}.", "invalid_value", param="type")
+            self.error(f"Invalid value: {event.get('type')!r}.", "invalid_value", param="type")
             return
         try:
             # The API's own checks: a malformed event is refused, never half-applied.
             client_events.validate(event)
         except ClientEventRejected as rejected:
-            self._error(rejected.message, rejected.code, param=rejected.param, event=event)
+            self.error(rejected.message, rejected.code, param=rejected.param, event=event)
             return
         try:
             self._dispatch(event)
         except AudioFormatError as error:
-            self._error(str(error), "invalid_audio", param="audio", event=event)
+            self.error(str(error), "invalid_audio", param="audio", event=event)
 
     def __aiter__(self) -> AsyncIterator[str]:
         return self._frames()
@@ -150,7 +150,7 @@ class LocalSession(ResponseEvents, ProviderConnection):
         elif kind == events.INPUT_AUDIO_CLEAR:
             self.listening.clear()
         elif kind == events.OUTPUT_AUDIO_CLEAR:
-            self._cancel_response("client_cancelled")
+            self.cancel_response("client_cancelled")
         elif kind == events.ITEM_CREATE:
             self._create_item(event)
         elif kind == events.ITEM_TRUNCATE:
@@ -158,18 +158,18 @@ class LocalSession(ResponseEvents, ProviderConnection):
         elif kind == events.ITEM_DELETE:
             item_id = str(event.get("item_id") or "")
             if self.conversation.delete(item_id):
-                self._emit({"type": "conversation.item.deleted", "item_id": item_id})
+                self.emit({"type": "conversation.item.deleted", "item_id": item_id})
             else:
-                self._error(f"Item {item_id!r} not found.", "item_not_found", event=event)
+                self.error(f"Item {item_id!r} not found.", "item_not_found", event=event)
         elif kind == events.ITEM_RETRIEVE:
             item = self.conversation.get(str(event.get("item_id") or ""))
             if item is None:
-                self._error("Item not found.", "item_not_found", event=event)
+                self.error("Item not found.", "item_not_found", event=event)
             else:
-                self._emit({"type": "conversation.item.retrieved", "item": copy.deepcopy(item)})
+                self.emit({"type": "conversation.item.retrieved", "item": copy.deepcopy(item)})
         elif kind == events.RESPONSE_CREATE:
             if self.response is not None:
-                self._error(
+                self.error(
                     "Conversation already has an active response in progress.",
                     "conversation_already_has_active_response",
                     event=event,
@@ -178,26 +178,26 @@ class LocalSession(ResponseEvents, ProviderConnection):
             options = event.get("response") or {}
             options = options if isinstance(options, dict) else {}
             instructions, metadata = options.get("instructions"), options.get("metadata")
-            self._start_response(
+            self.start_response(
                 instructions if isinstance(instructions, str) else None,
                 metadata if isinstance(metadata, dict) else None,
             )
         elif kind == events.RESPONSE_CANCEL:
             if self.response is None:
-                self._error(
+                self.error(
                     "Cancellation failed: no active response found.",
                     "response_cancel_not_active",
                     event=event,
                 )
             else:
-                self._cancel_response("client_cancelled")
+                self.cancel_response("client_cancelled")
         else:
-            self._error(f"Invalid value: {kind!r}.", "invalid_value", param="type", event=event)
+            self.error(f"Invalid value: {kind!r}.", "invalid_value", param="type", event=event)
 
     def _update_session(self, event: dict[str, Any]) -> None:
         update = event.get("session")
         if not isinstance(update, dict) or update.get("type", "realtime") != "realtime":
-            self._error("Invalid session type.", "invalid_value", param="session.type", event=event)
+            self.error("Invalid session type.", "invalid_value", param="session.type", event=event)
             return
         audio = update.get("audio") or {}
         for direction in ("input", "output"):
@@ -206,7 +206,7 @@ class LocalSession(ResponseEvents, ProviderConnection):
                 audio_format.get("type") != "audio/pcm"
                 or int(audio_format.get("rate") or PROTOCOL_RATE) != PROTOCOL_RATE
             ):
-                self._error(
+                self.error(
                     "The built-in provider speaks audio/pcm at 24 kHz only.",
                     "unsupported_audio_format",
                     param=f"session.audio.{direction}.format",
@@ -215,7 +215,7 @@ class LocalSession(ResponseEvents, ProviderConnection):
                 return
         merge_session(self.session, update)
         self.listening.detector.settings = self.turn_settings()
-        self._emit({"type": events.SESSION_UPDATED, "session": copy.deepcopy(self.session)})
+        self.emit({"type": events.SESSION_UPDATED, "session": copy.deepcopy(self.session)})
 
     def turn_detection(self) -> dict[str, Any] | None:
         detection = self.session["audio"]["input"].get("turn_detection")
@@ -231,10 +231,10 @@ class LocalSession(ResponseEvents, ProviderConnection):
             "function_call",
             "function_call_output",
         ):
-            self._error("Invalid item.", "invalid_value", param="item.type", event=event)
+            self.error("Invalid item.", "invalid_value", param="item.type", event=event)
             return
         if item.get("type") == "function_call_output" and not isinstance(item.get("output"), str):
-            self._error("A function_call_output needs an output string.", "invalid_value",
+            self.error("A function_call_output needs an output string.", "invalid_value",
                         param="item.output", event=event)  # fmt: skip
             return
         item = {
@@ -243,7 +243,7 @@ class LocalSession(ResponseEvents, ProviderConnection):
             "object": "realtime.item",
             "status": "completed",
         }
-        self._add_item(item)
+        self.add_item(item)
 
     def _truncate(self, event: dict[str, Any]) -> None:
         item_id = str(event.get("item_id") or "")
@@ -251,9 +251,9 @@ class LocalSession(ResponseEvents, ProviderConnection):
         if not isinstance(audio_end_ms, int) or not self.conversation.truncate(
             item_id, audio_end_ms
         ):
-            self._error("Invalid item to truncate.", "item_truncate_invalid_item_id", event=event)
+            self.error("Invalid item to truncate.", "item_truncate_invalid_item_id", event=event)
             return
-        self._emit(
+        self.emit(
             {
                 "type": events.ITEM_TRUNCATED,
                 "item_id": item_id,
@@ -263,21 +263,21 @@ class LocalSession(ResponseEvents, ProviderConnection):
         )
 
     # --- responses -------------------------------------------------------------------------
-    def _start_response(
+    def start_response(
         self, instructions: str | None, metadata: dict[str, Any] | None = None
     ) -> None:
         response = Response(
             id=new_id("resp"),
             instructions=instructions,
-            input_audio_ms=self._uncharged_audio_ms,
+            input_audio_ms=self.uncharged_audio_ms,
             metadata=metadata,
         )
-        self._uncharged_audio_ms = 0
+        self.uncharged_audio_ms = 0
         self.response = response
-        self._emit({"type": events.RESPONSE_CREATED, "response": self._response_object(response)})
-        response.task = self._spawn(self._run_response(response), "local-response")
+        self.emit({"type": events.RESPONSE_CREATED, "response": self._response_object(response)})
+        response.task = self.spawn(self._run_response(response), "local-response")
 
-    def _cancel_response(self, reason: str) -> None:
+    def cancel_response(self, reason: str) -> None:
         response = self.response
         if response is None or response.task is None or response.cancel_reason:
             return
@@ -307,7 +307,7 @@ class LocalSession(ResponseEvents, ProviderConnection):
         self._close_message(response, "completed" if status == "completed" else "incomplete")
         self.response = None
         done = self._response_object(response, status=status)
-        self._emit({"type": events.RESPONSE_DONE, "response": done})
+        self.emit({"type": events.RESPONSE_DONE, "response": done})
 
     async def _generate(self, response: Response) -> None:
         request = engine_request(self.config, self.session, self.conversation, response)
@@ -342,7 +342,7 @@ class LocalSession(ResponseEvents, ProviderConnection):
         if not self._speaks_audio():
             response.transcript.append(sentence)
             response.output_text_chars += len(text_delta)
-            self._emit({"type": "response.output_text.delta", **where, "delta": text_delta})
+            self.emit({"type": "response.output_text.delta", **where, "delta": text_delta})
             return
         audio = await run_cpu(self.voice.speak, sentence)
         # Only now is the sentence produced: a response cancelled while it was being
@@ -354,12 +354,12 @@ class LocalSession(ResponseEvents, ProviderConnection):
             SpokenPart(sentence, response.audio_ms, duration)
         )
         response.audio_ms += duration
-        self._emit({"type": events.OUTPUT_AUDIO_TRANSCRIPT_DELTA, **where, "delta": text_delta})
+        self.emit({"type": events.OUTPUT_AUDIO_TRANSCRIPT_DELTA, **where, "delta": text_delta})
         for start in range(0, len(audio), AUDIO_DELTA_SAMPLES):
             chunk = audio[start : start + AUDIO_DELTA_SAMPLES]
-            self._emit({"type": events.OUTPUT_AUDIO_DELTA, **where, "delta": encode_pcm16(chunk)})
+            self.emit({"type": events.OUTPUT_AUDIO_DELTA, **where, "delta": encode_pcm16(chunk)})
 
-    def _error(
+    def error(
         self,
         message: str,
         code: str,
@@ -368,7 +368,7 @@ class LocalSession(ResponseEvents, ProviderConnection):
         event: dict[str, Any] | None = None,
     ) -> None:
         # invalid_request_error: about one client event; the session goes on.
-        self._emit(
+        self.emit(
             {
                 "type": events.ERROR,
                 "error": {
@@ -381,12 +381,12 @@ class LocalSession(ResponseEvents, ProviderConnection):
             }
         )
 
-    def _emit(self, event: dict[str, Any]) -> None:
+    def emit(self, event: dict[str, Any]) -> None:
         if self.closed:
             return
         self._outbox.put_nowait(orjson.dumps({"event_id": new_id("event"), **event}).decode())
 
-    def _spawn(self, coroutine: Any, name: str) -> asyncio.Task[Any]:
+    def spawn(self, coroutine: Any, name: str) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coroutine)
         task.set_name(name)
         self._tasks.add(task)
@@ -402,7 +402,7 @@ class LocalSession(ResponseEvents, ProviderConnection):
             logger.error("local session task %s failed: %r", task.get_name(), error)
             if task.get_name() == "local-input":
                 # Without its input task the session cannot hear: end it visibly.
-                self._emit(
+                self.emit(
                     {
                         "type": events.ERROR,
                         "error": {
