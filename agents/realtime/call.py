@@ -158,8 +158,7 @@ class Call:
         try:
             client_event = parse_client_frame(frame, self.policy)
         except ClientEventRejected as rejected:
-            CLIENT_EVENTS_REJECTED.labels(rejected.code).inc()
-            await self.send_event(rejected.to_event())
+            await self._reject(rejected)
             return
         self.tracker.client_event(client_event.type)
         if client_event.ignored:
@@ -188,7 +187,10 @@ class Call:
         """The transport read past a frame over the limit: the caller is told, the call goes on."""
         if self.ended:
             return
-        rejected = oversized(size, self.policy.max_frame_bytes)
+        await self._reject(oversized(size, self.policy.max_frame_bytes))
+
+    async def _reject(self, rejected: ClientEventRejected) -> None:
+        """A client event refused: the caller gets the error event, the call goes on."""
         CLIENT_EVENTS_REJECTED.labels(rejected.code).inc()
         await self.send_event(rejected.to_event())
 
