@@ -3,7 +3,7 @@
 A ``Call`` holds the agent's configuration (from its ``CallGrant``), the provider session,
 the policy the caller's events go through, the tracker of its transcript and usage, its
 tools, whose turn it is to respond, its limits and budget, its recording and its end.
-A transport (the OpenAI-protocol WebSocket today; phone, WebRTC and SIP adapters next)
+A transport (the OpenAI-protocol WebSocket, carriers' media streams; WebRTC and SIP next)
 gives it the caller's events with ``client_frame`` and takes the events for the caller
 through the small ``CallTransport`` interface. It knows nothing of Channels.
 """
@@ -95,7 +95,9 @@ class Call:
         server_tools = frozenset(self.tools.functions)
         self.tracker = CallTracker(server_tools=server_tools, policy=self.policy)
         self.presenter = ServerToolPresenter(server_tools, hosted=grant.shows_tool_calls)
-        self.turns = ResponseTurns(lambda: self.policy.response_active)
+        self.turns = ResponseTurns(
+            lambda: self.policy.response_active, audio_format=self.config.audio_format
+        )
         self.hang_up_after_response = False  # the end_call tool was used
         self.recorder: CallRecorder | None = None  # the call's audio, under recording consent
         self.background: set[asyncio.Task[Any]] = set()

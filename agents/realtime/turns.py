@@ -21,8 +21,8 @@ from agents.realtime import events
 RESPONSE_REFUSALS = frozenset({"conversation_already_has_active_response"})
 SERVER = "server"
 CLIENT = "client"
-# base64 of 24 kHz PCM16: 4 characters carry 3 bytes, 48,000 bytes a second.
-AUDIO_BASE64_CHARS_PER_SECOND = 48000 * 4 / 3
+# Bytes of audio a second, by the agent's audio format (24 kHz PCM16, 8 kHz G.711).
+AUDIO_BYTES_PER_SECOND = {"pcm16": 48000, "g711_ulaw": 8000, "g711_alaw": 8000}
 
 
 class ResponseTurns:
@@ -33,9 +33,12 @@ class ResponseTurns:
         self,
         response_active: Callable[[], bool],
         clock: Callable[[], float] = time.monotonic,
+        audio_format: str = "pcm16",
     ) -> None:
         self.response_active = response_active
         self.clock = clock
+        # base64: 4 characters carry 3 bytes.
+        self.base64_chars_per_second = AUDIO_BYTES_PER_SECOND.get(audio_format, 48000) * 4 / 3
         # Who asked for each response.create sent upstream and not yet created, in order.
         self.requested: deque[str] = deque()
         self.response_by: str | None = None  # who started the response in progress
@@ -83,7 +86,7 @@ class ResponseTurns:
         elif kind == events.RESPONSE_DONE:
             self.response_by = None
         elif kind == events.OUTPUT_AUDIO_DELTA:
-            self.audio_seconds += len(event.get("delta") or "") / AUDIO_BASE64_CHARS_PER_SECOND
+            self.audio_seconds += len(event.get("delta") or "") / self.base64_chars_per_second
         elif kind == events.ERROR and self.requested:
             error = event.get("error")
             if isinstance(error, dict) and error.get("code") in RESPONSE_REFUSALS:
