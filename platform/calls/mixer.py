@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import soxr
 
+from speech.g711 import G711_RATE, G711_TABLES
+
 SAMPLE_RATE = 24_000
 CHANNELS = 2
 SAMPLE_BYTES = 2
@@ -45,29 +47,6 @@ class RecordingError(Exception):
 # --- decoding the call's audio format -----------------------------------------------------
 
 
-def _g711_ulaw_table() -> np.ndarray:
-    codes = ~np.arange(256, dtype=np.int32) & 0xFF
-    exponent = (codes >> 4) & 0x07
-    magnitude = (((codes & 0x0F) << 3) + 0x84) << exponent
-    samples = magnitude - 0x84
-    return np.where(codes & 0x80, -samples, samples).astype("<i2")
-
-
-def _g711_alaw_table() -> np.ndarray:
-    codes = np.arange(256, dtype=np.int32) ^ 0x55
-    exponent = (codes >> 4) & 0x07
-    mantissa = codes & 0x0F
-    magnitude = np.where(
-        exponent == 0,
-        (mantissa << 4) + 8,
-        ((mantissa << 4) + 0x108) << np.maximum(exponent - 1, 0),
-    )
-    return np.where(codes & 0x80, magnitude, -magnitude).astype("<i2")
-
-
-G711_TABLES = {"g711_ulaw": _g711_ulaw_table(), "g711_alaw": _g711_alaw_table()}
-
-
 class AudioDecoder:
     """One direction's audio, as the agent's format carries it, to 24 kHz PCM16 samples.
 
@@ -79,7 +58,7 @@ class AudioDecoder:
     def __init__(self, audio_format: str = "pcm16") -> None:
         self.table = G711_TABLES.get(audio_format)
         self.resampler = (
-            soxr.ResampleStream(8_000, SAMPLE_RATE, 1, dtype="int16", quality="QQ")
+            soxr.ResampleStream(G711_RATE, SAMPLE_RATE, 1, dtype="int16", quality="QQ")
             if self.table is not None
             else None
         )

@@ -10,7 +10,8 @@
   for dates and times, ``words``) and ``llm`` (an OpenAI-compatible chat server).
 - ``tts``: Piper or espeak-ng (``Voice``).
 - ``runtime``: the models, loaded once per process from installed packages, and the
-  bounded CPU pool they run in; ``audio`` and ``text``: conversions and sentence splitting.
+  bounded CPU pool they run in; ``audio`` and ``text``: conversions and sentence splitting;
+  ``g711``: the phone's μ-law and A-law.
 
 Each stage is tested alone (tests/local) and replaceable: Koe's local provider
 (``agents.realtime.providers.local``) speaks the Realtime protocol over them and takes

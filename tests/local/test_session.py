@@ -352,7 +352,7 @@ def test_bad_client_events_get_errors_and_the_session_goes_on() -> None:
                 "type": "session.update",
                 "session": {
                     "type": "realtime",
-                    "audio": {"output": {"format": {"type": "audio/pcmu"}}},
+                    "audio": {"output": {"format": {"type": "audio/pcma"}}},
                 },
             }
         )

@@ -1,11 +1,12 @@
 """The caller's side of a local session: appended audio in, committed turns out.
 
 Appended audio, manual commits and clears are handled strictly in order by one task.
-Each chunk is resampled to 16 kHz, buffered and scored by the voice-activity stage; the
-turn detector (the agent's server_vad settings) turns the scores into speech started,
-a pause (when transcription starts early, so the words are ready when the silence ends
-the turn) and speech stopped. Each committed utterance gets a turn task that waits for
-its transcript (turns finish in the order they were spoken) and may start a response.
+Each chunk is resampled to 16 kHz (from the rate of the input format it was appended in:
+24 kHz PCM16 or 8 kHz μ-law), buffered and scored by the voice-activity stage; the turn
+detector (the agent's server_vad settings) turns the scores into speech started, a pause
+(when transcription starts early, so the words are ready when the silence ends the turn)
+and speech stopped. Each committed utterance gets a turn task that waits for its
+transcript (turns finish in the order they were spoken) and may start a response.
 The session (``LocalSession``) speaks the protocol: this only tells it what happened.
 """
 
@@ -16,10 +17,11 @@ import contextlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from agents.realtime import events
 from agents.realtime.providers.local.conversation import new_id
 from speech.audio import (
-    PROTOCOL_RATE,
     SPEECH_RATE,
     FloatAudio,
     InputBuffer,
@@ -27,6 +29,7 @@ from speech.audio import (
     StreamResampler,
     to_float,
 )
+from speech.g711 import G711_RATE
 from speech.runtime import run_cpu
 from speech.stt import Transcribe
 from speech.vad import (
@@ -50,6 +53,21 @@ MIN_COMMIT_MS = 100
 TRANSCRIBE_TAIL_MS = 150
 
 
+def speech_resampler(rate: int) -> StreamResampler:
+    """A stream from the input's rate to the speech stages' 16 kHz."""
+    # Phone audio (8 kHz G.711, under 14 bits) loses nothing to soxr's 16-bit medium
+    # quality, which holds it back 26 ms where high quality would take 66 ms of each turn.
+    return StreamResampler(rate, SPEECH_RATE, quality="MQ" if rate == G711_RATE else "HQ")
+
+
+@dataclass
+class _Audio:
+    """An appended chunk, decoded, at the rate of the input format it came in."""
+
+    samples: Int16Audio
+    rate: int
+
+
 @dataclass
 class _Commit:
     """A manual input_audio_buffer.commit, queued behind the audio before it."""
@@ -71,15 +89,15 @@ class Listening:
         self.transcribe = transcribe
         self.buffer = InputBuffer()
         self.detector = TurnDetector(session.turn_settings())
-        self.resampler = StreamResampler(PROTOCOL_RATE, SPEECH_RATE)
-        self.queue: asyncio.Queue[Int16Audio | _Commit | _Clear] = asyncio.Queue()
+        self.resampler = speech_resampler(session.input_format.rate)
+        self.queue: asyncio.Queue[_Audio | _Commit | _Clear] = asyncio.Queue()
         self.speech_item_id = ""
         self.speech_start_ms = 0
         self.speculation: tuple[int, asyncio.Future[str]] | None = None
         self.last_turn: asyncio.Task[None] | None = None
 
-    def append(self, samples: Int16Audio) -> None:
-        self.queue.put_nowait(samples)
+    def append(self, samples: Int16Audio, rate: int) -> None:
+        self.queue.put_nowait(_Audio(samples, rate))
 
     def commit(self, event_id: str | None) -> None:
         self.queue.put_nowait(_Commit(event_id))
@@ -102,9 +120,9 @@ class Listening:
                     for turn_event in self.detector.feed(probabilities):
                         self._on_turn_event(turn_event)
 
-    def _analyse(self, samples: Int16Audio) -> list[float]:
+    def _analyse(self, chunk: _Audio) -> list[float]:
         """Resample, buffer and score one appended chunk (runs in the worker pool)."""
-        audio = self.resampler(to_float(samples))
+        audio = self._resample(chunk)
         detection = self.session.turn_detection()
         if detection is not None and not self.detector.speaking:
             # Between turns only the prefix padding (and the frames that confirm speech)
@@ -118,6 +136,19 @@ class Listening:
         self.buffer.append(audio)
         self.buffer.keep_from(self.buffer.end_ms - MAX_BUFFER_MS)
         return self.activity.probabilities(audio) if detection is not None else []
+
+    def _resample(self, chunk: _Audio) -> FloatAudio:
+        """The chunk at 16 kHz, continuing the stream; a new input rate starts a new one.
+
+        Done here, in the chunks' order, rather than when the session's format changes:
+        audio appended before the change is still in the old format.
+        """
+        if chunk.rate == self.resampler.from_rate:
+            return self.resampler(to_float(chunk.samples))
+        # The old stream's last few milliseconds are still in its filter: keep them.
+        tail = self.resampler.flush()
+        self.resampler = speech_resampler(chunk.rate)
+        return np.concatenate([tail, self.resampler(to_float(chunk.samples))])
 
     def _on_turn_event(self, turn_event: SpeechStarted | SilenceBegan | SpeechStopped) -> None:
         detection = self.session.turn_detection() or {}

@@ -14,10 +14,11 @@ from typing import Any
 
 from agents.realtime import events
 from agents.realtime.providers.local.conversation import Conversation, new_id
-from speech.audio import PROTOCOL_RATE
+from speech.audio import PCM16
 from speech.engine import CallFunction
 
-AUDIO_FORMAT = {"type": "audio/pcm", "rate": PROTOCOL_RATE}
+# A session's audio format until its client chooses another.
+AUDIO_FORMAT = PCM16.description()
 
 
 @dataclass
@@ -186,7 +187,7 @@ class ResponseEvents:
             "max_output_tokens": "inf",
             "audio": {
                 "output": {
-                    "format": dict(AUDIO_FORMAT),
+                    "format": copy.deepcopy(self.session["audio"]["output"]["format"]),
                     "voice": self.session["audio"]["output"].get("voice"),
                 }
             },

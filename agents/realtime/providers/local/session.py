@@ -15,6 +15,7 @@ Three kinds of tasks share the session's event stream:
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import copy
 import logging
@@ -36,13 +37,7 @@ from agents.realtime.providers.local.session_state import (
     merge_session,
 )
 from speech import stt
-from speech.audio import (
-    PROTOCOL_RATE,
-    AudioFormatError,
-    decode_pcm16,
-    encode_pcm16,
-    milliseconds,
-)
+from speech.audio import PCM16, AudioFormatError, WireFormat, wire_format
 from speech.engine import (
     CallFunction,
     EngineError,
@@ -60,7 +55,7 @@ from speech.vad import (
 logger = logging.getLogger("koe.local")
 
 # Audio deltas of 200 ms: small enough to start playing at once, few enough frames.
-AUDIO_DELTA_SAMPLES = PROTOCOL_RATE // 5
+AUDIO_DELTA_MS = 200
 
 
 class LocalSession(ResponseEvents, ProviderConnection):
@@ -79,6 +74,9 @@ class LocalSession(ResponseEvents, ProviderConnection):
         self.engine = engine
         self.voice = voice
         self.session = default_session(config)
+        # The formats of the audio frames in and out, as the session (its client) chose.
+        self.input_format: WireFormat = PCM16
+        self.output_format: WireFormat = PCM16
         self.conversation = Conversation()
         self.response: Response | None = None
         self.closed = False
@@ -144,7 +142,8 @@ class LocalSession(ResponseEvents, ProviderConnection):
         if kind == events.SESSION_UPDATE:
             self._update_session(event)
         elif kind == events.INPUT_AUDIO_APPEND:
-            self.listening.append(decode_pcm16(str(event.get("audio") or "")))
+            samples = self.input_format.decode(str(event.get("audio") or ""))
+            self.listening.append(samples, self.input_format.rate)
         elif kind == events.INPUT_AUDIO_COMMIT:
             self.listening.commit(event.get("event_id"))
         elif kind == events.INPUT_AUDIO_CLEAR:
@@ -200,20 +199,29 @@ class LocalSession(ResponseEvents, ProviderConnection):
             self.error("Invalid session type.", "invalid_value", param="session.type", event=event)
             return
         audio = update.get("audio") or {}
+        chosen: dict[str, WireFormat] = {}
         for direction in ("input", "output"):
-            audio_format = (audio.get(direction) or {}).get("format")
-            if audio_format is not None and (
-                audio_format.get("type") != "audio/pcm"
-                or int(audio_format.get("rate") or PROTOCOL_RATE) != PROTOCOL_RATE
-            ):
+            description = (audio.get(direction) or {}).get("format")
+            if description is None:
+                continue
+            wire = wire_format(description)
+            if wire is None:
                 self.error(
-                    "The built-in provider speaks audio/pcm at 24 kHz only.",
+                    "The built-in provider speaks audio/pcm at 24 kHz and audio/pcmu only.",
                     "unsupported_audio_format",
                     param=f"session.audio.{direction}.format",
                     event=event,
                 )
                 return
+            chosen[direction] = wire
         merge_session(self.session, update)
+        for direction, wire in chosen.items():
+            # A format replaces the previous one whole: μ-law has no rate to keep from PCM.
+            self.session["audio"][direction]["format"] = wire.description()
+        # Audio appended from now on is in the new format (the listening stage follows
+        # its rate in order), and so is the next sentence spoken.
+        self.input_format = chosen.get("input", self.input_format)
+        self.output_format = chosen.get("output", self.output_format)
         self.listening.detector.settings = self.turn_settings()
         self.emit({"type": events.SESSION_UPDATED, "session": copy.deepcopy(self.session)})
 
@@ -344,20 +352,26 @@ class LocalSession(ResponseEvents, ProviderConnection):
             response.output_text_chars += len(text_delta)
             self.emit({"type": "response.output_text.delta", **where, "delta": text_delta})
             return
-        audio = await run_cpu(self.voice.speak, sentence)
+        output_format = self.output_format
+        audio = await run_cpu(self._synthesise, sentence, output_format)
         # Only now is the sentence produced: a response cancelled while it was being
         # synthesised reports (and the transcript keeps) what was said, not what was planned.
         response.transcript.append(sentence)
         response.output_text_chars += len(text_delta)
-        duration = milliseconds(len(audio), PROTOCOL_RATE)
+        duration = output_format.milliseconds(len(audio))
         self.conversation.spoken.setdefault(item["id"], []).append(
             SpokenPart(sentence, response.audio_ms, duration)
         )
         response.audio_ms += duration
         self.emit({"type": events.OUTPUT_AUDIO_TRANSCRIPT_DELTA, **where, "delta": text_delta})
-        for start in range(0, len(audio), AUDIO_DELTA_SAMPLES):
-            chunk = audio[start : start + AUDIO_DELTA_SAMPLES]
-            self.emit({"type": events.OUTPUT_AUDIO_DELTA, **where, "delta": encode_pcm16(chunk)})
+        delta_bytes = output_format.sample_bytes * output_format.rate * AUDIO_DELTA_MS // 1000
+        for start in range(0, len(audio), delta_bytes):
+            delta = base64.b64encode(audio[start : start + delta_bytes]).decode()
+            self.emit({"type": events.OUTPUT_AUDIO_DELTA, **where, "delta": delta})
+
+    def _synthesise(self, sentence: str, output_format: WireFormat) -> bytes:
+        """The sentence spoken, in the output format (in the worker pool: all CPU work)."""
+        return output_format.encode_speech(self.voice.speak(sentence))
 
     def error(
         self,
