@@ -82,6 +82,7 @@ INSTALLED_APPS = [
     "audit",
     "tools",
     "agents",
+    "agents.telephony",
     "dashboard",
 ]
 
@@ -134,12 +135,14 @@ if DATABASE_URL:
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 else:
     DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": str(VAR_DIR / "koe.sqlite3"),
-            "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
-        }
+        "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": str(VAR_DIR / "koe.sqlite3")}
     }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # One writer at a time: a transaction takes the write lock when it begins, so two that
+    # read then write (get_or_create) cannot deadlock on upgrading; others wait their turn.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Threads for calls' database work (setting them up, their transcript and usage writes,
 # their ends), each keeping its connection, apart from Channels' one database thread, so

@@ -9,6 +9,8 @@ from django.urls import include, path, re_path
 from agents.api import router as agents_router
 from agents.realtime.api import router as realtime_router
 from agents.realtime.api import widget_client_secret, widget_config
+from agents.telephony.api import router as telephony_router
+from agents.telephony.views import twilio_voice
 from billing.api import router as usage_router
 from foundation.api import api, api_urls, not_found_view
 from foundation.docs import docs_page
@@ -19,6 +21,7 @@ from tools.api import router as tools_router
 api.add_router("/agents", agents_router)
 api.add_router("/tools", tools_router)
 api.add_router("/realtime", realtime_router)
+api.add_router("", telephony_router)
 api.add_router("", usage_router)
 api.add_router("", retention_router)
 
@@ -32,6 +35,8 @@ urlpatterns = [
     # Public and cross-origin (the widget on tenants' sites): outside the keyed API.
     path("v1/widget/client_secrets", widget_client_secret, name="widget_client_secret"),
     path("v1/widget/config", widget_config, name="widget_config"),
+    # Carriers' webhooks: signed by the carrier, not keyed.
+    path("v1/telephony/twilio/voice", twilio_voice, name="twilio_voice"),
     path("v1/", api_urls()),
     # Anything else under /v1 (the bare prefix too) answers a JSON 404, not a page.
     re_path(r"^v1(?:/(?P<rest>.*))?$", not_found_view),

@@ -104,7 +104,7 @@ def open_call(caller: Caller) -> CallGrant:
             "missing_api_key",
             "authentication_error",
         )
-    return _start(tenant, agent, details, by_browser=by_browser)
+    return start_call(tenant, agent, details, by_browser=by_browser)
 
 
 def _from_session_token(value: str, caller: Caller) -> tuple[Tenant, Agent, dict[str, Any]]:
@@ -231,9 +231,11 @@ def parse_consent(value: str, agent: Agent) -> str:
     return value
 
 
-def _start(
+def start_call(
     tenant: Tenant, agent: Agent, details: dict[str, Any], *, by_browser: bool = False
 ) -> CallGrant:
+    """Open the call record for an admitted caller (``details``: channel, end user and
+    consent), within the tenant's budget and its concurrent-call cap, exactly."""
     version = agent.current_version
     if version is None:
         raise AccessDenied("This agent has no saved configuration yet.", "agent_not_ready")

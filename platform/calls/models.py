@@ -24,6 +24,7 @@ def new_call_id() -> str:
 class Channel(models.TextChoices):
     API = "api", "Server (secret key)"
     WIDGET = "widget", "Widget / browser (session token)"
+    PHONE = "phone", "Phone (carrier media stream)"
 
 
 class ConsentScope(models.TextChoices):
@@ -37,6 +38,7 @@ class ConsentMethod(models.TextChoices):
     WIDGET = "widget_checkbox", "Widget checkbox"
     API = "api_flag", "API flag"
     SPOKEN = "spoken", "Spoken"
+    DISCLOSED = "disclosed", "Disclosed (spoken before the greeting)"
 
 
 class EndReason(models.TextChoices):

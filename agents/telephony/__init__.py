@@ -1,0 +1,1 @@
+"""Phone calls: carrier accounts, phone numbers and the carriers' media-stream transports."""

@@ -1,0 +1,182 @@
+"""A tenant's carrier accounts, the phone numbers that reach its agents, and phone calls.
+
+The caller's number is personal data: it is kept in one place only, the call's
+``end_user_ref`` (so erasure by number and the end-user rules cover it); a ``PhoneCall``
+holds the carrier's side of a call (its id there, direction, the tenant's own number).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone
+
+from foundation.encryption import EncryptedTextField
+from foundation.ids import public_id
+from tenancy.models import Tenant, hash_secret
+
+E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+
+
+def validate_e164(value: str) -> None:
+    if not E164.match(value):
+        raise ValidationError(
+            "Enter the number in E.164 form: a plus sign, the country code and the number, "
+            "digits only (e.g. +14155550123)."
+        )
+
+
+def new_carrier_account_id() -> str:
+    return public_id("car")
+
+
+def new_phone_number_id() -> str:
+    return public_id("pn")
+
+
+class Carrier(models.TextChoices):
+    TWILIO = "twilio", "Twilio"
+    TELNYX = "telnyx", "Telnyx"
+
+
+class CarrierAccount(models.Model):
+    """A tenant's account at a carrier: Twilio's account SID and auth token (which signs
+    its webhooks and authorises its REST API), encrypted at rest."""
+
+    public_id = models.CharField(
+        max_length=40, unique=True, default=new_carrier_account_id, editable=False
+    )
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="carrier_accounts")
+    name = models.CharField(max_length=80)
+    carrier = models.CharField(max_length=16, choices=Carrier.choices, default=Carrier.TWILIO)
+    account_sid = models.CharField(
+        max_length=64, help_text="Twilio: the account SID (AC…), shown in Twilio's console."
+    )
+    auth_token = EncryptedTextField()
+    token_hint = models.CharField(max_length=8, editable=False, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "name"], name="carrier_account_name_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_carrier_display()} {self.account_sid})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.token_hint = self.auth_token[-4:] if self.auth_token else ""
+        super().save(*args, **kwargs)
+
+
+class PhoneConsent(models.TextChoices):
+    """How consent is obtained on a number's calls (the tenant's legal basis)."""
+
+    NONE = "none", "None: keep metadata only"
+    DISCLOSED = "disclosed", "Disclosed: the agent's consent text is spoken before the greeting"
+
+
+class PhoneNumber(models.Model):
+    """A number at a carrier whose calls reach one agent. A number belongs to one tenant:
+    a carrier's webhook for it can reach no other tenant's agent."""
+
+    public_id = models.CharField(
+        max_length=40, unique=True, default=new_phone_number_id, editable=False
+    )
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="phone_numbers")
+    number = models.CharField(max_length=16, unique=True, validators=[validate_e164])
+    carrier_account = models.ForeignKey(
+        CarrierAccount, on_delete=models.PROTECT, related_name="phone_numbers"
+    )
+    agent = models.ForeignKey(
+        "agents.Agent",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="phone_numbers",
+        help_text="The agent that answers this number; none: callers hear that the line is closed.",
+    )
+    label = models.CharField(max_length=80, blank=True)
+    consent = models.CharField(
+        max_length=16, choices=PhoneConsent.choices, default=PhoneConsent.NONE
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["number"]
+        indexes = [models.Index(fields=["tenant", "number"])]
+
+    def __str__(self) -> str:
+        return f"{self.number} ({self.label})" if self.label else self.number
+
+
+class Direction(models.TextChoices):
+    INBOUND = "inbound", "Inbound"
+    OUTBOUND = "outbound", "Outbound"
+
+
+class PhoneCall(models.Model):
+    """A call at a carrier: created when the carrier asks what to do with it, joined to
+    its ``CallSession`` when its media stream connects with the single-use stream token."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="phone_calls")
+    call = models.OneToOneField(
+        "calls.CallSession",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="phone_call",
+    )
+    phone_number = models.ForeignKey(
+        PhoneNumber, on_delete=models.SET_NULL, null=True, related_name="phone_calls"
+    )
+    agent = models.ForeignKey(
+        "agents.Agent", on_delete=models.SET_NULL, null=True, related_name="phone_calls"
+    )
+    carrier = models.CharField(max_length=16, choices=Carrier.choices)
+    carrier_call_id = models.CharField(max_length=128)
+    direction = models.CharField(max_length=16, choices=Direction.choices)
+    # The caller's number lives in the call's end_user_ref; until the call opens, here.
+    remote_number = models.CharField(max_length=32, blank=True)
+    stream_token_hash = models.CharField(max_length=64, unique=True)
+    stream_token_expires_at = models.DateTimeField()
+    stream_started_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["carrier", "carrier_call_id"], name="phone_call_carrier_id_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_carrier_display()} {self.direction} call {self.carrier_call_id}"
+
+    @classmethod
+    def claim_stream(cls, token: str) -> PhoneCall | None:
+        """Use a stream token once: the atomic update makes a second use fail on any
+        process; an expired token is refused."""
+        digest = hash_secret(token)
+        moment = timezone.now()
+        claimed = cls.objects.filter(
+            stream_token_hash=digest,
+            stream_started_at__isnull=True,
+            stream_token_expires_at__gt=moment,
+        ).update(stream_started_at=moment)
+        if not claimed:
+            return None
+        return cls.objects.select_related("tenant", "agent__current_version", "phone_number").get(
+            stream_token_hash=digest
+        )
+
+
+STREAM_TOKEN_TTL = timedelta(seconds=60)

@@ -1,0 +1,78 @@
+"""The carriers' webhooks: a call is ringing on one of a tenant's numbers.
+
+Twilio posts its voice webhook here (the number's "A call comes in" URL). The request is
+checked against the auth token of the account the number belongs to before anything is
+stored; the answer is TwiML that connects the call to Koe's media stream, carrying a
+single-use stream token, or says the line is closed and hangs up.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from agents.telephony import twilio
+from agents.telephony.admission import LineClosed, admit, phone_call_direction, route
+from agents.telephony.models import Carrier
+
+logger = logging.getLogger("koe.telephony")
+
+
+def public_url(request: HttpRequest) -> str:
+    """The URL the carrier requested, as it wrote it: Koe's public address (it may sit
+    behind a proxy or a tunnel) and this request's path and query."""
+    return settings.KOE_SITE_URL + request.get_full_path()
+
+
+# Where each carrier's media stream connects (koe/routing.py serves them).
+TWILIO_STREAM_PATH = "/v1/telephony/twilio/stream"
+
+
+def stream_url(path: str) -> str:
+    scheme, _, rest = settings.KOE_SITE_URL.partition("://")
+    return ("wss" if scheme == "https" else "ws") + "://" + rest + path
+
+
+def _error(status: int, code: str, message: str) -> JsonResponse:
+    return JsonResponse(
+        {"error": {"type": "invalid_request_error", "code": code, "message": message}},
+        status=status,
+    )
+
+
+def _twiml(body: str) -> HttpResponse:
+    return HttpResponse(body, content_type="text/xml; charset=utf-8")
+
+
+@csrf_exempt
+@require_POST
+def twilio_voice(request: HttpRequest) -> HttpResponse:
+    params = {name: request.POST.get(name, "") for name in request.POST}
+    number = route(Carrier.TWILIO, params.get("To", ""))
+    if number is None:
+        return _error(404, "unknown_number", "No agent answers this number here.")
+    account = number.carrier_account
+    given = request.headers.get(twilio.SIGNATURE_HEADER, "")
+    if not twilio.is_signed(account.auth_token, public_url(request), params, given) or (
+        params.get("AccountSid") != account.account_sid
+    ):
+        logger.warning("twilio webhook refused: bad signature number=%s", number.public_id)
+        return _error(403, "invalid_signature", "The request's X-Twilio-Signature is not valid.")
+    if not params.get("CallSid"):
+        return _error(400, "missing_call_sid", "The request has no CallSid.")
+    try:
+        admitted = admit(
+            number,
+            carrier_call_id=params.get("CallSid", "")[:128],
+            remote_number=params.get("From", ""),
+            direction=phone_call_direction(params.get("Direction", "inbound")),
+        )
+    except LineClosed as closed:
+        logger.info("twilio call refused code=%s number=%s", closed.code, number.public_id)
+        return _twiml(twilio.say_and_hang_up(closed.message))
+    stream = stream_url(TWILIO_STREAM_PATH)
+    return _twiml(twilio.connect_stream(stream, {"token": admitted.stream_token}))
