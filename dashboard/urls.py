@@ -15,6 +15,7 @@ from dashboard.views import (
     members,
     recordings,
     retention,
+    telephony,
     tenants,
     tools,
     usage,
@@ -101,6 +102,36 @@ urlpatterns = [
         "credentials/<str:credential_id>/delete/",
         credentials.credential_delete,
         name="credential_delete",
+    ),
+    # carrier accounts (Twilio account SID and encrypted auth token)
+    path("carrier-accounts/", telephony.carrier_account_list, name="carrier_account_list"),
+    path(
+        "carrier-accounts/new/",
+        telephony.carrier_account_create,
+        name="carrier_account_create",
+    ),
+    path(
+        "carrier-accounts/<str:account_id>/",
+        telephony.carrier_account_edit,
+        name="carrier_account_edit",
+    ),
+    path(
+        "carrier-accounts/<str:account_id>/delete/",
+        telephony.carrier_account_delete,
+        name="carrier_account_delete",
+    ),
+    # phone numbers: which agent answers each
+    path("phone-numbers/", telephony.phone_number_list, name="phone_number_list"),
+    path("phone-numbers/new/", telephony.phone_number_create, name="phone_number_create"),
+    path(
+        "phone-numbers/<str:number_id>/",
+        telephony.phone_number_edit,
+        name="phone_number_edit",
+    ),
+    path(
+        "phone-numbers/<str:number_id>/delete/",
+        telephony.phone_number_delete,
+        name="phone_number_delete",
     ),
     # agents
     path("agents/", agents.agent_list, name="agent_list"),

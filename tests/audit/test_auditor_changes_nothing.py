@@ -19,6 +19,7 @@ from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from agents.models import WidgetKey
+from agents.telephony.models import CarrierAccount, PhoneNumber
 from audit.models import AccessAction, AccessLog, CallExport, ExportedCall
 from calls.models import CallSession
 from dashboard import urls as dashboard_urls
@@ -113,6 +114,15 @@ def make_objects(world: TenantWorld) -> Objects:
         format="json",
         expires_at=timezone.now() + timedelta(days=1),
     )
+    account = CarrierAccount.objects.create(
+        tenant=world.tenant, name="Main", account_sid="AC" + "0" * 32, auth_token="token-1234"
+    )
+    number = PhoneNumber.objects.create(
+        tenant=world.tenant,
+        number=f"+1415555{world.tenant.pk:04d}",
+        carrier_account=account,
+        agent=agent,
+    )
     assert world.api_key is not None
     return Objects(
         {
@@ -129,6 +139,8 @@ def make_objects(world: TenantWorld) -> Objects:
             "call_id": call.public_id,
             "event_id": event.public_id,
             "export_id": export.public_id,
+            "account_id": account.public_id,
+            "number_id": number.public_id,
         }
     )
 

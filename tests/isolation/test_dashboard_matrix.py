@@ -19,6 +19,7 @@ from django.urls import URLPattern, get_resolver, reverse
 from django.utils import timezone
 
 from agents.models import WidgetKey
+from agents.telephony.models import CarrierAccount, PhoneNumber
 from audit.models import CallExport
 from calls.models import CallSession
 from dashboard import urls as dashboard_urls
@@ -43,6 +44,8 @@ class Objects:
     call_id: str
     event_id: str
     export_id: str
+    account_id: str
+    number_id: str
 
 
 def _objects(world: TenantWorld) -> Objects:
@@ -76,6 +79,16 @@ def _objects(world: TenantWorld) -> Objects:
         format="json",
         expires_at=timezone.now() + timedelta(days=7),
     )
+    account = CarrierAccount.objects.create(
+        tenant=world.tenant, name="Main", account_sid="AC" + "0" * 32, auth_token="token-1234"
+    )
+    # Tenants' numbers differ: a number is unique across Koe.
+    number = PhoneNumber.objects.create(
+        tenant=world.tenant,
+        number=f"+1415555{world.tenant.pk:04d}",
+        carrier_account=account,
+        agent=agent,
+    )
     assert world.api_key is not None
     return Objects(
         world=world,
@@ -89,6 +102,8 @@ def _objects(world: TenantWorld) -> Objects:
         call_id=call.public_id,
         event_id=event.public_id,
         export_id=export.public_id,
+        account_id=account.public_id,
+        number_id=number.public_id,
     )
 
 
@@ -166,6 +181,33 @@ ENDPOINTS = [
     Endpoint(
         "credential_delete", lambda o: {"credential_id": o.credential_id}, "POST", Permission.MANAGE
     ),
+    Endpoint("phone_number_edit", lambda o: {"number_id": o.number_id}, "GET", Permission.EDIT),
+    Endpoint(
+        "phone_number_edit",
+        lambda o: {"number_id": o.number_id},
+        "POST",
+        Permission.EDIT,
+        {"label": "x"},
+    ),
+    Endpoint("phone_number_delete", lambda o: {"number_id": o.number_id}, "GET", Permission.EDIT),
+    Endpoint("phone_number_delete", lambda o: {"number_id": o.number_id}, "POST", Permission.EDIT),
+    Endpoint(
+        "carrier_account_edit", lambda o: {"account_id": o.account_id}, "GET", Permission.MANAGE
+    ),
+    Endpoint(
+        "carrier_account_edit",
+        lambda o: {"account_id": o.account_id},
+        "POST",
+        Permission.MANAGE,
+        {"name": ""},
+    ),
+    Endpoint(
+        "carrier_account_delete", lambda o: {"account_id": o.account_id}, "GET", Permission.MANAGE
+    ),
+    # Its number still uses the account: the page says so, and nothing is deleted.
+    Endpoint(
+        "carrier_account_delete", lambda o: {"account_id": o.account_id}, "POST", Permission.MANAGE
+    ),
     Endpoint("api_key_revoke", lambda o: {"key_id": o.key_id}, "POST", Permission.MANAGE),
     Endpoint(
         "member_role",
@@ -212,6 +254,7 @@ def _database_state() -> dict[str, list[tuple[Any, ...]]]:
             "events",
             "retention",
             "audit",
+            "telephony",
         }:
             fields = [f.attname for f in model._meta.concrete_fields if f.attname != "last_used_at"]
             state[model._meta.label] = sorted(model._default_manager.values_list(*fields), key=repr)
@@ -282,6 +325,12 @@ PAGES = [
     ("api_key_list", "GET", Permission.MANAGE),
     ("api_key_create", "POST", Permission.MANAGE),
     ("credential_list", "GET", Permission.MANAGE),
+    ("carrier_account_list", "GET", Permission.MANAGE),
+    ("carrier_account_create", "GET", Permission.MANAGE),
+    ("carrier_account_create", "POST", Permission.MANAGE),
+    ("phone_number_list", "GET", Permission.VIEW),
+    ("phone_number_create", "GET", Permission.EDIT),
+    ("phone_number_create", "POST", Permission.EDIT),
     ("credential_create", "GET", Permission.MANAGE),
     ("credential_create", "POST", Permission.MANAGE),
     ("tenant_settings", "GET", Permission.MANAGE),
