@@ -15,7 +15,7 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.test import Client
 
-from agents.telephony import twilio_stream
+from agents.telephony import stream as phone_stream
 from agents.telephony.models import PhoneCall, PhoneConsent, PhoneNumber
 from calls.models import CallSession
 from koe.asgi import application
@@ -221,7 +221,7 @@ def test_speech_with_nothing_playing_sends_no_clear(
 def test_key_presses_reach_the_agent_as_one_message_once_the_caller_pauses(
     phone_line: Line, scripted_provider: type[ScriptedProvider], monkeypatch: Any
 ) -> None:
-    monkeypatch.setattr(twilio_stream, "DTMF_PAUSE_SECONDS", 0.2)
+    monkeypatch.setattr(phone_stream, "DTMF_PAUSE_SECONDS", 0.2)
 
     async def scenario() -> ScriptedConnection:
         twilio = Twilio()

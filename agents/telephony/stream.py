@@ -1,0 +1,205 @@
+"""A carrier's media stream as a call transport: what Twilio's and Telnyx's share.
+
+The carrier connects a WebSocket once the call is answered and speaks its own JSON
+messages; a subclass reads them (``frame``) and writes them (``media_message``,
+``mark_message``, ``clear_message``). This base opens the call with the single-use
+stream token the carrier's webhook handed out, with μ-law audio both ways, so the
+caller's audio goes to the provider as it is and the agent's comes back as it is, each
+piece followed by a mark. When the provider hears the caller start speaking over the
+agent, the audio buffered at the carrier is cleared and the agent's item truncated at
+what the echoed marks say was heard. Key presses reach the agent as a typed message once
+the caller pauses. The end of the call closes the stream, and the carrier hangs up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import orjson
+
+from agents.realtime import events
+from agents.realtime.errors import CLOSE_NORMAL
+from agents.realtime.transport import CallConsumer
+from agents.telephony.admission import open_phone_call
+from agents.telephony.playback import Playback
+from calls.models import EndReason
+
+logger = logging.getLogger("koe.telephony")
+
+# Key presses are gathered until the caller pauses this long (or presses #), so that an
+# account number reaches the agent as one message rather than one response per digit.
+DTMF_PAUSE_SECONDS = 1.5
+DTMF_DIGITS = frozenset("0123456789*#ABCD")
+
+
+def base64_length(payload: str) -> int:
+    """Bytes that base64 text decodes to, without decoding it."""
+    padding = 2 if payload.endswith("==") else 1 if payload.endswith("=") else 0
+    return len(payload) * 3 // 4 - padding
+
+
+def keypad_message(digits: str) -> dict[str, Any]:
+    text = f"[The caller pressed {' '.join(digits)} on the phone keypad.]"
+    return {
+        "type": events.ITEM_CREATE,
+        "item": {
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_text", "text": text}],
+        },
+    }
+
+
+class PhoneStreamConsumer(CallConsumer):
+    closed_detail = "The carrier closed the media stream ({code})."
+    carrier = "carrier"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.stream_id = ""
+        self.started = False
+        self.playback = Playback()
+        self.digits = ""
+        self.keypad_wait: asyncio.TimerHandle | None = None
+
+    async def connect(self) -> None:
+        # The carrier sends its start message once the socket is open: the caller is
+        # admitted then, with the token it carries.
+        await self.accept()
+
+    # --- the carrier's messages, as a subclass writes them ------------------------------------
+    def media_message(self, payload: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def mark_message(self, name: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def clear_message(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    # --- carrier -> call (called by a subclass's frame()) --------------------------------------
+    async def begin(self, stream_id: str, token: str) -> None:
+        """The stream started: open the call with the token it carries (once)."""
+        if self.started:
+            return  # one call per stream: a repeated start changes nothing
+        self.started = True
+        self.stream_id = stream_id
+        await self.open_call(lambda: open_phone_call(token), f"{self.carrier} stream")
+
+    async def caller_audio(self, payload: Any) -> None:
+        if self.call is not None and isinstance(payload, str):
+            # Re-encoded, never spliced: the payload is the carrier's text.
+            append = {"type": events.INPUT_AUDIO_APPEND, "audio": payload}
+            await self.call.client_frame(orjson.dumps(append).decode())
+
+    def mark_played(self, name: Any) -> None:
+        self.playback.echoed(str(name or ""))
+
+    async def hung_up(self) -> None:
+        if self.call is not None:
+            await self.call.end(EndReason.CLIENT_CLOSED, "The caller hung up.")
+        await self.close_quietly(CLOSE_NORMAL)
+
+    def parse(self, message: dict[str, Any]) -> dict[str, Any] | None:
+        """A text frame as a JSON object, or None (logged) for anything else."""
+        text = message.get("text")
+        try:
+            event = orjson.loads(text) if text is not None else None
+        except orjson.JSONDecodeError:
+            event = None
+        if not isinstance(event, dict):
+            self.log("%s sent a frame that is not a JSON object; ignored", self.carrier)
+            return None
+        return event
+
+    # --- key presses --------------------------------------------------------------------------
+    def pressed(self, digit: Any) -> None:
+        digit = str(digit or "")
+        if digit not in DTMF_DIGITS or self.call is None:
+            return
+        self.digits = (self.digits + digit)[-64:]
+        if self.keypad_wait is not None:
+            self.keypad_wait.cancel()
+        call = self.call
+        if digit == "#":
+            call.spawn(self._keys_entered())
+        else:
+            loop = asyncio.get_running_loop()
+            self.keypad_wait = loop.call_later(
+                DTMF_PAUSE_SECONDS, lambda: call.spawn(self._keys_entered())
+            )
+
+    async def _keys_entered(self) -> None:
+        digits, self.digits = self.digits, ""
+        call = self.call
+        if not digits or call is None or call.ended:
+            return
+        self.log("keypad digits=%d", len(digits))
+        await call.client_frame(orjson.dumps(keypad_message(digits)).decode())
+        await call.request_response()
+
+    # --- call -> carrier (CallTransport) ------------------------------------------------------
+    async def deliver(self, frame: str) -> bool:
+        event = orjson.loads(frame)
+        kind = event.get("type")
+        if kind == events.OUTPUT_AUDIO_DELTA:
+            payload = event.get("delta")
+            if not isinstance(payload, str) or not payload:
+                return True
+            mark = self.playback.sent(str(event.get("item_id") or ""), base64_length(payload))
+            return await self.send_message(self.media_message(payload)) and await self.send_message(
+                self.mark_message(mark)
+            )
+        if kind == events.SPEECH_STARTED:
+            return await self._barge_in()
+        if kind == events.ERROR:
+            error = event.get("error")
+            self.log("error event: %s", error.get("message") if isinstance(error, dict) else error)
+        return True
+
+    async def _barge_in(self) -> bool:
+        """The caller spoke over the agent: drop what the carrier still holds, and truncate
+        the agent's item at what the caller heard."""
+        heard = self.playback.interrupt()
+        if heard is None:
+            return True
+        if not await self.send_message(self.clear_message()):
+            return False
+        item_id, audio_end_ms = heard
+        if item_id and self.call is not None:
+            truncate = {
+                "type": events.ITEM_TRUNCATE,
+                "item_id": item_id,
+                "content_index": 0,
+                "audio_end_ms": audio_end_ms,
+            }
+            await self.call.client_frame(orjson.dumps(truncate).decode())
+        return True
+
+    async def ended(self, reason: str, farewell: dict[str, Any] | None) -> None:
+        if self.keypad_wait is not None:
+            self.keypad_wait.cancel()
+        await self.control.leave()
+        if reason == EndReason.CLIENT_CLOSED:
+            return
+        if farewell is not None:
+            self.log("call ended: %s", farewell["error"]["message"])
+        # Closing the stream ends it; with nothing after it, the carrier hangs up.
+        await self.close_quietly(CLOSE_NORMAL)
+
+    async def refuse(
+        self, message: str, code: str, error_type: str, close_code: int | None = None
+    ) -> None:
+        self.refused = True
+        self.log("stream refused code=%s: %s", code, message)
+        await self.close_quietly(close_code or CLOSE_NORMAL)
+
+    async def send_message(self, message: dict[str, Any]) -> bool:
+        try:
+            await self.send(text_data=orjson.dumps(message).decode())
+        except Exception as error:
+            logger.debug("send failed tenant=%s call=%s: %r", *self.ids(), error)
+            return False
+        return True
