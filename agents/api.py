@@ -21,6 +21,7 @@ from agents.models import (
     ResponseEngineKind,
     ToolCallsShown,
     TurnDetection,
+    VoicemailAction,
     WidgetPosition,
 )
 from agents.versions import duplicate_agent, save_agent
@@ -79,6 +80,9 @@ PLAIN_FIELDS = (
     "greet_api_callers",
     "strict_client_settings",
     "show_configuration_to_browsers",
+    "transfer_number",
+    "voicemail_action",
+    "voicemail_message",
 )
 
 
@@ -143,6 +147,15 @@ class AgentOut(Schema):
     show_configuration_to_browsers: bool = Field(
         description="Browser callers (session tokens) see the instructions and tools."
     )
+    transfer_number: str = Field(
+        description="E.164 number phone callers are transferred to by transfer_to_human; "
+        "empty: staff are asked to follow up instead."
+    )
+    voicemail_action: VoicemailAction = Field(
+        description="When an outbound call reaches an answering machine: hang_up, or "
+        "leave_message (voicemail_message, said after the beep)."
+    )
+    voicemail_message: str
     current_version: int | None = Field(description="Number of the agent's latest version.")
     created_at: datetime
     updated_at: datetime
@@ -229,6 +242,9 @@ class AgentPatch(Schema):
     greet_api_callers: StrictBool = Field(OMITTED)
     strict_client_settings: StrictBool = Field(OMITTED)
     show_configuration_to_browsers: StrictBool = Field(OMITTED)
+    transfer_number: str = Field(OMITTED)
+    voicemail_action: VoicemailAction = Field(OMITTED)
+    voicemail_message: str = Field(OMITTED)
 
 
 class AgentCreate(AgentPatch):
@@ -272,6 +288,9 @@ def agent_json(agent: Agent) -> dict[str, Any]:
         "greet_api_callers": agent.greet_api_callers,
         "strict_client_settings": agent.strict_client_settings,
         "show_configuration_to_browsers": agent.show_configuration_to_browsers,
+        "transfer_number": agent.transfer_number,
+        "voicemail_action": agent.voicemail_action,
+        "voicemail_message": agent.voicemail_message,
         "current_version": agent.current_version.number if agent.current_version else None,
         "created_at": agent.created_at,
         "updated_at": agent.updated_at,

@@ -89,6 +89,9 @@ class AgentConfig:
     tool_calls_shown: str = "hidden"  # hidden, or hosted (as mcp_call items)
     strict_client_settings: bool = False
     show_configuration_to_browsers: bool = False
+    transfer_number: str = ""  # E.164; "" asks staff to follow up instead
+    voicemail_action: str = "hang_up"  # or leave_message
+    voicemail_message: str = ""
     # Not the agent's: the tenant's, for the built-in voice ("tomorrow" is local).
     tenant_time_zone: str = "UTC"
 
@@ -135,5 +138,8 @@ class AgentConfig:
             tool_calls_shown=_text(config.get("tool_calls_shown"), default.tool_calls_shown),
             strict_client_settings=bool(config.get("strict_client_settings")),
             show_configuration_to_browsers=bool(config.get("show_configuration_to_browsers")),
+            transfer_number=_text(config.get("transfer_number")),
+            voicemail_action=_text(config.get("voicemail_action"), default.voicemail_action),
+            voicemail_message=_text(config.get("voicemail_message")).strip(),
             tenant_time_zone=tenant_time_zone or "UTC",
         )

@@ -12,6 +12,7 @@ from django.db import models
 from django.utils import timezone
 
 from foundation.ids import public_id, random_token
+from foundation.phone_numbers import validate_e164
 from tenancy.models import Provider, ProviderCredential, Tenant
 from tools.models import ToolDefinition
 
@@ -69,6 +70,11 @@ class ResponseEngineKind(models.TextChoices):
 class WidgetPosition(models.TextChoices):
     BOTTOM_RIGHT = "bottom-right", "Bottom right"
     BOTTOM_LEFT = "bottom-left", "Bottom left"
+
+
+class VoicemailAction(models.TextChoices):
+    HANG_UP = "hang_up", "Hang up"
+    LEAVE_MESSAGE = "leave_message", "Leave the voicemail message"
 
 
 class AudioFormat(models.TextChoices):
@@ -260,6 +266,26 @@ class Agent(models.Model):
         help_text="Show the instructions and tool definitions to browser callers (session "
         "tokens) in session events. A tenant's server with a secret key always sees them.",
     )
+    # On the phone: where transfer_to_human sends the caller, and what an outbound call
+    # that reaches an answering machine does.
+    transfer_number = models.CharField(
+        max_length=16,
+        blank=True,
+        validators=[validate_e164],
+        help_text="E.164 number a phone caller is transferred to when the agent hands the call "
+        "to a person (the transfer_to_human tool); blank: staff are asked to follow up instead.",
+    )
+    voicemail_action = models.CharField(
+        max_length=16,
+        choices=VoicemailAction.choices,
+        default=VoicemailAction.HANG_UP,
+        help_text="When an outbound call reaches an answering machine.",
+    )
+    voicemail_message = models.TextField(
+        blank=True,
+        max_length=1000,
+        help_text="What the agent says after the beep when it leaves a voicemail.",
+    )
     current_version = models.ForeignKey(
         "AgentVersion", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -289,8 +315,8 @@ class Agent(models.Model):
             errors["voice"] = "Choose one of the provider's voices: " + ", ".join(OPENAI_VOICES)
         if self.provider == Provider.OPENAI and self.model not in OPENAI_MODELS:
             errors["model"] = "Choose one of OpenAI's realtime models: " + ", ".join(OPENAI_MODELS)
-        if self.provider == Provider.LOCAL and self.audio_format != AudioFormat.PCM16:
-            errors["audio_format"] = "The built-in provider speaks PCM16 only."
+        if self.provider == Provider.LOCAL and self.audio_format == AudioFormat.G711_ALAW:
+            errors["audio_format"] = "The built-in provider speaks PCM16 and G.711 μ-law."
         if self.provider == Provider.LOCAL and self.voice not in LOCAL_VOICES:
             errors["voice"] = "The built-in provider's voice is: " + ", ".join(LOCAL_VOICES)
         if self.provider == Provider.LOCAL and self.model != LOCAL_MODEL:
@@ -349,6 +375,9 @@ class Agent(models.Model):
             "tool_calls_shown": self.tool_calls_shown,
             "strict_client_settings": self.strict_client_settings,
             "show_configuration_to_browsers": self.show_configuration_to_browsers,
+            "transfer_number": self.transfer_number,
+            "voicemail_action": self.voicemail_action,
+            "voicemail_message": self.voicemail_message,
         }
 
 

@@ -7,27 +7,16 @@ holds the carrier's side of a call (its id there, direction, the tenant's own nu
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from typing import Any
 
-from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
 from foundation.encryption import EncryptedTextField
 from foundation.ids import public_id
+from foundation.phone_numbers import validate_e164
 from tenancy.models import Tenant, hash_secret
-
-E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
-
-
-def validate_e164(value: str) -> None:
-    if not E164.match(value):
-        raise ValidationError(
-            "Enter the number in E.164 form: a plus sign, the country code and the number, "
-            "digits only (e.g. +14155550123)."
-        )
 
 
 def new_carrier_account_id() -> str:
@@ -44,8 +33,10 @@ class Carrier(models.TextChoices):
 
 
 class CarrierAccount(models.Model):
-    """A tenant's account at a carrier: Twilio's account SID and auth token (which signs
-    its webhooks and authorises its REST API), encrypted at rest."""
+    """A tenant's account at a carrier, its secret encrypted at rest: Twilio's account SID
+    and auth token (which signs its webhooks and authorises its REST API); Telnyx's API
+    key (in ``auth_token``), the public key its webhooks are signed for, and the Call
+    Control application outbound calls go through (``connection_id``)."""
 
     public_id = models.CharField(
         max_length=40, unique=True, default=new_carrier_account_id, editable=False
@@ -54,9 +45,21 @@ class CarrierAccount(models.Model):
     name = models.CharField(max_length=80)
     carrier = models.CharField(max_length=16, choices=Carrier.choices, default=Carrier.TWILIO)
     account_sid = models.CharField(
-        max_length=64, help_text="Twilio: the account SID (AC…), shown in Twilio's console."
+        max_length=64,
+        blank=True,
+        help_text="Twilio: the account SID (AC…), shown in Twilio's console.",
     )
-    auth_token = EncryptedTextField()
+    auth_token = EncryptedTextField(help_text="Twilio: the auth token. Telnyx: an API key.")
+    webhook_public_key = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="Telnyx: the public key (base64) its webhooks are signed with.",
+    )
+    connection_id = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="Telnyx: the Call Control application's id (outbound calls go through it).",
+    )
     token_hint = models.CharField(max_length=8, editable=False, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
@@ -117,6 +120,34 @@ class PhoneNumber(models.Model):
         return f"{self.number} ({self.label})" if self.label else self.number
 
 
+def new_phone_call_id() -> str:
+    return public_id("pc")
+
+
+class PhoneCallStatus(models.TextChoices):
+    """Where a call stands at the carrier (Twilio's call statuses)."""
+
+    QUEUED = "queued", "Queued"
+    RINGING = "ringing", "Ringing"
+    IN_PROGRESS = "in-progress", "In progress"
+    COMPLETED = "completed", "Completed"
+    BUSY = "busy", "Busy"
+    NO_ANSWER = "no-answer", "No answer"
+    FAILED = "failed", "Failed"
+    CANCELED = "canceled", "Canceled"
+
+
+FINAL_STATUSES = frozenset(
+    {
+        PhoneCallStatus.COMPLETED,
+        PhoneCallStatus.BUSY,
+        PhoneCallStatus.NO_ANSWER,
+        PhoneCallStatus.FAILED,
+        PhoneCallStatus.CANCELED,
+    }
+)
+
+
 class Direction(models.TextChoices):
     INBOUND = "inbound", "Inbound"
     OUTBOUND = "outbound", "Outbound"
@@ -126,6 +157,9 @@ class PhoneCall(models.Model):
     """A call at a carrier: created when the carrier asks what to do with it, joined to
     its ``CallSession`` when its media stream connects with the single-use stream token."""
 
+    public_id = models.CharField(
+        max_length=40, unique=True, default=new_phone_call_id, editable=False
+    )
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="phone_calls")
     call = models.OneToOneField(
         "calls.CallSession",
@@ -143,15 +177,27 @@ class PhoneCall(models.Model):
     carrier = models.CharField(max_length=16, choices=Carrier.choices)
     carrier_call_id = models.CharField(max_length=128)
     direction = models.CharField(max_length=16, choices=Direction.choices)
+    status = models.CharField(
+        max_length=16, choices=PhoneCallStatus.choices, default=PhoneCallStatus.RINGING
+    )
+    # The carrier's answering-machine detection (outbound): human, machine_start, fax…
+    answered_by = models.CharField(max_length=32, blank=True)
+    transfer_to = models.CharField(max_length=64, blank=True)
+    transferred_at = models.DateTimeField(null=True, blank=True)
+    # The call's length at the carrier (what it bills), once it has ended there.
+    carrier_duration_seconds = models.PositiveIntegerField(null=True, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
     # The caller's number lives in the call's end_user_ref; until the call opens, here.
     remote_number = models.CharField(max_length=32, blank=True)
     stream_token_hash = models.CharField(max_length=64, unique=True)
     stream_token_expires_at = models.DateTimeField()
     stream_started_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [models.Index(fields=["tenant", "-created_at"])]
         constraints = [
             models.UniqueConstraint(
                 fields=["carrier", "carrier_call_id"], name="phone_call_carrier_id_unique"

@@ -67,6 +67,7 @@ AGENT_FIELDSETS: list[tuple[str, list[str]]] = [
     ("Tools", ["tools"]),
     ("Consent", ["consent_prompt", "recording_offered", "consent_required"]),
     ("Widget", ["widget_label", "widget_color", "widget_position"]),
+    ("Phone", ["transfer_number", "voicemail_action", "voicemail_message"]),
     (
         "Realtime clients",
         [
@@ -250,6 +251,7 @@ class AgentForm(TenantModelForm):
             "instructions": forms.Textarea(attrs={"rows": 10}),
             "greeting": forms.Textarea(attrs={"rows": 2}),
             "consent_prompt": forms.Textarea(attrs={"rows": 3}),
+            "voicemail_message": forms.Textarea(attrs={"rows": 2}),
             "widget_color": forms.TextInput(attrs={"type": "color"}),
             "model": forms.TextInput(attrs={"list": "model-suggestions"}),
             "voice": forms.TextInput(attrs={"list": "voice-suggestions"}),
@@ -274,6 +276,8 @@ class AgentForm(TenantModelForm):
             "greet_api_callers": "Greet API callers too",
             "strict_client_settings": "Refuse changes to protected settings",
             "show_configuration_to_browsers": "Show instructions and tools to browsers",
+            "transfer_number": "Transfer number",
+            "voicemail_action": "On an answering machine",
         }
         help_texts = {
             "instructions": "What the agent is, what it should do and how it should speak.",

@@ -14,9 +14,9 @@ from agents.telephony.models import (
     CarrierAccount,
     PhoneConsent,
     PhoneNumber,
-    validate_e164,
 )
 from dashboard.forms.base import TenantModelForm
+from foundation.phone_numbers import validate_e164
 from tenancy.scoping import for_tenant
 
 TWILIO_ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")

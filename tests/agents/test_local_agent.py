@@ -16,7 +16,7 @@ from tests.conftest import TenantWorld
         ({"voice": "alloy"}, "voice"),
         ({"model": "gpt-realtime"}, "model"),
         ({"language": "fr-FR"}, "language"),
-        ({"audio_format": "g711_ulaw"}, "audio_format"),
+        ({"audio_format": "g711_alaw"}, "audio_format"),
     ],
 )
 def test_the_local_provider_refuses_what_it_cannot_do(

@@ -60,7 +60,9 @@ def test_create_with_only_a_name_uses_the_model_defaults(tenant_a: TenantWorld) 
             "greet_api_callers",
         "strict_client_settings",
         "show_configuration_to_browsers", "current_version", "created_at", "updated_at",
+        "transfer_number", "voicemail_action", "voicemail_message",
     }  # fmt: skip
+    assert (body["transfer_number"], body["voicemail_action"]) == ("", "hang_up")
     assert (body["consent_required"], body["widget_color"], body["widget_position"]) == (
         False,
         "#2563eb",
@@ -517,3 +519,36 @@ def test_widget_look_and_required_consent_are_set_and_checked(tenant_a: TenantWo
         "widget_position"
     }
     assert not Agent.objects.filter(name="Other").exists()
+
+
+def test_phone_settings_are_versioned_and_a_transfer_number_must_be_e164(
+    tenant_a: TenantWorld,
+) -> None:
+    from django.test import Client
+
+    client = Client(headers={"Authorization": f"Bearer {tenant_a.secret}"})
+    created = client.post(
+        "/v1/agents", {"name": "Front desk"}, content_type="application/json"
+    ).json()
+    refused = client.patch(
+        f"/v1/agents/{created['id']}",
+        {"transfer_number": "0800 123"},
+        content_type="application/json",
+    )
+    assert refused.status_code == 400
+    assert "transfer_number" in refused.json()["error"]["fields"]
+    changed = client.patch(
+        f"/v1/agents/{created['id']}",
+        {
+            "transfer_number": "+14155550123",
+            "voicemail_action": "leave_message",
+            "voicemail_message": "Please call us back.",
+        },
+        content_type="application/json",
+    ).json()
+    assert changed["current_version"] == 2
+    version = client.get(f"/v1/agents/{created['id']}/versions/2").json()["config"]
+    assert (version["transfer_number"], version["voicemail_action"]) == (
+        "+14155550123",
+        "leave_message",
+    )

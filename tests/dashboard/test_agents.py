@@ -45,6 +45,7 @@ def agent_data(**overrides: Any) -> dict[str, Any]:
         "client_functions": "servers",
         "tool_calls_shown": "hidden",
         "faq": "",
+        "voicemail_action": "hang_up",
     }
     data.update(overrides)
     return data
