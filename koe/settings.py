@@ -249,6 +249,9 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Koe <koe@localhost>")
 OPENAI_API_KEY = env_str("OPENAI_API_KEY")
 KOE_OPENAI_REALTIME_URL = env_str("KOE_OPENAI_REALTIME_URL", "wss://api.openai.com/v1")
 KOE_TRANSCRIPTION_MODEL = env_str("KOE_TRANSCRIPTION_MODEL", "gpt-4o-mini-transcribe")
+# Carriers' REST APIs (outbound calls, transfers, hang-ups); settings so tests use fakes.
+KOE_TWILIO_API_URL = env_str("KOE_TWILIO_API_URL", "https://api.twilio.com").rstrip("/")
+KOE_CARRIER_TIMEOUT_SECONDS = env_float("KOE_CARRIER_TIMEOUT_SECONDS", 10.0)
 
 # The built-in offline provider ("local"): speech in and out inside this process.
 # CPU work (VAD, speech-to-text, text-to-speech) runs in one bounded pool per process.

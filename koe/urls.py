@@ -10,7 +10,8 @@ from agents.api import router as agents_router
 from agents.realtime.api import router as realtime_router
 from agents.realtime.api import widget_client_secret, widget_config
 from agents.telephony.api import router as telephony_router
-from agents.telephony.views import twilio_voice
+from agents.telephony.calls_api import router as phone_calls_router
+from agents.telephony.views import twilio_amd, twilio_status, twilio_voice
 from billing.api import router as usage_router
 from foundation.api import api, api_urls, not_found_view
 from foundation.docs import docs_page
@@ -22,6 +23,7 @@ api.add_router("/agents", agents_router)
 api.add_router("/tools", tools_router)
 api.add_router("/realtime", realtime_router)
 api.add_router("", telephony_router)
+api.add_router("", phone_calls_router)
 api.add_router("", usage_router)
 api.add_router("", retention_router)
 
@@ -37,6 +39,8 @@ urlpatterns = [
     path("v1/widget/config", widget_config, name="widget_config"),
     # Carriers' webhooks: signed by the carrier, not keyed.
     path("v1/telephony/twilio/voice", twilio_voice, name="twilio_voice"),
+    path("v1/telephony/twilio/status", twilio_status, name="twilio_status"),
+    path("v1/telephony/twilio/amd", twilio_amd, name="twilio_amd"),
     path("v1/", api_urls()),
     # Anything else under /v1 (the bare prefix too) answers a JSON 404, not a page.
     re_path(r"^v1(?:/(?P<rest>.*))?$", not_found_view),

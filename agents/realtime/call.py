@@ -71,6 +71,19 @@ class CallTransport(Protocol):
         and close the connection, unless the caller closed it (reason ``client_closed``)."""
 
 
+class TransferringTransport(CallTransport, Protocol):
+    """A transport that can move its caller to another number (a phone line)."""
+
+    async def transfer(self, target: str) -> bool:
+        """Hand the caller over to ``target``; False when the carrier refused."""
+
+
+TRANSFER_FAILED = (
+    "The transfer to a person did not go through. Apologise briefly, and offer to take a "
+    "message or help in another way."
+)
+
+
 class Call:
     """One live call. ``connect_provider()``, then ``start()``; the transport feeds it
     ``client_frame``/``oversized_frame`` and control messages; it ends exactly once."""
@@ -99,6 +112,8 @@ class Call:
             lambda: self.policy.response_active, audio_format=self.config.audio_format
         )
         self.hang_up_after_response = False  # the end_call tool was used
+        self.transfer_after_response = False  # transfer_to_human, on a line that can
+        self.leaving_voicemail = False  # an answering machine: the message, then hang up
         self.recorder: CallRecorder | None = None  # the call's audio, under recording consent
         self.background: set[asyncio.Task[Any]] = set()
         self.started = time.monotonic()
@@ -279,15 +294,55 @@ class Call:
 
     async def _after_response(self) -> None:
         """A response finished: hang up if the agent said goodbye, or make a deferred request."""
-        if self.hang_up_after_response:
+        ending = self.hang_up_after_response or self.transfer_after_response
+        # A request of Koe's still waiting goes first (the voicemail message, asked for
+        # while the greeting was being cut short): the end comes after it.
+        if ending and self.turns.wanted is None:
             # Let the goodbye play out: the client received it faster than real time.
             await asyncio.sleep(min(self.turns.audio_left_to_play(), MAX_GOODBYE_SECONDS))
+            if self.transfer_after_response:
+                await self._transfer()
+                return
+            if self.leaving_voicemail:
+                await self.end(EndReason.VOICEMAIL, "The agent left a voicemail message.")
+                return
             await self.end(EndReason.AGENT, "The agent ended the call.")
             return
         for request in self.turns.after_response():
             await self.upstream.send(
                 request if isinstance(request, str) else orjson.dumps(request).decode()
             )
+
+    # --- handing the caller on -------------------------------------------------------------
+    def can_transfer(self) -> bool:
+        """Whether transfer_to_human moves this caller to a person now (a phone line and
+        an agent with a transfer number), rather than asking staff to follow up."""
+        return bool(self.config.transfer_number) and hasattr(self.transport, "transfer")
+
+    async def _transfer(self) -> None:
+        self.transfer_after_response = False
+        target = self.config.transfer_number
+        transport: TransferringTransport = self.transport  # type: ignore[assignment]
+        if await transport.transfer(target):
+            await self.end(EndReason.TRANSFERRED, f"Transferred to {target}.")
+            return
+        self.log("transfer to a person failed")
+        await self.request_response(TRANSFER_FAILED)
+
+    async def leave_voicemail(self, message: str) -> None:
+        """An answering machine took the call: say ``message`` after the beep and hang up,
+        or hang up at once when there is none."""
+        if self.ended:
+            return
+        if not message:
+            await self.end(EndReason.VOICEMAIL, "An answering machine answered.")
+            return
+        self.leaving_voicemail = self.hang_up_after_response = True
+        if self.policy.response_active:
+            await self.send_upstream({"type": events.RESPONSE_CANCEL})
+        await self.request_response(
+            f"You reached an answering machine. Say exactly this, and nothing else: {message}"
+        )
 
     # --- limits ----------------------------------------------------------------------------
     async def _watch_limits(self) -> None:

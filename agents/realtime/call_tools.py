@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 
 # Seconds beyond a tool's own timeout that the dispatch of a tool call may take.
 DISPATCH_GRACE_SECONDS = 5
+PUTTING_THROUGH = (
+    "Tell the caller in one short sentence that you are putting them through to a person now."
+)
 WORKING_ON_IT = (
     "A tool you called is still running. Tell the caller in one short sentence that you are "
     "working on it; its result will follow."
@@ -47,6 +50,9 @@ class CallTools:
                 return
             if outcome.end_call:
                 call.hang_up_after_response = True
+            if outcome.transfer_reason is not None and call.can_transfer():
+                call.transfer_after_response = True
+                outcome = ToolOutcome.success({"ok": True, "message": PUTTING_THROUGH})
             if outcome.pending:
                 # A background tool: its output arrives later (result()), or the caller
                 # is told the truth when it has not come within the tool's time.

@@ -22,9 +22,11 @@ import orjson
 from agents.realtime import events
 from agents.realtime.errors import CLOSE_NORMAL
 from agents.realtime.transport import CallConsumer
+from agents.telephony import actions
 from agents.telephony.admission import open_phone_call
 from agents.telephony.playback import Playback
 from calls.models import EndReason
+from foundation.call_threads import on_call_threads
 
 logger = logging.getLogger("koe.telephony")
 
@@ -63,6 +65,7 @@ class PhoneStreamConsumer(CallConsumer):
         self.playback = Playback()
         self.digits = ""
         self.keypad_wait: asyncio.TimerHandle | None = None
+        self.transferring_to = ""  # the carrier is moving the caller there
 
     async def connect(self) -> None:
         # The carrier sends its start message once the socket is open: the caller is
@@ -98,7 +101,11 @@ class PhoneStreamConsumer(CallConsumer):
         self.playback.echoed(str(name or ""))
 
     async def hung_up(self) -> None:
-        if self.call is not None:
+        if self.call is not None and self.transferring_to:
+            # The carrier left the stream to dial the person: that is the transfer.
+            detail = f"Transferred to {self.transferring_to}."
+            await self.call.end(EndReason.TRANSFERRED, detail)
+        elif self.call is not None:
             await self.call.end(EndReason.CLIENT_CLOSED, "The caller hung up.")
         await self.close_quietly(CLOSE_NORMAL)
 
@@ -113,6 +120,26 @@ class PhoneStreamConsumer(CallConsumer):
             self.log("%s sent a frame that is not a JSON object; ignored", self.carrier)
             return None
         return event
+
+    # --- control messages (channel layer group call.<id>) ---------------------------------------
+    async def call_voicemail(self, message: dict[str, Any]) -> None:
+        """{"type": "call.voicemail", "message": ...}: the carrier heard an answering
+        machine. What the agent was saying is dropped; it leaves the message, or hangs up."""
+        if self.call is None:
+            return
+        if self.playback.interrupt() is not None:
+            await self.send_message(self.clear_message())
+        await self.call.leave_voicemail(str(message.get("message") or ""))
+
+    async def transfer(self, target: str) -> bool:
+        """``TransferringTransport``: the carrier moves the caller to ``target``."""
+        if self.call is None:
+            return False
+        self.transferring_to = target
+        moved = await on_call_threads(actions.transfer)(self.call.grant.call_id, target)
+        if not moved:
+            self.transferring_to = ""
+        return moved
 
     # --- key presses --------------------------------------------------------------------------
     def pressed(self, digit: Any) -> None:

@@ -60,6 +60,13 @@ def say_and_hang_up(text: str) -> str:
     return _twiml(response)
 
 
+def dial(target: str) -> str:
+    """TwiML that moves the call to another number (a cold transfer)."""
+    response = ElementTree.Element("Response")
+    ElementTree.SubElement(response, "Dial").text = target
+    return _twiml(response)
+
+
 def media(stream_sid: str, payload: str) -> dict[str, Any]:
     return {"event": "media", "streamSid": stream_sid, "media": {"payload": payload}}
 

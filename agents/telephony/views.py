@@ -1,23 +1,29 @@
-"""The carriers' webhooks: a call is ringing on one of a tenant's numbers.
+"""The carriers' webhooks: a call is ringing on one of a tenant's numbers, and how the
+calls Koe placed are getting on.
 
 Twilio posts its voice webhook here (the number's "A call comes in" URL). The request is
 checked against the auth token of the account the number belongs to before anything is
 stored; the answer is TwiML that connects the call to Koe's media stream, carrying a
-single-use stream token, or says the line is closed and hangs up.
+single-use stream token, or says the line is closed and hangs up. Status and
+answering-machine callbacks are checked the same way, against the call's account.
 """
 
 from __future__ import annotations
 
 import logging
 
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from agents.models import VoicemailAction
 from agents.telephony import twilio
 from agents.telephony.admission import LineClosed, admit, phone_call_direction, route
-from agents.telephony.models import Carrier
+from agents.telephony.models import Carrier, PhoneCall
+from agents.telephony.progress import record_status
 
 logger = logging.getLogger("koe.telephony")
 
@@ -76,3 +82,67 @@ def twilio_voice(request: HttpRequest) -> HttpResponse:
         return _twiml(twilio.say_and_hang_up(closed.message))
     stream = stream_url(TWILIO_STREAM_PATH)
     return _twiml(twilio.connect_stream(stream, {"token": admitted.stream_token}))
+
+
+def _call_for_callback(request: HttpRequest) -> tuple[PhoneCall | None, HttpResponse | None]:
+    """The Twilio call a signed callback is about, or the answer refusing the callback."""
+    params = {name: request.POST.get(name, "") for name in request.POST}
+    phone_call = (
+        PhoneCall.objects.select_related("phone_number__carrier_account", "call", "agent")
+        .filter(carrier=Carrier.TWILIO, carrier_call_id=params.get("CallSid", ""))
+        .first()
+    )
+    if phone_call is None or phone_call.phone_number is None:
+        return None, _error(404, "unknown_call", "No such call here.")
+    account = phone_call.phone_number.carrier_account
+    given = request.headers.get(twilio.SIGNATURE_HEADER, "")
+    if not twilio.is_signed(account.auth_token, public_url(request), params, given):
+        logger.warning("twilio callback refused: bad signature call=%s", phone_call.public_id)
+        return None, _error(
+            403, "invalid_signature", "The request's X-Twilio-Signature is not valid."
+        )
+    return phone_call, None
+
+
+@csrf_exempt
+@require_POST
+def twilio_status(request: HttpRequest) -> HttpResponse:
+    """A call's progress at Twilio (StatusCallback): queued → ringing → in-progress →
+    completed, or busy / no-answer / failed / canceled."""
+    phone_call, refusal = _call_for_callback(request)
+    if phone_call is None:
+        assert refusal is not None
+        return refusal
+    record_status(
+        phone_call,
+        request.POST.get("CallStatus", ""),
+        duration=request.POST.get("CallDuration", ""),
+        answered_by=request.POST.get("AnsweredBy", ""),
+    )
+    return HttpResponse(status=204)
+
+
+@csrf_exempt
+@require_POST
+def twilio_amd(request: HttpRequest) -> HttpResponse:
+    """Twilio's answering-machine detection (AsyncAmdStatusCallback): a machine answered
+    an outbound call, so the agent leaves its message after the beep, or hangs up."""
+    phone_call, refusal = _call_for_callback(request)
+    if phone_call is None:
+        assert refusal is not None
+        return refusal
+    answered_by = request.POST.get("AnsweredBy", "")[:32]
+    PhoneCall.objects.filter(pk=phone_call.pk).update(answered_by=answered_by)
+    if phone_call.call is not None and answered_by != "human" and answered_by != "unknown":
+        agent = phone_call.agent
+        message = ""
+        if (
+            agent is not None
+            and agent.voicemail_action == VoicemailAction.LEAVE_MESSAGE
+            and answered_by.startswith("machine_end")
+        ):
+            message = agent.voicemail_message
+        async_to_sync(get_channel_layer().group_send)(
+            phone_call.call.group_name, {"type": "call.voicemail", "message": message}
+        )
+    return HttpResponse(status=204)

@@ -50,6 +50,8 @@ class EndReason(models.TextChoices):
     BUDGET = "budget", "Budget reached"
     AUTH_EXPIRED = "auth_expired", "Authorization expired"
     AGENT = "agent", "Ended by the agent"
+    TRANSFERRED = "transferred", "Transferred to a person"
+    VOICEMAIL = "voicemail", "Reached an answering machine"
     SERVER_SHUTDOWN = "server_shutdown", "Server shut down"
     SERVER_ERROR = "server_error", "Server error"
     SERVER_LOST = "server_lost", "Server lost (its process stopped)"

@@ -26,6 +26,7 @@ class EventType:
 
     CALL_ENDED = "call.ended"
     CALL_TRANSFER_REQUESTED = "call.transfer_requested"
+    PHONE_CALL_STATUS = "phone_call.status"
     PING = "ping"
 
 

@@ -72,8 +72,9 @@ def test_telephony_agents_ask_for_g711(audio_format: str, wire: str, tenant_a: T
 
 
 @pytest.mark.django_db
-def test_the_builtin_provider_speaks_pcm16_only(tenant_a: TenantWorld) -> None:
-    agent = AgentFactory(tenant=tenant_a.tenant, audio_format="g711_ulaw")
+def test_the_builtin_provider_speaks_pcm16_and_mulaw_not_alaw(tenant_a: TenantWorld) -> None:
+    AgentFactory(tenant=tenant_a.tenant, name="Phone", audio_format="g711_ulaw").full_clean()
+    agent = AgentFactory(tenant=tenant_a.tenant, audio_format="g711_alaw")
     with pytest.raises(ValidationError) as error:
         agent.full_clean()
     assert "audio_format" in error.value.message_dict

@@ -85,9 +85,12 @@ class Twilio:
     async def receive(self, timeout: float = 5) -> dict[str, Any]:
         return orjson.loads(await self.socket.receive_from(timeout=timeout))  # type: ignore[no-any-return]
 
-    async def closed(self) -> bool:
-        output = await self.socket.receive_output(timeout=5)
-        return output["type"] == "websocket.close"
+    async def closed(self, timeout: float = 5) -> bool:
+        """Whether the stream is closed next, after any messages still on their way."""
+        while True:
+            output = await self.socket.receive_output(timeout=timeout)
+            if output["type"] != "websocket.send":
+                return output["type"] == "websocket.close"
 
 
 async def opened(scripted: type[ScriptedProvider]) -> ScriptedConnection:

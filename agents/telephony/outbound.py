@@ -1,0 +1,170 @@
+"""Calls Koe places: an agent rings a number through the tenant's carrier account.
+
+The call is asked of the carrier with TwiML that connects it, once answered, to Koe's
+media stream with a single-use token (so from then on it is a phone call like any
+other); its progress comes back on signed status callbacks, and the carrier's
+answering-machine detection on its own callback (``views``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import orjson
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.urls import reverse
+from django.utils import timezone
+
+from agents.models import Agent, VoicemailAction
+from agents.realtime.access import AccessDenied, active_calls, check_budget
+from agents.telephony import twilio
+from agents.telephony.admission import STREAM_TOKEN_PREFIX
+from agents.telephony.models import (
+    Carrier,
+    Direction,
+    PhoneCall,
+    PhoneCallStatus,
+    PhoneConsent,
+    PhoneNumber,
+)
+from agents.telephony.twilio_rest import CarrierError, create_call
+from agents.telephony.views import TWILIO_STREAM_PATH, stream_url
+from foundation.api import InvalidRequest
+from foundation.ids import random_token
+from foundation.phone_numbers import validate_e164
+from tenancy.models import Tenant, hash_secret
+from tenancy.scoping import for_tenant
+
+logger = logging.getLogger("koe.telephony")
+
+# Ringing (up to RING_SECONDS) and answering come before the stream connects.
+RING_SECONDS = 60
+OUTBOUND_STREAM_TOKEN_TTL = timedelta(seconds=RING_SECONDS + 120)
+STATUS_EVENTS = ("initiated", "ringing", "answered", "completed")
+MAX_METADATA_BYTES = 4096
+
+
+class OutboundRefused(Exception):
+    """The call cannot be placed now (budget, capacity, the carrier): an HTTP error."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class OutboundCall:
+    agent_id: str
+    to: str
+    from_number: str
+    end_user: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def _checked(tenant: Tenant, request: OutboundCall) -> tuple[Agent, PhoneNumber]:
+    errors: dict[str, list[str]] = {}
+    agent = (
+        for_tenant(Agent, tenant).filter(public_id=request.agent_id).first()
+        if request.agent_id
+        else None
+    )
+    if agent is None:
+        errors["agent"] = [f"No agent {request.agent_id!r} in this tenant."]
+    elif agent.current_version_id is None:
+        errors["agent"] = ["This agent has no saved configuration yet."]
+    number = (
+        for_tenant(PhoneNumber, tenant)
+        .select_related("carrier_account")
+        .filter(number=request.from_number)
+        .first()
+    )
+    if number is None:
+        errors["from"] = ["Not one of this tenant's phone numbers."]
+    elif number.carrier_account.carrier != Carrier.TWILIO:
+        errors["from"] = ["Outbound calls go through Twilio numbers for now."]
+    try:
+        validate_e164(request.to)
+    except ValidationError as error:
+        errors["to"] = list(error.messages)
+    if len(request.end_user) > 200:
+        errors["end_user"] = ["At most 200 characters."]
+    if len(orjson.dumps(request.metadata)) > MAX_METADATA_BYTES:
+        errors["metadata"] = [f"At most {MAX_METADATA_BYTES} bytes of JSON."]
+    if (
+        agent is not None
+        and number is not None
+        and not errors
+        and agent.consent_required
+        and number.consent == PhoneConsent.NONE
+    ):
+        errors["from"] = [
+            "This agent takes calls only with consent: use a number whose consent is 'disclosed'."
+        ]
+    if errors:
+        raise InvalidRequest(errors)
+    assert agent is not None and number is not None
+    return agent, number
+
+
+def place_call(tenant: Tenant, request: OutboundCall) -> PhoneCall:
+    """Ask the carrier to ring ``request.to`` from one of the tenant's numbers."""
+    agent, number = _checked(tenant, request)
+    try:
+        check_budget(tenant)
+    except AccessDenied as denied:
+        raise OutboundRefused(429, denied.code, denied.message) from denied
+    if active_calls(tenant) >= tenant.max_concurrent_calls:
+        raise OutboundRefused(
+            429,
+            "concurrent_call_limit",
+            f"All {tenant.max_concurrent_calls} concurrent calls are in use; try again later.",
+        )
+    token = STREAM_TOKEN_PREFIX + random_token(40)
+    phone_call = PhoneCall.objects.create(
+        tenant=tenant,
+        phone_number=number,
+        agent=agent,
+        carrier=Carrier.TWILIO,
+        carrier_call_id="pending:" + random_token(24),
+        direction=Direction.OUTBOUND,
+        status=PhoneCallStatus.QUEUED,
+        remote_number=request.end_user or request.to,
+        stream_token_hash=hash_secret(token),
+        stream_token_expires_at=timezone.now() + OUTBOUND_STREAM_TOKEN_TTL,
+        metadata=request.metadata,
+    )
+    site = settings.KOE_SITE_URL
+    form: dict[str, Any] = {
+        "To": request.to,
+        "From": number.number,
+        "Twiml": twilio.connect_stream(stream_url(TWILIO_STREAM_PATH), {"token": token}),
+        "Timeout": str(RING_SECONDS),
+        "StatusCallback": site + reverse("twilio_status"),
+        "StatusCallbackMethod": "POST",
+        "StatusCallbackEvent": list(STATUS_EVENTS),
+        # Answering machines: reported while the call goes on (AsyncAmd); waiting for
+        # the end of the greeting only when there is a message to leave after the beep.
+        "MachineDetection": "DetectMessageEnd"
+        if agent.voicemail_action == VoicemailAction.LEAVE_MESSAGE
+        else "Enable",
+        "AsyncAmd": "true",
+        "AsyncAmdStatusCallback": site + reverse("twilio_amd"),
+        "AsyncAmdStatusCallbackMethod": "POST",
+    }
+    try:
+        placed = create_call(number.carrier_account, form)
+    except CarrierError as error:
+        PhoneCall.objects.filter(pk=phone_call.pk).update(status=PhoneCallStatus.FAILED)
+        raise OutboundRefused(502, "carrier_error", error.message) from error
+    phone_call.carrier_call_id = str(placed.get("sid") or phone_call.carrier_call_id)
+    status = str(placed.get("status") or PhoneCallStatus.QUEUED)
+    phone_call.status = status if status in PhoneCallStatus.values else PhoneCallStatus.QUEUED
+    phone_call.save(update_fields=["carrier_call_id", "status", "updated_at"])
+    logger.info("outbound call placed tenant=%s call=%s", tenant.public_id, phone_call.public_id)
+    return phone_call
