@@ -13,10 +13,13 @@ Three measurements, all on this machine, nothing downloaded:
    the engine and the first synthesised sentence.
 3. The same with N calls at once, to say how many concurrent local calls the machine
    holds.
+4. The same on the phone path: the caller rings a Twilio number (the signed voice
+   webhook) and speaks over Twilio's media stream, 20 ms of 8 kHz μ-law at a time; the
+   agent answers in μ-law (first ``media`` message received).
 
     .venv/bin/python bench/local_voice.py                       # 24 utterances; N = 1, 2, 3, 4
     .venv/bin/python bench/local_voice.py --utterances 40 --concurrency 1 2 4 8
-    .venv/bin/python bench/local_voice.py --silence-ms 300
+    .venv/bin/python bench/local_voice.py --silence-ms 300 --transports phone
 
 The caller's speech is synthesised by the local voice before the run starts.
 """
@@ -37,8 +40,10 @@ from pathlib import Path
 from typing import Any
 
 from common import bench_environment, free_port, percentile, run_setup, start_daphne
+from phone import ACCOUNT_SID, AUTH_TOKEN, NUMBER, ring
 
 RATE = 24000
+PHONE_RATE = 8000  # G.711 μ-law, a byte a sample
 CHUNK_MS = 20
 CHUNK_BYTES = 2 * RATE * CHUNK_MS // 1000
 LOUD = 500  # a sample above this (PCM16) is voice, not the voice's own trailing quiet
@@ -79,6 +84,11 @@ agent = Agent(tenant=tenant, name="Bench host", provider="local", response_engin
               max_call_duration_seconds=3600,
               vad_silence_duration_ms={silence_ms}, faq={faq!r})
 save_agent(agent, [])
+from agents.telephony.models import CarrierAccount, PhoneNumber
+account = CarrierAccount.objects.create(tenant=tenant, name="Bench",
+                                        account_sid="{ACCOUNT_SID}", auth_token="{AUTH_TOKEN}")
+PhoneNumber.objects.create(tenant=tenant, number="{NUMBER}", carrier_account=account,
+                           agent=agent)
 _, secret = ApiKey.issue(tenant, "bench")
 print(json.dumps({{"key": secret, "agent": agent.public_id}}))
 """,
@@ -212,15 +222,102 @@ async def one_call(
         task.cancel()
 
 
+def as_phone_audio(audio: bytes) -> bytes:
+    """24 kHz PCM16 as the phone network carries it: 8 kHz μ-law."""
+    import numpy as np
+
+    from speech.audio import resample, to_float, to_int16
+    from speech.g711 import encode_ulaw
+
+    narrow = resample(to_float(np.frombuffer(audio, dtype="<i2")), RATE, PHONE_RATE)
+    return encode_ulaw(to_int16(narrow))
+
+
+async def one_phone_call(base: str, utterances: list[bytes], latencies: list[float]) -> None:
+    """One caller on Twilio's media stream: the same turns as ``one_call``, in μ-law."""
+    import httpx
+    from websockets.asyncio.client import connect
+
+    async with httpx.AsyncClient(timeout=30) as client:
+        stream_url, token = await ring(client, base)
+    stream_sid = "MZ" + os.urandom(16).hex()
+    async with connect(stream_url, max_size=None, compression=None) as ws:
+        state: dict[str, float] = {"first_audio_at": 0.0, "last_audio_at": 0.0}
+        first_audio: asyncio.Event = asyncio.Event()
+
+        async def reader() -> None:
+            async for frame in ws:
+                message = json.loads(frame)
+                if message.get("event") == "mark":
+                    await ws.send(frame)  # played at once: this caller does not listen
+                elif message.get("event") == "media":
+                    state["last_audio_at"] = time.perf_counter()
+                    if not first_audio.is_set():
+                        state["first_audio_at"] = state["last_audio_at"]
+                        first_audio.set()
+
+        async def quiet(seconds: float = 0.8) -> None:
+            """Until the agent has sent no audio for ``seconds`` (its answer is out)."""
+            await asyncio.wait_for(first_audio.wait(), 30)
+            while time.perf_counter() - state["last_audio_at"] < seconds:
+                await asyncio.sleep(0.05)
+
+        async def media(chunk: bytes, sequence: int) -> None:
+            payload = base64.b64encode(chunk).decode()
+            body = {"track": "inbound", "chunk": str(sequence),
+                    "timestamp": str(sequence * CHUNK_MS), "payload": payload}  # fmt: skip
+            await ws.send(json.dumps({"event": "media", "streamSid": stream_sid, "media": body}))
+
+        start = {"streamSid": stream_sid, "accountSid": ACCOUNT_SID, "callSid": "CA",
+                 "tracks": ["inbound"], "customParameters": {"token": token}}  # fmt: skip
+        await ws.send(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
+        await ws.send(json.dumps({"event": "start", "start": start, "streamSid": stream_sid}))
+        task = asyncio.create_task(reader())
+        await quiet()  # the greeting
+        chunk_bytes = PHONE_RATE * CHUNK_MS // 1000
+        silence = bytes([0xFF]) * chunk_bytes  # μ-law's zero
+        sequence = 0
+        for audio in utterances:
+            first_audio.clear()
+            end = voice_end(audio) // 2 * PHONE_RATE // RATE  # the voice's end, in μ-law bytes
+            phone_audio = as_phone_audio(audio)
+            spoke_until = 0.0
+            next_send = time.perf_counter()
+            for offset in range(0, len(phone_audio), chunk_bytes):
+                sequence += 1
+                await media(phone_audio[offset : offset + chunk_bytes], sequence)
+                if offset < end <= offset + chunk_bytes:
+                    spoke_until = next_send + (end - offset) / PHONE_RATE
+                next_send += CHUNK_MS / 1000
+                await asyncio.sleep(max(0.0, next_send - time.perf_counter()))
+            while not first_audio.is_set():
+                sequence += 1
+                await media(silence, sequence)
+                next_send += CHUNK_MS / 1000
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        first_audio.wait(), max(0.001, next_send - time.perf_counter())
+                    )
+            latencies.append(state["first_audio_at"] - spoke_until)
+            await quiet()
+        await ws.send(json.dumps({"event": "stop", "streamSid": stream_sid, "stop": {}}))
+        task.cancel()
+
+
 async def run_calls(
     url: str, headers: dict[str, str], calls: int, speech: list[bytes], per_call: int
 ) -> list[float]:
+    """``calls`` callers at once; ``url`` is Koe's realtime endpoint, or its base URL
+    (http://…) for callers on the phone path."""
     latencies: list[float] = []
 
     async def call(index: int) -> None:
         await asyncio.sleep(0.7 * index)  # calls start apart, as real ones do
         mine = [speech[(index + k) % len(speech)] for k in range(per_call)]
-        await one_call(url, headers, mine, latencies)
+        if url.startswith("http"):
+            await one_phone_call(url, mine, latencies)
+        else:
+            await one_call(url, headers, mine, latencies)
 
     await asyncio.gather(*(call(index) for index in range(calls)))
     return latencies
@@ -233,6 +330,9 @@ def main() -> None:
     parser.add_argument("--utterances", type=int, default=24)
     parser.add_argument("--concurrency", type=int, nargs="*", default=[1, 2, 3, 4])
     parser.add_argument("--silence-ms", type=int, default=500)
+    parser.add_argument(
+        "--transports", nargs="*", choices=["websocket", "phone"], default=["websocket", "phone"]
+    )
     args = parser.parse_args()
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "koe.settings")
@@ -246,25 +346,33 @@ def main() -> None:
 
     workdir = Path(tempfile.mkdtemp(prefix="koe-bench-"))
     port = free_port()
-    env = bench_environment(workdir)
+    # The phone path's webhook is signed over the public URL: here, this Daphne's.
+    env = bench_environment(workdir, KOE_SITE_URL=f"http://127.0.0.1:{port}")
     key, agent = prepare_database(env, args.silence_ms)
     daphne = start_daphne(env, port)
     try:
-        url = f"ws://127.0.0.1:{port}/v1/realtime?model={agent}"
+        urls = {
+            "websocket": f"ws://127.0.0.1:{port}/v1/realtime?model={agent}",
+            "phone": f"http://127.0.0.1:{port}",
+        }
         headers = {"Authorization": f"Bearer {key}"}
         print(
             f"\nVoice to voice through Daphne (end of caller's voice to first agent audio; "
             f"VAD silence {args.silence_ms} ms; {os.cpu_count()} cores)"
         )
-        print(f"  {'calls':>5} {'turns':>6} {'p50 ms':>7} {'p95 ms':>7} {'max ms':>7}")
-        for calls in args.concurrency:
-            per_call = args.utterances if calls == 1 else max(4, args.utterances // calls)
-            latencies = asyncio.run(run_calls(url, headers, calls, speech, per_call))
-            print(
-                f"  {calls:>5} {len(latencies):>6} {percentile(latencies, 0.5) * 1000:>7.0f} "
-                f"{percentile(latencies, 0.95) * 1000:>7.0f} {max(latencies) * 1000:>7.0f}",
-                flush=True,
-            )
+        print(f"  {'path':>9} {'calls':>5} {'turns':>6} {'p50 ms':>7} {'p95 ms':>7} {'max ms':>7}")
+        for transport in args.transports:
+            for calls in args.concurrency:
+                per_call = args.utterances if calls == 1 else max(4, args.utterances // calls)
+                latencies = asyncio.run(
+                    run_calls(urls[transport], headers, calls, speech, per_call)
+                )
+                print(
+                    f"  {transport:>9} {calls:>5} {len(latencies):>6} "
+                    f"{percentile(latencies, 0.5) * 1000:>7.0f} "
+                    f"{percentile(latencies, 0.95) * 1000:>7.0f} {max(latencies) * 1000:>7.0f}",
+                    flush=True,
+                )
     finally:
         daphne.terminate()
         daphne.wait(timeout=10)
