@@ -251,6 +251,7 @@ KOE_OPENAI_REALTIME_URL = env_str("KOE_OPENAI_REALTIME_URL", "wss://api.openai.c
 KOE_TRANSCRIPTION_MODEL = env_str("KOE_TRANSCRIPTION_MODEL", "gpt-4o-mini-transcribe")
 # Carriers' REST APIs (outbound calls, transfers, hang-ups); settings so tests use fakes.
 KOE_TWILIO_API_URL = env_str("KOE_TWILIO_API_URL", "https://api.twilio.com").rstrip("/")
+KOE_TELNYX_API_URL = env_str("KOE_TELNYX_API_URL", "https://api.telnyx.com/v2").rstrip("/")
 KOE_CARRIER_TIMEOUT_SECONDS = env_float("KOE_CARRIER_TIMEOUT_SECONDS", 10.0)
 
 # The built-in offline provider ("local"): speech in and out inside this process.

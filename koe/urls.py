@@ -11,6 +11,7 @@ from agents.realtime.api import router as realtime_router
 from agents.realtime.api import widget_client_secret, widget_config
 from agents.telephony.api import router as telephony_router
 from agents.telephony.calls_api import router as phone_calls_router
+from agents.telephony.telnyx_views import telnyx_webhook
 from agents.telephony.views import twilio_amd, twilio_status, twilio_voice
 from billing.api import router as usage_router
 from foundation.api import api, api_urls, not_found_view
@@ -41,6 +42,7 @@ urlpatterns = [
     path("v1/telephony/twilio/voice", twilio_voice, name="twilio_voice"),
     path("v1/telephony/twilio/status", twilio_status, name="twilio_status"),
     path("v1/telephony/twilio/amd", twilio_amd, name="twilio_amd"),
+    path("v1/telephony/telnyx/webhook", telnyx_webhook, name="telnyx_webhook"),
     path("v1/", api_urls()),
     # Anything else under /v1 (the bare prefix too) answers a JSON 404, not a page.
     re_path(r"^v1(?:/(?P<rest>.*))?$", not_found_view),

@@ -32,7 +32,8 @@ from tenancy.scoping import for_tenant, get_for_tenant_or_404
 
 router = Router(tags=["telephony"])
 
-VOICE_WEBHOOKS = {Carrier.TWILIO: "twilio_voice"}
+# Where each carrier posts its calls: Twilio per number, Telnyx per Call Control application.
+VOICE_WEBHOOKS = {Carrier.TWILIO: "twilio_voice", Carrier.TELNYX: "telnyx_webhook"}
 
 
 # --- carrier accounts -----------------------------------------------------------------------
@@ -42,6 +43,10 @@ class CarrierAccountOut(Schema):
     carrier: Carrier
     account_sid: str
     auth_token_hint: str = Field(description="The auth token's last four characters.")
+    webhook_public_key: str = Field(
+        description="Telnyx: the public key its webhooks are signed with."
+    )
+    connection_id: str = Field(description="Telnyx: the Call Control application's id.")
     created_at: datetime
     updated_at: datetime
 
@@ -56,13 +61,22 @@ class CarrierAccountList(Schema):
 class CarrierAccountCreate(Schema):
     name: str
     carrier: Carrier = Carrier.TWILIO
-    account_sid: str
-    auth_token: str = Field(description="Stored encrypted; never shown again.")
+    account_sid: str = Field("", description="Twilio: the account SID (required for Twilio).")
+    auth_token: str = Field(
+        description="Stored encrypted; never shown again. Twilio: the auth token; Telnyx: an "
+        "API key."
+    )
+    webhook_public_key: str = Field(
+        "", description="Telnyx: the public key (base64) from its portal (required for Telnyx)."
+    )
+    connection_id: str = Field("", description="Telnyx: the Call Control application's id.")
 
 
 class CarrierAccountPatch(Schema):
     name: str = Field(OMITTED)
     account_sid: str = Field(OMITTED)
+    webhook_public_key: str = Field(OMITTED)
+    connection_id: str = Field(OMITTED)
     auth_token: str = Field(OMITTED, description="A new auth token (after rotating it).")
 
 
@@ -73,6 +87,8 @@ def account_json(account: CarrierAccount) -> dict[str, Any]:
         "carrier": account.carrier,
         "account_sid": account.account_sid,
         "auth_token_hint": account.token_hint,
+        "webhook_public_key": account.webhook_public_key,
+        "connection_id": account.connection_id,
         "created_at": account.created_at,
         "updated_at": account.updated_at,
     }
@@ -163,7 +179,10 @@ class PhoneNumberOut(Schema):
         description="none: metadata only; disclosed: the agent's consent text is said before "
         "the greeting and the call keeps its transcript (and recording, where offered)."
     )
-    voice_url: str = Field(description="Paste this as the number's voice webhook (HTTP POST).")
+    voice_url: str = Field(
+        description="Twilio: paste this as the number's voice webhook (HTTP POST). Telnyx: "
+        "the Call Control application's webhook URL."
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -191,7 +210,9 @@ class PhoneNumberPatch(Schema):
 
 
 def voice_url(number: PhoneNumber) -> str:
-    return settings.KOE_SITE_URL + reverse(VOICE_WEBHOOKS[Carrier.TWILIO])
+    """Where the number's carrier posts its calls (Twilio's for a number not saved yet)."""
+    carrier = number.carrier_account.carrier if number.carrier_account_id else Carrier.TWILIO
+    return settings.KOE_SITE_URL + reverse(VOICE_WEBHOOKS[Carrier(carrier)])
 
 
 def number_json(number: PhoneNumber) -> dict[str, Any]:

@@ -10,9 +10,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
+from agents.telephony.telnyx import public_key
 from foundation.encryption import EncryptedTextField
 from foundation.ids import public_id
 from foundation.phone_numbers import validate_e164
@@ -76,6 +78,19 @@ class CarrierAccount(models.Model):
     def save(self, *args: Any, **kwargs: Any) -> None:
         self.token_hint = self.auth_token[-4:] if self.auth_token else ""
         super().save(*args, **kwargs)
+
+    def clean(self) -> None:
+        # What each carrier's webhooks are checked with: Twilio signs with the auth token
+        # of the account SID it names; Telnyx with the key pair whose public half is here.
+        if self.carrier == Carrier.TWILIO and not self.account_sid:
+            raise ValidationError({"account_sid": "This field is required for a Twilio account."})
+        if self.carrier == Carrier.TELNYX and public_key(self.webhook_public_key) is None:
+            raise ValidationError(
+                {
+                    "webhook_public_key": "Paste the public key Telnyx's portal shows (Keys & "
+                    "Credentials, Public Key): base64 of a 32-byte Ed25519 key."
+                }
+            )
 
 
 class PhoneConsent(models.TextChoices):

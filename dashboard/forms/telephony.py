@@ -30,17 +30,39 @@ class CarrierAccountForm(TenantModelForm):
     """A carrier account: the auth token never renders a value, and empty on edit keeps it."""
 
     auth_token = forms.CharField(
-        label="Auth token",
+        label="Auth token or API key",
         required=False,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
-        help_text="Twilio: the account's auth token, next to the account SID in the console.",
+        help_text="Twilio: the account's auth token, next to the account SID in the console. "
+        "Telnyx: an API key (Keys & Credentials, API Keys).",
     )
 
     class Meta:
         model = CarrierAccount
-        fields = ["name", "carrier", "account_sid", "auth_token"]
-        labels = {"account_sid": "Account SID"}
-        widgets = {"account_sid": forms.TextInput(attrs={"autocomplete": "off"})}
+        fields = [
+            "name",
+            "carrier",
+            "account_sid",
+            "auth_token",
+            "webhook_public_key",
+            "connection_id",
+        ]
+        labels = {
+            "account_sid": "Account SID (Twilio)",
+            "webhook_public_key": "Public key (Telnyx)",
+            "connection_id": "Call Control application ID (Telnyx)",
+        }
+        help_texts = {
+            "webhook_public_key": "Telnyx: the public key under Keys & Credentials, Public Key; "
+            "Koe checks each webhook's signature with it.",
+            "connection_id": "Telnyx: optional, the id of the Call Control application whose "
+            "webhook URL is Koe's.",
+        }
+        widgets = {
+            "account_sid": forms.TextInput(attrs={"autocomplete": "off"}),
+            "webhook_public_key": forms.TextInput(attrs={"autocomplete": "off"}),
+            "connection_id": forms.TextInput(attrs={"autocomplete": "off"}),
+        }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -302,8 +302,11 @@ def test_editing_without_a_new_token_keeps_the_stored_one(tenant_a: TenantWorld)
         ({"name": ""}, "name", "required"),
         ({"account_sid": ""}, "account_sid", "required"),
         ({"account_sid": AUTH_TOKEN}, "account_sid", "“AC” followed by 32"),
-        # Koe answers Twilio's calls only, so only Twilio is offered.
-        ({"carrier": "telnyx"}, "carrier", "valid choice"),
+        # Only the carriers whose calls Koe answers are offered.
+        ({"carrier": "plivo"}, "carrier", "valid choice"),
+        # A Telnyx account's webhooks are checked with its Ed25519 public key.
+        ({"carrier": "telnyx", "account_sid": ""}, "webhook_public_key", "32-byte Ed25519"),
+        ({"carrier": "telnyx", "webhook_public_key": "c2hvcnQ="}, "webhook_public_key", "32-byte"),
     ],
 )
 def test_carrier_account_field_errors(

@@ -1,0 +1,273 @@
+"""Telnyx's protocol, as its public docs give it: webhook signatures, Call Control events and
+commands, media stream messages.
+
+- Webhooks: every event of the calls on a Call Control (Voice API) application is POSTed
+  as JSON ``{"data": {"record_type": "event", "event_type": "call.initiated", "id",
+  "occurred_at", "payload": {"call_control_id", "call_leg_id", "call_session_id",
+  "connection_id", "client_state", "from", "to", "direction": "incoming"|"outgoing",
+  "state": "parked"|"bridging"}}}``. Delivery order is not guaranteed and duplicates happen.
+  https://developers.telnyx.com/docs/voice/programmable-voice/receiving-webhooks
+- Webhook security: ``telnyx-signature-ed25519`` is base64(Ed25519 signature) of
+  ``f"{telnyx-timestamp}|{raw body}"``, made with the account's key pair whose public half
+  the portal shows (Account Settings, Keys & Credentials, Public Key); ``telnyx-timestamp``
+  is Unix seconds, and signatures outside a replay window (5 minutes) are rejected.
+  https://developers.telnyx.com/docs/development/api-fundamentals/webhooks
+  https://github.com/team-telnyx/telnyx-python/pull/242
+- Commands: ``POST {api}/calls/{call_control_id}/actions/{answer|reject|hangup}`` with
+  ``Authorization: Bearer <API key>``. ``answer`` with ``stream_url`` forks the call's
+  media to a WebSocket; ``stream_track`` ``inbound_track`` (the caller),
+  ``stream_bidirectional_mode`` ``rtp`` lets the application send audio back as RTP
+  payloads (the default, ``mp3``, plays one file a second), ``stream_bidirectional_codec``
+  ``PCMU``. ``reject`` (``cause`` ``CALL_REJECTED`` or ``USER_BUSY``) refuses an incoming
+  call unanswered. A ``command_id`` repeated for the same call within 60 s is ignored.
+  https://developers.telnyx.com/api/call-control/answer-call
+  https://developers.telnyx.com/api/call-control/start-call-streaming
+  https://developers.telnyx.com/api-reference/call-commands/reject-a-call
+  https://github.com/deepgram/deepclaw/pull/8 (answer without the bidirectional mode is
+  one-way: the caller hears nothing)
+- The stream's messages: in ``connected``, ``start`` {stream_id, start.call_control_id,
+  start.media_format {encoding PCMU, sample_rate 8000, channels 1}}, ``media``
+  {sequence_number, media.track, media.chunk, media.timestamp, media.payload: base64 RTP
+  payload}, ``dtmf`` {dtmf.digit}, ``mark`` (echoed once the audio before it has played),
+  ``error``, ``stop``. Out ``media`` {media.payload} (20 ms to 30 s of audio a message),
+  ``mark`` {mark.name}, ``clear`` (drops the queued audio and returns the queued marks).
+  Frame order is not guaranteed: ``sequence_number`` orders them.
+  https://developers.telnyx.com/api-reference/websockets/stream-call-media-over-websocket
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for_futures
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from django.conf import settings
+
+logger = logging.getLogger("koe.telephony")
+
+SIGNATURE_HEADER = "telnyx-signature-ed25519"
+TIMESTAMP_HEADER = "telnyx-timestamp"
+# Older (or newer) signatures are refused: a captured webhook cannot be replayed later.
+SIGNATURE_TOLERANCE_SECONDS = 300
+ED25519_PUBLIC_KEY_BYTES = 32
+
+CALL_INITIATED = "call.initiated"
+INCOMING = "incoming"
+
+ANSWER = "answer"
+REJECT = "reject"
+HANGUP = "hangup"
+CALL_REJECTED = "CALL_REJECTED"
+USER_BUSY = "USER_BUSY"
+
+# The answer lets the webhook's 200 go first; a hung Telnyx API must not hold a worker long.
+COMMAND_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+
+
+# --- webhook signatures ---------------------------------------------------------------------
+def public_key(text: str) -> Ed25519PublicKey | None:
+    """The Ed25519 public key the portal shows (base64 of its 32 bytes), or None."""
+    try:
+        raw = base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    if len(raw) != ED25519_PUBLIC_KEY_BYTES:
+        return None
+    try:
+        return Ed25519PublicKey.from_public_bytes(raw)
+    except ValueError:
+        return None
+
+
+def is_signed(
+    key_text: str, body: bytes, timestamp: str, signature: str, now: float | None = None
+) -> bool:
+    """Whether ``body`` was signed by the key pair of ``key_text`` at ``timestamp``, and
+    that moment is within the replay window."""
+    key = public_key(key_text) if key_text else None
+    if key is None or not timestamp or not signature:
+        return False
+    try:
+        signed_at = int(timestamp)
+        signature_bytes = base64.b64decode(signature, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    moment = time.time() if now is None else now
+    if abs(moment - signed_at) > SIGNATURE_TOLERANCE_SECONDS:
+        return False
+    try:
+        key.verify(signature_bytes, timestamp.encode() + b"|" + body)
+    except InvalidSignature:
+        return False
+    return True
+
+
+# --- webhook events -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CallEvent:
+    """The fields of a Call Control webhook that Koe reads."""
+
+    event_type: str
+    call_control_id: str
+    call_leg_id: str
+    call_session_id: str
+    connection_id: str
+    from_number: str
+    to_number: str
+    direction: str
+
+    @property
+    def own_number(self) -> str:
+        """The tenant's number on this call: called on an incoming call, calling on an
+        outgoing one."""
+        return self.to_number if self.direction == INCOMING else self.from_number
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def parse_event(document: Any) -> CallEvent | None:
+    """A webhook's JSON as a ``CallEvent``; None when it is not shaped like one."""
+    data = document.get("data") if isinstance(document, dict) else None
+    if not isinstance(data, dict) or not isinstance(data.get("event_type"), str):
+        return None
+    payload = data.get("payload")
+    payload = payload if isinstance(payload, dict) else {}
+    return CallEvent(
+        event_type=data["event_type"],
+        call_control_id=_text(payload.get("call_control_id")),
+        call_leg_id=_text(payload.get("call_leg_id")),
+        call_session_id=_text(payload.get("call_session_id")),
+        connection_id=_text(payload.get("connection_id")),
+        from_number=_text(payload.get("from")),
+        to_number=_text(payload.get("to")),
+        direction=_text(payload.get("direction")),
+    )
+
+
+# --- commands -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Command:
+    """A Call Control command for one call, authorised by the account's API key."""
+
+    api_key: str
+    call_control_id: str
+    action: str
+    body: dict[str, Any]
+
+    @property
+    def url(self) -> str:
+        # The id goes in the path: "/", "?" or "#" in it must not change the path.
+        call = quote(self.call_control_id, safe=":")
+        return f"{settings.KOE_TELNYX_API_URL}/calls/{call}/actions/{self.action}"
+
+
+def answer(api_key: str, call_control_id: str, stream_url: str) -> Command:
+    """Answer the call and fork it to Koe's media stream, both ways, in μ-law."""
+    body = {
+        "stream_url": stream_url,
+        "stream_track": "inbound_track",
+        "stream_bidirectional_mode": "rtp",
+        "stream_bidirectional_codec": "PCMU",
+        # A duplicate webhook's answer is ignored by Telnyx rather than failing the call.
+        "command_id": f"koe-answer-{call_control_id}"[:128],
+    }
+    return Command(api_key, call_control_id, ANSWER, body)
+
+
+def reject(api_key: str, call_control_id: str, cause: str = CALL_REJECTED) -> Command:
+    """Refuse an incoming call without answering it (nothing is billed)."""
+    body = {"cause": cause, "command_id": f"koe-reject-{call_control_id}"[:128]}
+    return Command(api_key, call_control_id, REJECT, body)
+
+
+def hang_up(api_key: str, call_control_id: str) -> Command:
+    return Command(
+        api_key, call_control_id, HANGUP, {"command_id": f"koe-hangup-{call_control_id}"[:128]}
+    )
+
+
+def send(command: Command) -> bool:
+    """Send one command; False (logged) when Telnyx refused it or could not be reached.
+    Never raises: a command is sent off a webhook or at a call's end, with nobody to
+    hand an exception to."""
+    headers = {
+        "Authorization": f"Bearer {command.api_key}",
+        "Accept": "application/json",
+    }
+    try:
+        with httpx.Client(timeout=COMMAND_TIMEOUT) as client:
+            response = client.post(command.url, json=command.body, headers=headers)
+    except httpx.HTTPError as error:
+        logger.warning("telnyx %s failed: %r", command.action, error)
+        return False
+    if response.is_success:
+        logger.info("telnyx %s sent", command.action)
+        return True
+    # Telnyx's error body: {"errors": [{"code", "title", "detail"}]}; its text, not ours.
+    logger.warning(
+        "telnyx %s refused status=%s: %s",
+        command.action,
+        response.status_code,
+        response.text[:300],
+    )
+    return False
+
+
+class CommandQueue:
+    """Commands sent off the webhook's request on a few threads: Telnyx gets its 200 at
+    once (a slow answer would have it retry the webhook), and the command follows."""
+
+    def __init__(self, workers: int = 4) -> None:
+        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="telnyx")
+        self.pending: set[Future[bool]] = set()
+        self.lock = threading.Lock()
+
+    def submit(self, command: Command) -> None:
+        future = self.executor.submit(send, command)
+        with self.lock:
+            self.pending.add(future)
+        future.add_done_callback(self._done)
+
+    def _done(self, future: Future[bool]) -> None:
+        with self.lock:
+            self.pending.discard(future)
+
+    def wait(self, timeout: float = 15.0) -> None:
+        """Until every command submitted so far has been sent (tests, shutdown)."""
+        with self.lock:
+            pending = list(self.pending)
+        wait_for_futures(pending, timeout=timeout)
+
+
+commands = CommandQueue()
+
+
+# --- the media stream -----------------------------------------------------------------------
+# "RTP media chunks sent back to Telnyx can contain 20 milliseconds to 30 seconds of audio":
+# 20 ms of PCMU (one byte a sample at 8 kHz) is the least a media message may carry.
+MIN_MEDIA_BYTES = 160
+MULAW_SILENCE = 0xFF  # G.711 μ-law's code for 0
+
+
+def media(payload: str) -> dict[str, Any]:
+    return {"event": "media", "media": {"payload": payload}}
+
+
+def mark(name: str) -> dict[str, Any]:
+    return {"event": "mark", "mark": {"name": name}}
+
+
+def clear() -> dict[str, Any]:
+    return {"event": "clear"}
