@@ -209,10 +209,15 @@ class PhoneNumberPatch(Schema):
     carrier_account: str = Field(OMITTED)
 
 
+def carrier_webhook_url(carrier: str) -> str:
+    """Where a carrier posts the calls of every number of its (the call names the number)."""
+    return settings.KOE_SITE_URL + reverse(VOICE_WEBHOOKS[Carrier(carrier)])
+
+
 def voice_url(number: PhoneNumber) -> str:
     """Where the number's carrier posts its calls (Twilio's for a number not saved yet)."""
     carrier = number.carrier_account.carrier if number.carrier_account_id else Carrier.TWILIO
-    return settings.KOE_SITE_URL + reverse(VOICE_WEBHOOKS[Carrier(carrier)])
+    return carrier_webhook_url(carrier)
 
 
 def number_json(number: PhoneNumber) -> dict[str, Any]:

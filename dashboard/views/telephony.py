@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_safe
 
-from agents.telephony.api import voice_url
+from agents.telephony.api import VOICE_WEBHOOKS, carrier_webhook_url, voice_url
 from agents.telephony.models import CarrierAccount, PhoneNumber
 from dashboard.access import require, tenant_view
 from dashboard.forms.telephony import CarrierAccountForm, PhoneNumberForm
@@ -28,10 +28,13 @@ def _number_or_404(membership: Membership, number_id: str) -> PhoneNumber:
     return get_for_tenant_or_404(numbers, membership.tenant, public_id=number_id)
 
 
-def _webhook_url(number: PhoneNumber | None = None) -> str:
-    # Every number shares one voice webhook (the call names the number it is for), so the
-    # list page can show it before any number exists.
-    return voice_url(number or PhoneNumber())
+def _webhook_urls(number: PhoneNumber | None = None) -> dict[str, str]:
+    """The webhook to paste at the carrier, by carrier: the number's own carrier's, or
+    every carrier's (the list page shows them before any number exists: all numbers of a
+    carrier share one, since the call names the number it is for)."""
+    if number is not None and number.carrier_account_id:
+        return {number.carrier_account.carrier: voice_url(number)}
+    return {carrier: carrier_webhook_url(carrier) for carrier in VOICE_WEBHOOKS}
 
 
 # The list only reads: a POST (an auditor's included) is answered 405, not with the page.
@@ -51,7 +54,7 @@ def phone_number_list(request: HttpRequest, membership: Membership) -> HttpRespo
             "nav": "phone_numbers",
             "numbers": numbers,
             "has_accounts": has_accounts,
-            "webhook_url": _webhook_url(),
+            "webhook_urls": _webhook_urls(),
         },
     )
 
@@ -112,7 +115,7 @@ def _number_form_page(
             "number": None if is_new else number,
             "stored_number": stored_number,
             "has_accounts": for_tenant(CarrierAccount, membership.tenant).exists(),
-            "webhook_url": _webhook_url(None if is_new else number),
+            "webhook_urls": _webhook_urls(None if is_new else number),
         },
     )
 

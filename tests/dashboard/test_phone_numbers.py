@@ -421,3 +421,22 @@ def test_another_tenants_agent_and_account_cannot_be_chosen(
     assert "valid choice" in _errors(response, "agent")
     number.refresh_from_db()
     assert number.agent == b_agent
+
+
+def test_the_pages_show_each_carriers_own_webhook(tenant_a: TenantWorld) -> None:
+    client = tenant_a.client_for("editor")
+    listing = client.get("/phone-numbers/").content.decode()
+    assert "/v1/telephony/twilio/voice" in listing and "/v1/telephony/telnyx/webhook" in listing
+    account = CarrierAccount.objects.create(
+        tenant=tenant_a.tenant,
+        name="Telnyx",
+        carrier="telnyx",
+        auth_token="KEY0123",
+        webhook_public_key="x" * 44,
+    )
+    number = PhoneNumber.objects.create(
+        tenant=tenant_a.tenant, number="+14155550142", carrier_account=account
+    )
+    page = client.get(f"/phone-numbers/{number.public_id}/")
+    assert "/v1/telephony/telnyx/webhook" in page.content.decode()
+    assert "/v1/telephony/twilio/voice" not in page.content.decode()
