@@ -346,3 +346,23 @@ def test_disclosed_consent_is_said_before_the_greeting_and_kept(
     assert (call.consent_scope, call.consent_method) == ("transcript", "disclosed")
     assert call.consent_text == "This call is transcribed to help us serve you."
     assert PhoneNumber.objects.get().consent == "disclosed"
+
+
+def test_a_caller_hanging_up_mid_answer_ends_the_call_as_client_closed(
+    phone_line: Line, scripted_provider: type[ScriptedProvider]
+) -> None:
+    async def scenario() -> None:
+        twilio = Twilio()
+        await twilio.start(await database_sync_to_async(stream_token)())
+        connection = await opened(scripted_provider)
+        connection.push({"type": "response.created", "response": {"id": "resp_1"}})
+        connection.push(audio_delta("item_a", b"\x01" * 1600))
+        await twilio.receive()  # the agent is speaking...
+        await twilio.send("stop", stop={"accountSid": ACCOUNT_SID, "callSid": "CA"})
+        assert await twilio.closed()
+        await eventually(lambda: connection.closed)
+
+    asyncio.run(scenario())
+    call = CallSession.objects.get()
+    assert (call.status, call.end_reason) == ("ended", "client_closed")
+    assert call.end_detail == "The caller hung up."
