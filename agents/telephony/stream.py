@@ -34,6 +34,9 @@ logger = logging.getLogger("koe.telephony")
 # account number reaches the agent as one message rather than one response per digit.
 DTMF_PAUSE_SECONDS = 1.5
 DTMF_DIGITS = frozenset("0123456789*#ABCD")
+# A carrier sends its start message right after connecting; a connection that does not
+# is not a carrier's, and is not kept open.
+START_TIMEOUT_SECONDS = 10.0
 
 
 def base64_length(payload: str) -> int:
@@ -66,11 +69,24 @@ class PhoneStreamConsumer(CallConsumer):
         self.digits = ""
         self.keypad_wait: asyncio.TimerHandle | None = None
         self.transferring_to = ""  # the carrier is moving the caller there
+        self.start_wait: asyncio.TimerHandle | None = None
 
     async def connect(self) -> None:
         # The carrier sends its start message once the socket is open: the caller is
         # admitted then, with the token it carries.
         await self.accept()
+        loop = asyncio.get_running_loop()
+        self.start_wait = loop.call_later(
+            START_TIMEOUT_SECONDS, lambda: loop.create_task(self._never_started())
+        )
+
+    async def _never_started(self) -> None:
+        if not self.started:
+            self.refused = True
+            self.log(
+                "%s stream sent no start in %.0f s; closed", self.carrier, START_TIMEOUT_SECONDS
+            )
+            await self.close_quietly(CLOSE_NORMAL)
 
     # --- the carrier's messages, as a subclass writes them ------------------------------------
     def media_message(self, payload: str) -> dict[str, Any]:
@@ -88,6 +104,8 @@ class PhoneStreamConsumer(CallConsumer):
         if self.started:
             return  # one call per stream: a repeated start changes nothing
         self.started = True
+        if self.start_wait is not None:
+            self.start_wait.cancel()
         self.stream_id = stream_id
         await self.open_call(lambda: open_phone_call(token), f"{self.carrier} stream")
 
@@ -204,6 +222,11 @@ class PhoneStreamConsumer(CallConsumer):
             }
             await self.call.client_frame(orjson.dumps(truncate).decode())
         return True
+
+    async def disconnect(self, code: int) -> None:
+        if self.start_wait is not None:
+            self.start_wait.cancel()
+        await super().disconnect(code)
 
     async def ended(self, reason: str, farewell: dict[str, Any] | None) -> None:
         if self.keypad_wait is not None:

@@ -366,3 +366,19 @@ def test_a_caller_hanging_up_mid_answer_ends_the_call_as_client_closed(
     call = CallSession.objects.get()
     assert (call.status, call.end_reason) == ("ended", "client_closed")
     assert call.end_detail == "The caller hung up."
+
+
+def test_a_connection_that_never_starts_a_stream_is_closed(
+    phone_line: Line, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(phone_stream, "START_TIMEOUT_SECONDS", 0.2)
+
+    async def scenario() -> bool:
+        twilio = Twilio()
+        connected, _ = await twilio.socket.connect()
+        assert connected
+        await twilio.send("connected", protocol="Call", version="1.0.0")
+        return await twilio.closed(timeout=3)
+
+    assert asyncio.run(scenario())
+    assert not CallSession.objects.exists()
