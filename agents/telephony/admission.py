@@ -126,6 +126,8 @@ def open_phone_call(stream_token: str) -> CallGrant:
         "end_user_ref": phone_call.remote_number,
         "consent_scope": ConsentScope.NONE,
         "consent_method": ConsentMethod.NONE,
+        "carrier": phone_call.carrier,
+        "carrier_direction": phone_call.direction,
     }
     disclosure = ""
     if number.consent == PhoneConsent.DISCLOSED:

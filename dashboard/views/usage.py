@@ -1,4 +1,5 @@
-"""The usage page: cost and calls per day, by agent and by token kind, and its CSV export."""
+"""The usage page: cost and calls per day, by agent, by token kind and in carrier minutes,
+and its CSV export."""
 
 from __future__ import annotations
 

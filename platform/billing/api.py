@@ -74,7 +74,13 @@ class TokensOut(Schema):
 class TotalsOut(Schema):
     calls: int
     duration_ms: int
-    cost: str = Field(description="Provider cost: " + MONEY)
+    carrier_minutes: int = Field(
+        description="Phone calls' minutes as the carriers bill them: each started minute whole."
+    )
+    carrier_cost: str = Field(
+        description="What those minutes cost at the carriers' prices (part of `cost`): " + MONEY
+    )
+    cost: str = Field(description="Provider cost (model tokens and carrier minutes): " + MONEY)
     billed: str = Field(description="Billed amount: " + MONEY)
     tokens: TokensOut
 
@@ -139,6 +145,8 @@ def totals_json(totals: Totals) -> dict[str, Any]:
     return {
         "calls": totals.calls,
         "duration_ms": totals.duration_ms,
+        "carrier_minutes": totals.carrier_minutes,
+        "carrier_cost": plain_amount(totals.carrier_cost),
         "cost": plain_amount(totals.cost),
         "billed": plain_amount(totals.billed),
         "tokens": tokens_json(totals.tokens),
@@ -212,7 +220,7 @@ def requested_report(request: HttpRequest, query: UsageQuery) -> UsageReport:
     "/usage",
     response={200: UsageOut, **error_responses(400)},
     by_alias=True,
-    summary="Usage and cost for a period: per day, per agent, by token kind",
+    summary="Usage and cost for a period: per day, per agent, by token kind, carrier minutes",
 )
 def get_usage(request: HttpRequest, query: Query[UsageQuery]) -> dict[str, Any]:
     report = requested_report(request, query)
@@ -222,7 +230,7 @@ def get_usage(request: HttpRequest, query: Query[UsageQuery]) -> dict[str, Any]:
 @router.get(
     "/usage.csv",
     response=error_responses(400),
-    summary="The period's days as CSV: calls, call time, tokens by kind, cost and billed",
+    summary="The period's days as CSV: calls, call time, tokens, cost, billed, carrier minutes",
     openapi_extra={
         "responses": {
             "200": {

@@ -1,12 +1,13 @@
 """A tenant's month-to-date spending against its monthly budget, and the notices it sends.
 
 Spending is what the tenant is billed: settled calls' billed amounts, plus the usage that
-live calls have stored so far at the tenant's margin (their per-minute fee is counted when
-they settle). It is read on the call path (new calls, session tokens, the live-call
-watchdog), so it is cached per tenant and month: a snapshot computed from the database,
-plus a counter that each committed usage batch increments. A read is one cache round
-trip; the snapshot is recomputed when it expires (KOE_BUDGET_CACHE_SECONDS) or a call
-settles, so the cached figure is never staler than that.
+live calls have stored so far at the tenant's margin (their per-minute fee and a phone
+call's carrier minutes are counted when they settle, in the billed amount). It is read
+on the call path (new calls, session tokens, the live-call watchdog), so it is cached per
+tenant and month: a snapshot computed from the database, plus a counter that each
+committed usage batch increments. A read is one cache round trip; the snapshot is
+recomputed when it expires (KOE_BUDGET_CACHE_SECONDS) or a call settles, so the cached
+figure is never staler than that.
 """
 
 from __future__ import annotations

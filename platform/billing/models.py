@@ -1,4 +1,4 @@
-"""Published model prices, each tenant's billing settings, and daily usage roll-ups."""
+"""Published model and carrier prices, each tenant's billing settings, and daily usage roll-ups."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from django.utils import timezone
 
 from tenancy.models import Tenant
 
-# Prices are dollars per million tokens; amounts are dollars to the nano-dollar.
+# Model prices are dollars per million tokens, carrier prices dollars per minute; amounts
+# are dollars to the nano-dollar.
 PRICE = {"max_digits": 12, "decimal_places": 6, "default": Decimal("0")}
 AMOUNT_DIGITS, AMOUNT_PLACES = 20, 9
 
@@ -51,6 +52,44 @@ class ModelPrice(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider}/{self.model} from {self.effective_from:%Y-%m-%d}"
+
+
+class Carrier(models.TextChoices):
+    """The carriers whose minutes are priced, named as a phone call names its carrier (the
+    platform core never imports the telephony app, so these are plain strings)."""
+
+    TWILIO = "twilio", "Twilio"
+    TELNYX = "telnyx", "Telnyx"
+
+
+class CarrierDirection(models.TextChoices):
+    INBOUND = "inbound", "Inbound (the caller dialled the tenant's number)"
+    OUTBOUND = "outbound", "Outbound (the agent called out)"
+
+
+class CarrierPrice(models.Model):
+    """A carrier's published price per call minute in one direction, in force from a
+    moment on. As with ``ModelPrice``, a change is a new row with a later
+    ``effective_from``: each call is priced with the row in force when it started."""
+
+    carrier = models.CharField(max_length=16, choices=Carrier.choices)
+    direction = models.CharField(max_length=16, choices=CarrierDirection.choices)
+    per_minute = models.DecimalField(**PRICE, help_text="Dollars per started minute.")  # type: ignore[arg-type]
+    currency = models.CharField(max_length=3, default="USD")
+    effective_from = models.DateTimeField()
+    source = models.URLField(max_length=300, blank=True, help_text="Where the price is published.")
+
+    class Meta:
+        ordering = ["carrier", "direction", "-effective_from"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["carrier", "direction", "effective_from"], name="carrier_price_unique"
+            ),
+        ]
+        indexes = [models.Index(fields=["carrier", "direction", "-effective_from"])]
+
+    def __str__(self) -> str:
+        return f"{self.carrier} {self.direction} from {self.effective_from:%Y-%m-%d}"
 
 
 class BudgetMode(models.TextChoices):
@@ -103,7 +142,8 @@ class BillingSettings(models.Model):
 
 
 class DailyUsage(models.Model):
-    """Calls, time, tokens and money per tenant, agent and UTC day (recomputed, not added)."""
+    """Calls, time, tokens, carrier minutes and money per tenant, agent and UTC day
+    (recomputed, not added)."""
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="daily_usage")
     agent = models.ForeignKey(
@@ -119,6 +159,10 @@ class DailyUsage(models.Model):
     cached_tokens = models.PositiveBigIntegerField(default=0)
     output_text_tokens = models.PositiveBigIntegerField(default=0)
     output_audio_tokens = models.PositiveBigIntegerField(default=0)
+    # Phone calls' carrier minutes as the carrier bills them (whole started minutes) and
+    # their cost, which is also part of ``cost``.
+    carrier_minutes = models.PositiveBigIntegerField(default=0)
+    carrier_cost = amount_field(default=Decimal("0"))
     cost = amount_field(default=Decimal("0"))
     billed = amount_field(default=Decimal("0"))
     updated_at = models.DateTimeField(default=timezone.now)

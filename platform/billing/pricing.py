@@ -1,8 +1,10 @@
-"""Cost in Decimal from a response's usage and the price in force when it happened.
+"""Cost in Decimal from a response's usage, or a phone call's carrier minutes, and the
+price in force when it happened.
 
 Cached tokens are a subset of the input tokens (the API's usage model): of each kind
 (text, audio, image) the cached part is priced at the cached rate and the rest at the
-full rate. Output tokens are text or audio. Floats never touch money.
+full rate. Output tokens are text or audio. Carrier minutes are whole started minutes.
+Floats never touch money.
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ import datetime
 from dataclasses import dataclass, fields
 from decimal import ROUND_HALF_EVEN, Decimal
 
-from billing.models import AMOUNT_PLACES, ModelPrice
+from billing.models import AMOUNT_PLACES, CarrierPrice, ModelPrice
 
 PER_MILLION = Decimal(1_000_000)
+MINUTE_MS = 60_000
 QUANTUM = Decimal(1).scaleb(-AMOUNT_PLACES)  # a nano-dollar
 
 
@@ -40,6 +43,8 @@ class Tokens:
 
 @dataclass(frozen=True)
 class CostBreakdown:
+    """A call's provider cost by kind: each token kind, and a phone call's carrier minutes."""
+
     text_input: Decimal = Decimal(0)
     cached_text_input: Decimal = Decimal(0)
     text_output: Decimal = Decimal(0)
@@ -48,6 +53,7 @@ class CostBreakdown:
     audio_output: Decimal = Decimal(0)
     image_input: Decimal = Decimal(0)
     cached_image_input: Decimal = Decimal(0)
+    carrier: Decimal = Decimal(0)
 
     @property
     def total(self) -> Decimal:
@@ -97,10 +103,34 @@ def cost_of(tokens: Tokens, price: ModelPrice) -> CostBreakdown:
     )
 
 
+def carrier_price_in_force(
+    carrier: str, direction: str, at: datetime.datetime
+) -> CarrierPrice | None:
+    """The carrier's per-minute price in ``direction`` at ``at`` (None: not priced)."""
+    return (
+        CarrierPrice.objects.filter(carrier=carrier, direction=direction, effective_from__lte=at)
+        .order_by("-effective_from")
+        .first()
+    )
+
+
+def carrier_minutes(duration_ms: int) -> int:
+    """The minutes a carrier bills for a call: every started minute counts whole (61 s is
+    2 minutes, 0 ms is none). Twilio rounds Programmable Voice and Media Streams minutes up
+    so: https://support.twilio.com/hc/en-us/articles/223132307-How-do-you-round-minutes-for-billing
+    """
+    return -(-max(0, duration_ms) // MINUTE_MS)
+
+
+def carrier_cost_of(minutes: int, price: CarrierPrice) -> Decimal:
+    return (Decimal(minutes) * price.per_minute).quantize(QUANTUM, ROUND_HALF_EVEN)
+
+
 def billed_amount(
     cost: Decimal, duration_ms: int, margin_percent: Decimal, fee_per_minute: Decimal
 ) -> Decimal:
-    """Provider cost plus the operator's margin and per-minute fee."""
+    """Provider cost (tokens and carrier minutes alike) plus the operator's margin and
+    per-minute fee."""
     minutes = Decimal(duration_ms) / Decimal(60_000)
     billed = cost * (1 + margin_percent / 100) + minutes * fee_per_minute
     return billed.quantize(QUANTUM, ROUND_HALF_EVEN)

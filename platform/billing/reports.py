@@ -1,8 +1,8 @@
 """What a tenant spent and used over a period: the figures of the usage page, its CSV and the API.
 
-Money and tokens come from the DailyUsage roll-ups (one row per agent and UTC day); call
-durations and per-turn latencies, which need every value for a percentile, from the
-period's latest calls. Money stays Decimal from the database to the CSV.
+Money, tokens and carrier minutes come from the DailyUsage roll-ups (one row per agent and
+UTC day); call durations and per-turn latencies, which need every value for a percentile,
+from the period's latest calls. Money stays Decimal from the database to the CSV.
 """
 
 from __future__ import annotations
@@ -145,6 +145,9 @@ TOKEN_FIELDS = tuple(token_field.name for token_field in fields(TokenUsage))
 class Totals:
     calls: int = 0
     duration_ms: int = 0
+    # Phone calls' minutes as the carrier bills them and their cost (a part of ``cost``).
+    carrier_minutes: int = 0
+    carrier_cost: Decimal = ZERO
     cost: Decimal = ZERO
     billed: Decimal = ZERO
     tokens: TokenUsage = dataclasses.field(default_factory=TokenUsage)
@@ -200,6 +203,11 @@ class UsageReport:
     @property
     def tokens(self) -> TokenUsage:
         return self.totals.tokens
+
+    @property
+    def has_carrier_minutes(self) -> bool:
+        """Whether the period had phone calls' carrier minutes (the page shows them then)."""
+        return self.totals.carrier_minutes > 0
 
 
 @dataclass(frozen=True)
@@ -258,6 +266,8 @@ class _Tally:
     def __init__(self) -> None:
         self.calls = 0
         self.duration_ms = 0
+        self.carrier_minutes = 0
+        self.carrier_cost = ZERO
         self.cost = ZERO
         self.billed = ZERO
         self.tokens = dict.fromkeys(TOKEN_FIELDS, 0)
@@ -265,6 +275,8 @@ class _Tally:
     def add(self, row: dict[str, Any]) -> None:
         self.calls += row["calls"]
         self.duration_ms += row["duration_ms"]
+        self.carrier_minutes += row["carrier_minutes"]
+        self.carrier_cost += row["carrier_cost"] or ZERO
         self.cost += row["cost"] or ZERO
         self.billed += row["billed"] or ZERO
         for name in TOKEN_FIELDS:
@@ -274,6 +286,8 @@ class _Tally:
         return {
             "calls": self.calls,
             "duration_ms": self.duration_ms,
+            "carrier_minutes": self.carrier_minutes,
+            "carrier_cost": self.carrier_cost,
             "cost": self.cost,
             "billed": self.billed,
             "tokens": TokenUsage(**self.tokens),
@@ -293,6 +307,8 @@ def usage_report(tenant: Tenant, start: datetime.date, end: datetime.date) -> Us
             "agent_name",
             "calls",
             "duration_ms",
+            "carrier_minutes",
+            "carrier_cost",
             "cost",
             "billed",
             *TOKEN_FIELDS,
@@ -391,7 +407,17 @@ def month_to_date(tenant: Tenant, today: datetime.date) -> MonthToDate:
     return MonthToDate(month_start=month_start, today=today, spent=billed, cost=cost, budget=budget)
 
 
-CSV_HEADER = ("day", "calls", "duration_ms", *TOKEN_FIELDS, "cost_usd", "billed_usd")
+# The carrier columns come last, so readers of the earlier columns by position still work.
+CSV_HEADER = (
+    "day",
+    "calls",
+    "duration_ms",
+    *TOKEN_FIELDS,
+    "cost_usd",
+    "billed_usd",
+    "carrier_minutes",
+    "carrier_cost_usd",
+)
 
 
 def write_daily_csv(report: UsageReport, out: TextIO) -> None:
@@ -407,6 +433,8 @@ def write_daily_csv(report: UsageReport, out: TextIO) -> None:
                 *(getattr(day.tokens, name) for name in TOKEN_FIELDS),
                 plain_amount(day.cost),
                 plain_amount(day.billed),
+                day.carrier_minutes,
+                plain_amount(day.carrier_cost),
             )
         )
 

@@ -1,4 +1,5 @@
-"""Daily usage roll-ups: each tenant's settled calls summed per agent and UTC day.
+"""Daily usage roll-ups: each tenant's settled calls summed per agent and UTC day (calls,
+time, tokens, carrier minutes and money).
 
 A day's rows are recomputed from the call records and replace what was there, never
 added to, so a retried or repeated roll-up (or two workers at once) gives the same totals.
@@ -54,6 +55,8 @@ class _AgentDay:
         default_factory=lambda: {
             "calls": 0,
             "duration_ms": 0,
+            "carrier_minutes": 0,
+            "carrier_cost": Decimal(0),
             "cost": Decimal(0),
             "billed": Decimal(0),
             **dict.fromkeys(TOKEN_FIELDS, 0),
@@ -110,13 +113,15 @@ def _sum_day(tenant_id: int, day: datetime.date) -> list[_AgentDay]:
     call_sums = calls.values("agent_id", "agent_name").annotate(
         calls=Count("pk"),
         duration_ms=Sum("duration_ms"),
+        carrier_minutes=Sum("carrier_minutes"),
+        carrier_cost=Sum("carrier_cost"),
         cost=Sum("cost"),
         billed=Sum("billed_amount"),
         latest_start=Max("started_at"),
     )
     for row in call_sums:
         agent_day = group(row["agent_id"], row["agent_name"])
-        for name in ("calls", "duration_ms", "cost", "billed"):
+        for name in ("calls", "duration_ms", "carrier_minutes", "carrier_cost", "cost", "billed"):
             agent_day.totals[name] += row[name] or 0
         # A renamed agent's row carries the name of its latest call that day.
         if agent_day.latest_start is None or row["latest_start"] > agent_day.latest_start:

@@ -11,7 +11,16 @@ from django.utils import timezone
 
 from billing import budgets
 from billing.models import BillingSettings, ModelPrice
-from billing.pricing import CostBreakdown, Tokens, billed_amount, cost_of, price_in_force
+from billing.pricing import (
+    CostBreakdown,
+    Tokens,
+    billed_amount,
+    carrier_cost_of,
+    carrier_minutes,
+    carrier_price_in_force,
+    cost_of,
+    price_in_force,
+)
 from calls.models import CallSession, UsageRecord
 
 
@@ -39,29 +48,51 @@ def _count_when_committed(tenant_id: int, cost: Decimal) -> None:
 
 
 def breakdown_of(call: CallSession) -> CostBreakdown:
-    """The call's cost by token kind (its responses priced as they were)."""
-    total = CostBreakdown()
+    """The call's cost by token kind (its responses priced as they were), and its carrier
+    minutes' cost as it was settled."""
+    total = CostBreakdown(carrier=call.carrier_cost or Decimal(0))
     for record in call.usage.select_related("price"):
         if record.price is not None:
             total = total + cost_of(Tokens.of(record), record.price)
     return total
 
 
+def carrier_charge(call: CallSession) -> tuple[int | None, Decimal | None]:
+    """A phone call's carrier minutes and their cost at the carrier's price in force when
+    it started: (None, None) off the phone, (minutes, None) without a price then."""
+    if not call.carrier:
+        return None, None
+    minutes = carrier_minutes(call.duration_ms or 0)
+    price = carrier_price_in_force(call.carrier, call.carrier_direction, call.started_at)
+    return minutes, None if price is None else carrier_cost_of(minutes, price)
+
+
 @transaction.atomic
 def settle_call(call_id: int) -> CallSession:
-    """Sum the call's priced usage into its cost and billed amount. Idempotent: it
-    recomputes from the usage rows each time, so a retried task changes nothing."""
+    """Sum the call's priced usage and its carrier minutes into its cost and billed amount.
+    Idempotent: it recomputes from the usage rows, the call's duration and the prices in
+    force at their times each time, so a retried task changes nothing."""
     call = CallSession.objects.select_for_update().select_related("tenant").get(pk=call_id)
     unpriced = [record for record in call.usage.all() if record.cost is None]
     if unpriced:
         price_records(unpriced)
         UsageRecord.objects.bulk_update(unpriced, ["price", "cost"])
     cost = sum((record.cost for record in call.usage.all() if record.cost is not None), Decimal(0))
+    call.carrier_minutes, call.carrier_cost = carrier_charge(call)
+    cost += call.carrier_cost or Decimal(0)
     billing = BillingSettings.objects.filter(tenant=call.tenant).first()
     margin = billing.margin_percent if billing else Decimal(0)
     fee = billing.fee_per_minute if billing else Decimal(0)
     call.cost = cost
     call.billed_amount = billed_amount(cost, call.duration_ms or 0, margin, fee)
     call.cost_computed_at = timezone.now()
-    call.save(update_fields=["cost", "billed_amount", "cost_computed_at"])
+    call.save(
+        update_fields=[
+            "cost",
+            "billed_amount",
+            "cost_computed_at",
+            "carrier_minutes",
+            "carrier_cost",
+        ]
+    )
     return call

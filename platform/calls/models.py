@@ -118,11 +118,20 @@ class CallSession(models.Model):
     input_tokens = models.PositiveBigIntegerField(default=0)
     output_tokens = models.PositiveBigIntegerField(default=0)
     total_tokens = models.PositiveBigIntegerField(default=0)
-    # The provider cost of the call's responses and what the tenant is billed (with the
-    # operator's margin), set when the call is settled after it ends.
+    # The provider cost of the call (its responses and, on the phone, its carrier minutes)
+    # and what the tenant is billed (with the operator's margin), set when the call is
+    # settled after it ends.
     cost = models.DecimalField(max_digits=20, decimal_places=9, null=True, blank=True)
     billed_amount = models.DecimalField(max_digits=20, decimal_places=9, null=True, blank=True)
     cost_computed_at = models.DateTimeField(null=True, blank=True)
+    # A phone call's carrier ("twilio", "telnyx") and direction ("inbound", "outbound"),
+    # set as it opens; empty for other channels. Settling prices its minutes (whole
+    # started minutes, as carriers bill them) with the carrier's price in force at its
+    # start: ``carrier_cost`` is part of ``cost``, and null when no price was in force.
+    carrier = models.CharField(max_length=16, blank=True)
+    carrier_direction = models.CharField(max_length=16, blank=True)
+    carrier_minutes = models.PositiveIntegerField(null=True, blank=True)
+    carrier_cost = models.DecimalField(max_digits=20, decimal_places=9, null=True, blank=True)
     server_instance = models.CharField(
         max_length=120, blank=True, help_text="The process that holds the live call."
     )

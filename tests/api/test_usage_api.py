@@ -55,6 +55,8 @@ def test_usage_returns_the_periods_figures_with_money_as_exact_strings(
         "day": "2026-03-02",
         "calls": 0,
         "duration_ms": 0,
+        "carrier_minutes": 0,
+        "carrier_cost": "0.000000000",
         "cost": "0.000000000",
         "billed": "0.000000000",
         "tokens": {

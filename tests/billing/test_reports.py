@@ -390,11 +390,14 @@ def test_csv_has_one_row_per_day_with_plain_decimal_money(tenant_a: TenantWorld)
     lines = out.getvalue().splitlines()
     assert lines[0] == (
         "day,calls,duration_ms,input_text_tokens,input_audio_tokens,input_image_tokens,"
-        "cached_tokens,output_text_tokens,output_audio_tokens,cost_usd,billed_usd"
+        "cached_tokens,output_text_tokens,output_audio_tokens,cost_usd,billed_usd,"
+        "carrier_minutes,carrier_cost_usd"
     )
-    assert lines[1] == "2026-03-01,3,180000,1500,6000,100,3000,500,2500,0.150000000,0.180000000"
-    assert lines[2] == "2026-03-02,0,0,0,0,0,0,0,0,0.000000000,0.000000000"
-    assert lines[3].endswith(",0.000000001,0.000000002")
+    assert lines[1] == (
+        "2026-03-01,3,180000,1500,6000,100,3000,500,2500,0.150000000,0.180000000,0,0.000000000"
+    )
+    assert lines[2] == "2026-03-02,0,0,0,0,0,0,0,0,0.000000000,0.000000000,0,0.000000000"
+    assert lines[3].endswith(",0.000000001,0.000000002,0,0.000000000")
     assert len(lines) == 6
 
 
