@@ -6,6 +6,7 @@ from dashboard.views import (
     accounts,
     agents,
     audit,
+    batches,
     calls,
     console,
     credentials,
@@ -133,6 +134,13 @@ urlpatterns = [
         telephony.phone_number_delete,
         name="phone_number_delete",
     ),
+    # batch calls: an agent rings a list of numbers (a CSV upload)
+    path("batches/", batches.batch_list, name="batch_list"),
+    path("batches/new/", batches.batch_create, name="batch_create"),
+    path("batches/<str:batch_id>/", batches.batch_detail, name="batch_detail"),
+    path("batches/<str:batch_id>/pause/", batches.batch_pause, name="batch_pause"),
+    path("batches/<str:batch_id>/resume/", batches.batch_resume, name="batch_resume"),
+    path("batches/<str:batch_id>/cancel/", batches.batch_cancel, name="batch_cancel"),
     # agents
     path("agents/", agents.agent_list, name="agent_list"),
     path("agents/new/", agents.agent_create, name="agent_create"),

@@ -13,7 +13,7 @@ app = Celery("koe")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
-# Every periodic task: cost reconciliation, the retention purge, expired exports.
+# Every periodic task: cost reconciliation, the retention purge, expired exports, batch calls.
 app.conf.beat_schedule = {
     # End the calls of server processes killed outright (no heartbeat for
     # KOE_INSTANCE_LOST_SECONDS); living servers do it too as they beat.
@@ -47,5 +47,11 @@ app.conf.beat_schedule = {
         "task": "audit.tasks.remove_expired_exports_task",
         "schedule": crontab(hour=3, minute=40),
         "options": {"expires": 6 * 3600},
+    },
+    # Batch calls: place the due calls of running batches (ticks may overlap safely).
+    "dispatch-batches": {
+        "task": "agents.telephony.tasks.dispatch_batches",
+        "schedule": 15.0,
+        "options": {"expires": 14},
     },
 }

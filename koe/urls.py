@@ -10,6 +10,7 @@ from agents.api import router as agents_router
 from agents.realtime.api import router as realtime_router
 from agents.realtime.api import widget_client_secret, widget_config
 from agents.telephony.api import router as telephony_router
+from agents.telephony.batches_api import router as batches_router
 from agents.telephony.calls_api import router as phone_calls_router
 from agents.telephony.telnyx_views import telnyx_webhook
 from agents.telephony.views import twilio_amd, twilio_status, twilio_voice
@@ -25,6 +26,7 @@ api.add_router("/tools", tools_router)
 api.add_router("/realtime", realtime_router)
 api.add_router("", telephony_router)
 api.add_router("", phone_calls_router)
+api.add_router("", batches_router)
 api.add_router("", usage_router)
 api.add_router("", retention_router)
 

@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
@@ -18,7 +19,7 @@ from agents.telephony.telnyx import public_key
 from foundation.encryption import EncryptedTextField
 from foundation.ids import public_id
 from foundation.phone_numbers import validate_e164
-from tenancy.models import Tenant, hash_secret
+from tenancy.models import Tenant, hash_secret, validate_time_zone
 
 
 def new_carrier_account_id() -> str:
@@ -241,3 +242,162 @@ class PhoneCall(models.Model):
 
 
 STREAM_TOKEN_TTL = timedelta(seconds=60)
+
+
+# --- batch calls ------------------------------------------------------------------------------
+
+
+def new_call_batch_id() -> str:
+    return public_id("bat")
+
+
+class BatchStatus(models.TextChoices):
+    """Where a batch stands: scheduled until ``starts_at``, then running until every entry
+    is settled (completed) or someone stops it."""
+
+    SCHEDULED = "scheduled", "Scheduled"
+    RUNNING = "running", "Running"
+    PAUSED = "paused", "Paused"
+    COMPLETED = "completed", "Completed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+# A batch the dispatcher places calls for, and one that is not over yet.
+DISPATCHED_BATCH_STATUSES = (BatchStatus.SCHEDULED, BatchStatus.RUNNING)
+UNFINISHED_BATCH_STATUSES = (*DISPATCHED_BATCH_STATUSES, BatchStatus.PAUSED)
+
+MAX_BATCH_CONCURRENCY = 50
+MAX_BATCH_ATTEMPTS = 5
+MAX_RETRY_DELAY_MINUTES = 7 * 24 * 60
+
+
+class CallBatch(models.Model):
+    """Calls an agent places to a list of numbers, each inside a time window of the
+    callee's day, at most ``concurrency`` at once, retrying no-answer and busy."""
+
+    public_id = models.CharField(
+        max_length=40, unique=True, default=new_call_batch_id, editable=False
+    )
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="call_batches")
+    # Kept when the agent or number goes (the batch's history stays); the dispatcher then
+    # pauses the batch, saying why.
+    agent = models.ForeignKey(
+        "agents.Agent", on_delete=models.SET_NULL, null=True, related_name="call_batches"
+    )
+    phone_number = models.ForeignKey(
+        PhoneNumber, on_delete=models.SET_NULL, null=True, related_name="call_batches"
+    )
+    name = models.CharField(max_length=120)
+    status = models.CharField(
+        max_length=16, choices=BatchStatus.choices, default=BatchStatus.SCHEDULED
+    )
+    # Local times of the callee's day; a window may pass midnight (22:00-02:00).
+    window_start = models.TimeField()
+    window_end = models.TimeField()
+    time_zone = models.CharField(
+        max_length=64,
+        validators=[validate_time_zone],
+        help_text="The callees' time zone where an entry names none.",
+    )
+    concurrency = models.PositiveSmallIntegerField(
+        default=5, validators=[MinValueValidator(1), MaxValueValidator(MAX_BATCH_CONCURRENCY)]
+    )
+    max_attempts = models.PositiveSmallIntegerField(
+        default=3, validators=[MinValueValidator(1), MaxValueValidator(MAX_BATCH_ATTEMPTS)]
+    )
+    retry_delay_minutes = models.PositiveIntegerField(
+        default=60, validators=[MinValueValidator(1), MaxValueValidator(MAX_RETRY_DELAY_MINUTES)]
+    )
+    starts_at = models.DateTimeField(default=timezone.now)
+    # Why the batch waits or stopped (the tenant's cap, its budget, a deleted agent).
+    last_error = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["tenant", "-created_at"]),
+            models.Index(fields=["status", "starts_at"]),  # the dispatcher's batches
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(concurrency__gte=1, concurrency__lte=MAX_BATCH_CONCURRENCY),
+                name="call_batch_concurrency_range",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(max_attempts__gte=1, max_attempts__lte=MAX_BATCH_ATTEMPTS),
+                name="call_batch_max_attempts_range",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(window_start=models.F("window_end")),
+                name="call_batch_window_not_empty",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.public_id}, {self.status})"
+
+    def clean(self) -> None:
+        if self.window_start is not None and self.window_start == self.window_end:
+            raise ValidationError({"window_end": "The window must end at another time."})
+
+
+class EntryStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    CALLING = "calling", "Calling"
+    COMPLETED = "completed", "Completed"
+    NO_ANSWER = "no_answer", "No answer"
+    BUSY = "busy", "Busy"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class BatchEntry(models.Model):
+    """One number of a batch: its callee's time zone, and how its calls went."""
+
+    batch = models.ForeignKey(CallBatch, on_delete=models.CASCADE, related_name="entries")
+    position = models.PositiveIntegerField(help_text="Its index in the list it came in.")
+    to = models.CharField(max_length=16, validators=[validate_e164])
+    end_user = models.CharField(max_length=200, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    time_zone = models.CharField(max_length=64, validators=[validate_time_zone])
+    status = models.CharField(
+        max_length=16, choices=EntryStatus.choices, default=EntryStatus.PENDING
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    last_phone_call = models.ForeignKey(
+        PhoneCall,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="batch_entries",
+    )
+    last_status = models.CharField(max_length=16, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["batch", "position"]
+        verbose_name_plural = "batch entries"
+        indexes = [
+            # The dispatcher's query: a batch's due pending entries, oldest first.
+            models.Index(fields=["batch", "status", "next_attempt_at"], name="batch_entry_due"),
+            # Entries in flight, checked each tick for lost status callbacks.
+            models.Index(
+                fields=["updated_at"],
+                condition=models.Q(status="calling"),
+                name="batch_entry_calling",
+            ),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["batch", "to"], name="batch_entry_to_unique"),
+            models.UniqueConstraint(
+                fields=["batch", "position"], name="batch_entry_position_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.batch.public_id} #{self.position} ({self.status})"

@@ -2,12 +2,14 @@
 
 Statuses only move forward (a late "ringing" cannot undo "completed"); each change is a
 ``phone_call.status`` event to the tenant's events endpoint, signed and retried there.
+A final status also settles the batch entry the call was for (``batch_outcomes``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from agents.telephony.batch_outcomes import on_phone_call_final
 from agents.telephony.models import FINAL_STATUSES, PhoneCall, PhoneCallStatus
 from events import emit
 from events.models import EventType
@@ -59,4 +61,6 @@ def record_status(
         fields.append("answered_by")
     phone_call.save(update_fields=fields)
     emit(phone_call.tenant, EventType.PHONE_CALL_STATUS, phone_call_json(phone_call))
+    if status in FINAL_STATUSES:
+        on_phone_call_final(phone_call)
     return True

@@ -8,7 +8,7 @@ and what each of those may change is checked on its own below.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import time, timedelta
 from typing import Any
 
 import pytest
@@ -19,7 +19,7 @@ from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from agents.models import WidgetKey
-from agents.telephony.models import CarrierAccount, PhoneNumber
+from agents.telephony.models import BatchEntry, CallBatch, CarrierAccount, PhoneNumber
 from audit.models import AccessAction, AccessLog, CallExport, ExportedCall
 from calls.models import CallSession
 from dashboard import urls as dashboard_urls
@@ -123,6 +123,17 @@ def make_objects(world: TenantWorld) -> Objects:
         carrier_account=account,
         agent=agent,
     )
+    batch = CallBatch.objects.create(
+        tenant=world.tenant,
+        agent=agent,
+        phone_number=number,
+        name="Recalls",
+        window_start=time(9),
+        window_end=time(18),
+        time_zone="UTC",
+        starts_at=timezone.now() + timedelta(days=36500),  # calls no one if resumed
+    )
+    BatchEntry.objects.create(batch=batch, position=0, to="+14155550171", time_zone="UTC")
     assert world.api_key is not None
     return Objects(
         {
@@ -141,6 +152,7 @@ def make_objects(world: TenantWorld) -> Objects:
             "export_id": export.public_id,
             "account_id": account.public_id,
             "number_id": number.public_id,
+            "batch_id": batch.public_id,
         }
     )
 

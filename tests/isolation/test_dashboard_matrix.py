@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import time, timedelta
 from typing import Any
 
 import pytest
@@ -19,7 +19,7 @@ from django.urls import URLPattern, get_resolver, reverse
 from django.utils import timezone
 
 from agents.models import WidgetKey
-from agents.telephony.models import CarrierAccount, PhoneNumber
+from agents.telephony.models import BatchEntry, CallBatch, CarrierAccount, PhoneNumber
 from audit.models import CallExport
 from calls.models import CallSession
 from dashboard import urls as dashboard_urls
@@ -46,6 +46,7 @@ class Objects:
     export_id: str
     account_id: str
     number_id: str
+    batch_id: str
 
 
 def _objects(world: TenantWorld) -> Objects:
@@ -89,6 +90,18 @@ def _objects(world: TenantWorld) -> Objects:
         carrier_account=account,
         agent=agent,
     )
+    # Not due for a century: resuming it (which kicks the dispatcher) calls no one.
+    batch = CallBatch.objects.create(
+        tenant=world.tenant,
+        agent=agent,
+        phone_number=number,
+        name="Recalls",
+        window_start=time(9),
+        window_end=time(18),
+        time_zone="UTC",
+        starts_at=timezone.now() + timedelta(days=36500),
+    )
+    BatchEntry.objects.create(batch=batch, position=0, to="+14155550171", time_zone="UTC")
     assert world.api_key is not None
     return Objects(
         world=world,
@@ -104,6 +117,7 @@ def _objects(world: TenantWorld) -> Objects:
         export_id=export.public_id,
         account_id=account.public_id,
         number_id=number.public_id,
+        batch_id=batch.public_id,
     )
 
 
@@ -222,6 +236,10 @@ ENDPOINTS = [
     Endpoint(
         "invitation_revoke", lambda o: {"invitation_id": o.invitation_id}, "POST", Permission.MANAGE
     ),
+    Endpoint("batch_detail", lambda o: {"batch_id": o.batch_id}, "GET", Permission.VIEW),
+    Endpoint("batch_pause", lambda o: {"batch_id": o.batch_id}, "POST", Permission.EDIT),
+    Endpoint("batch_resume", lambda o: {"batch_id": o.batch_id}, "POST", Permission.EDIT),
+    Endpoint("batch_cancel", lambda o: {"batch_id": o.batch_id}, "POST", Permission.EDIT),
     Endpoint("call_detail", lambda o: {"call_id": o.call_id}, "GET", Permission.VIEW),
     Endpoint("call_end", lambda o: {"call_id": o.call_id}, "POST", Permission.EDIT),
     Endpoint(
@@ -316,6 +334,9 @@ PAGES = [
     ("agent_create", "POST", Permission.EDIT),
     ("tool_list", "GET", Permission.VIEW),
     ("call_list", "GET", Permission.VIEW),
+    ("batch_list", "GET", Permission.VIEW),
+    ("batch_create", "GET", Permission.EDIT),
+    ("batch_create", "POST", Permission.EDIT),
     ("usage", "GET", Permission.VIEW),
     ("usage_export", "GET", Permission.VIEW),
     ("tool_create", "GET", Permission.EDIT),
