@@ -11,6 +11,8 @@ the ``daphne`` command and differs in two ways:
   ``frame_too_large`` error event and the call goes on.
 - **A heartbeat.** The process records that it is alive (``calls.liveness``), so that if it
   is killed outright its calls are found and ended as ``server_lost`` by the others.
+- **Celery beat's schedule** where there is no beat (the embedded default:
+  ``koe.embedded_beat``).
 - **A clean exit.** After Daphne has ended every live call (``server_shutdown``) and its
   reactor has stopped, the process leaves with ``os._exit``: CPython 3.11 could crash
   finalising the interpreter afterwards (SIGSEGV, exit -11), which supervisors and
@@ -80,6 +82,7 @@ class KoeServer(Server):  # type: ignore[misc]
         super().run()
 
     def _start_koe(self) -> None:
+        from django.conf import settings
         from twisted.internet import reactor
 
         from calls.liveness import ensure_beating
@@ -98,7 +101,12 @@ class KoeServer(Server):  # type: ignore[misc]
             logger.info("Listening on inherited socket %s:%s", host.host, host.port)
         # This process says it is alive, and ends the calls of processes that died. (The
         # reactor's loop is not running yet while startup triggers run.)
-        ensure_beating(reactor._asyncioEventloop)  # type: ignore[attr-defined]
+        loop = reactor._asyncioEventloop  # type: ignore[attr-defined]
+        ensure_beating(loop)
+        if settings.KOE_EMBEDDED_BEAT:
+            from koe import embedded_beat
+
+            embedded_beat.start(loop)
 
 
 _FD = "fd:fileno="

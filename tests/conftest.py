@@ -27,6 +27,8 @@ from tests.factories import PASSWORD, MembershipFactory, TenantFactory, UserFact
 # Test processes (and the Daphne processes they start) load the local provider's models
 # when a test needs them, not on importing the ASGI application.
 os.environ.setdefault("KOE_LOCAL_WARM_UP", "0")
+# Servers the tests start run no schedule of their own: a test drives what it needs.
+os.environ.setdefault("KOE_EMBEDDED_BEAT", "0")
 # Models come from installed wheels by path; a test must never reach for a model hub.
 os.environ["HF_HUB_OFFLINE"] = "1"
 
