@@ -13,7 +13,7 @@ from agents.telephony.api import router as telephony_router
 from agents.telephony.batches_api import router as batches_router
 from agents.telephony.calls_api import router as phone_calls_router
 from agents.telephony.telnyx_views import telnyx_webhook
-from agents.telephony.views import twilio_amd, twilio_status, twilio_voice
+from agents.telephony.views import twilio_amd, twilio_consent, twilio_status, twilio_voice
 from billing.api import router as usage_router
 from foundation.api import api, api_urls, not_found_view
 from foundation.docs import docs_page
@@ -44,6 +44,7 @@ urlpatterns = [
     path("v1/telephony/twilio/voice", twilio_voice, name="twilio_voice"),
     path("v1/telephony/twilio/status", twilio_status, name="twilio_status"),
     path("v1/telephony/twilio/amd", twilio_amd, name="twilio_amd"),
+    path("v1/telephony/twilio/consent", twilio_consent, name="twilio_consent"),
     path("v1/telephony/telnyx/webhook", telnyx_webhook, name="telnyx_webhook"),
     path("v1/", api_urls()),
     # Anything else under /v1 (the bare prefix too) answers a JSON 404, not a page.

@@ -43,6 +43,39 @@ class LineClosed(Exception):
 
 LINE_CLOSED = "Sorry, this line cannot take calls right now. Goodbye."
 LINE_BUSY = "Sorry, all our lines are busy right now. Please call again later. Goodbye."
+CONSENT_DECLINED = "We can only take this call with your agreement. Goodbye."
+# Said after the agent's consent text on a number whose consent is given by key press.
+KEYPAD_CHOICES = "Press 1 to agree, or 2 to continue without it."
+KEYPAD_CHOICES_REQUIRED = "Press 1 to agree and continue."
+
+
+def keypad_consent_prompt(phone_call: PhoneCall) -> str:
+    """What the caller hears before pressing a key: the agent's versioned consent text
+    and the choices."""
+    agent = phone_call.agent
+    assert agent is not None
+    choices = KEYPAD_CHOICES_REQUIRED if agent.consent_required else KEYPAD_CHOICES
+    return f"{consent_text_for(agent).text} {choices}"
+
+
+def consent_answered(phone_call: PhoneCall, digits: str) -> str:
+    """The caller answered the consent prompt by key press (1: yes; anything else or
+    nothing: no). Recorded with a fresh stream token for the call to go on, unless the
+    agent takes calls only with consent and the caller declined (LineClosed)."""
+    agent = phone_call.agent
+    if agent is None or phone_call.stream_started_at is not None:
+        raise LineClosed(LINE_CLOSED, "no_agent")
+    given = digits.strip()[:1] == "1"
+    if not given and agent.consent_required:
+        raise LineClosed(CONSENT_DECLINED, "consent_declined")
+    token = STREAM_TOKEN_PREFIX + random_token(40)
+    PhoneCall.objects.filter(pk=phone_call.pk).update(
+        consent_given=given,
+        consent_answered_at=timezone.now(),
+        stream_token_hash=hash_secret(token),
+        stream_token_expires_at=timezone.now() + STREAM_TOKEN_TTL,
+    )
+    return token
 
 
 def route(carrier: str, number: str) -> PhoneNumber | None:
@@ -130,7 +163,18 @@ def open_phone_call(stream_token: str) -> CallGrant:
         "carrier_direction": phone_call.direction,
     }
     disclosure = ""
-    if number.consent == PhoneConsent.DISCLOSED:
+    if number.consent == PhoneConsent.DTMF:
+        shown = consent_text_for(agent)
+        given = bool(phone_call.consent_given)
+        scope = ConsentScope.RECORDING if agent.recording_offered else ConsentScope.TRANSCRIPT
+        details.update(
+            consent_scope=scope if given else ConsentScope.NONE,
+            consent_method=ConsentMethod.DTMF,
+            consent_at=phone_call.consent_answered_at if given else None,
+            consent_text=shown.text,
+            consent_version=shown.version,
+        )
+    elif number.consent == PhoneConsent.DISCLOSED:
         shown = consent_text_for(agent)
         disclosure = shown.text
         details.update(

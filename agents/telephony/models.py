@@ -99,6 +99,7 @@ class PhoneConsent(models.TextChoices):
 
     NONE = "none", "None: keep metadata only"
     DISCLOSED = "disclosed", "Disclosed: the agent's consent text is spoken before the greeting"
+    DTMF = "dtmf", "Key press: the agent's consent text is read, and 1 agrees (Twilio)"
 
 
 class PhoneNumber(models.Model):
@@ -134,6 +135,15 @@ class PhoneNumber(models.Model):
 
     def __str__(self) -> str:
         return f"{self.number} ({self.label})" if self.label else self.number
+
+    def clean(self) -> None:
+        # Consent by key press is asked with Twilio's <Gather> before the media stream.
+        if (
+            self.consent == PhoneConsent.DTMF
+            and self.carrier_account_id is not None
+            and self.carrier_account.carrier != Carrier.TWILIO
+        ):
+            raise ValidationError({"consent": "Consent by key press is for Twilio numbers."})
 
 
 def new_phone_call_id() -> str:
@@ -208,6 +218,9 @@ class PhoneCall(models.Model):
     stream_token_hash = models.CharField(max_length=64, unique=True)
     stream_token_expires_at = models.DateTimeField()
     stream_started_at = models.DateTimeField(null=True, blank=True)
+    # Consent by key press (a number whose consent is dtmf): the caller's answer.
+    consent_given = models.BooleanField(null=True, blank=True)
+    consent_answered_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -60,6 +60,25 @@ def say_and_hang_up(text: str) -> str:
     return _twiml(response)
 
 
+def gather_key(prompt: str, action_url: str, timeout_seconds: int = 8) -> str:
+    """TwiML that says ``prompt`` and posts the key the caller presses to ``action_url``
+    (also when they press none: actionOnEmptyResult).
+    https://www.twilio.com/docs/voice/twiml/gather"""
+    response = ElementTree.Element("Response")
+    gather = ElementTree.SubElement(
+        response,
+        "Gather",
+        input="dtmf",
+        numDigits="1",
+        timeout=str(timeout_seconds),
+        action=action_url,
+        method="POST",
+        actionOnEmptyResult="true",
+    )
+    ElementTree.SubElement(gather, "Say").text = prompt
+    return _twiml(response)
+
+
 def dial(target: str) -> str:
     """TwiML that moves the call to another number (a cold transfer)."""
     response = ElementTree.Element("Response")

@@ -16,13 +16,21 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from agents.models import VoicemailAction
 from agents.telephony import twilio
-from agents.telephony.admission import LineClosed, admit, phone_call_direction, route
-from agents.telephony.models import Carrier, PhoneCall
+from agents.telephony.admission import (
+    LineClosed,
+    admit,
+    consent_answered,
+    keypad_consent_prompt,
+    phone_call_direction,
+    route,
+)
+from agents.telephony.models import Carrier, PhoneCall, PhoneConsent
 from agents.telephony.progress import record_status
 
 logger = logging.getLogger("koe.telephony")
@@ -80,8 +88,32 @@ def twilio_voice(request: HttpRequest) -> HttpResponse:
     except LineClosed as closed:
         logger.info("twilio call refused code=%s number=%s", closed.code, number.public_id)
         return _twiml(twilio.say_and_hang_up(closed.message))
+    if number.consent == PhoneConsent.DTMF:
+        # Consent first, by key press; the stream's token comes with the answer.
+        prompt = keypad_consent_prompt(admitted.phone_call)
+        action = settings.KOE_SITE_URL + reverse("twilio_consent")
+        return _twiml(twilio.gather_key(prompt, action))
     stream = stream_url(TWILIO_STREAM_PATH)
     return _twiml(twilio.connect_stream(stream, {"token": admitted.stream_token}))
+
+
+@csrf_exempt
+@require_POST
+def twilio_consent(request: HttpRequest) -> HttpResponse:
+    """The key the caller pressed at the consent prompt (``<Gather>``'s action): the call
+    goes on to its media stream, with or without consent, or ends if the agent needs it."""
+    phone_call, refusal = _call_for_callback(request)
+    if phone_call is None:
+        assert refusal is not None
+        return refusal
+    try:
+        token = consent_answered(phone_call, request.POST.get("Digits", ""))
+    except LineClosed as closed:
+        logger.info(
+            "twilio call ended at consent code=%s call=%s", closed.code, phone_call.public_id
+        )
+        return _twiml(twilio.say_and_hang_up(closed.message))
+    return _twiml(twilio.connect_stream(stream_url(TWILIO_STREAM_PATH), {"token": token}))
 
 
 def _call_for_callback(request: HttpRequest) -> tuple[PhoneCall | None, HttpResponse | None]:

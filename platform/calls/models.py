@@ -39,6 +39,7 @@ class ConsentMethod(models.TextChoices):
     API = "api_flag", "API flag"
     SPOKEN = "spoken", "Spoken"
     DISCLOSED = "disclosed", "Disclosed (spoken before the greeting)"
+    DTMF = "dtmf", "Key press (phone)"
 
 
 class EndReason(models.TextChoices):
