@@ -37,15 +37,13 @@ import json
 import random
 import re
 import secrets
-import sys
 import threading
 import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import httpx
@@ -54,6 +52,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from tests.fakes.loopback_http import LoopbackHttp, QuietServer
 from tests.fakes.twilio import CHUNK_BYTES, CHUNK_SECONDS, MULAW_SILENCE
 from tests.fakes.twilio import MediaStream as TwilioMediaStream
 
@@ -230,18 +229,9 @@ def telnyx_error(code: str, title: str, detail: str = "") -> dict[str, Any]:
     return {"errors": [{"code": code, "title": title, "detail": detail or title}]}
 
 
-class _RestServer(ThreadingHTTPServer):
-    daemon_threads = True
-    fake: FakeTelnyxRest
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
-
-
 class _RestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: _RestServer
+    server: QuietServer
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -266,7 +256,7 @@ class _RestHandler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = _handle
 
 
-class FakeTelnyxRest:
+class FakeTelnyxRest(LoopbackHttp):
     """Call Control commands on loopback: ``with FakeTelnyxRest(api_key) as telnyx:``, then
     point ``KOE_TELNYX_API_URL`` at ``telnyx.base_url``.
 
@@ -289,16 +279,7 @@ class FakeTelnyxRest:
         self.requests: list[ActionRequest] = []
         self.latency = 0.0  # seconds each command takes to be answered (a slow API)
         self.lock = threading.Lock()
-        self._server = _RestServer((host, 0), _RestHandler)
-        self._server.fake = self
-        self.port: int = self._server.server_address[1]
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            daemon=True,
-            name="fake-telnyx-rest",
-        )
-        self._started = False
+        self.serve(_RestHandler, host, "fake-telnyx-rest")
 
     @property
     def base_url(self) -> str:
@@ -306,28 +287,6 @@ class FakeTelnyxRest:
         return f"http://{self.host}:{self.port}/v2"
 
     # --- running -----------------------------------------------------------------------
-    def start(self) -> FakeTelnyxRest:
-        if not self._started:
-            self._started = True
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._started:
-            self._server.shutdown()
-            self._thread.join(5)
-        self._server.server_close()
-
-    def __enter__(self) -> FakeTelnyxRest:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # --- scripting and reading ---------------------------------------------------------
     def ring(self, call_control_id: str | None = None) -> str:

@@ -40,7 +40,6 @@ import itertools
 import json
 import re
 import secrets
-import sys
 import threading
 import time
 import xml.etree.ElementTree as ElementTree
@@ -49,8 +48,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -58,6 +56,8 @@ import httpx
 import numpy as np
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+
+from tests.fakes.loopback_http import LoopbackHttp, QuietServer
 
 API_VERSION = "2010-04-01"
 SAMPLE_RATE = 8000  # start.mediaFormat.sampleRate "is always 8000" (websocket-messages)
@@ -839,18 +839,9 @@ def twilio_error(status: int, code: int, message: str, **more: Any) -> dict[str,
     } | more
 
 
-class _RestServer(ThreadingHTTPServer):
-    daemon_threads = True
-    fake: FakeTwilioRest
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
-
-
 class _RestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: _RestServer
+    server: QuietServer
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -898,7 +889,7 @@ def _basic_auth(header: str) -> tuple[str, str] | None:
     return username, password
 
 
-class FakeTwilioRest:
+class FakeTwilioRest(LoopbackHttp):
     """The Calls resource on loopback: ``with FakeTwilioRest(sid, token) as twilio: twilio.base_url``.
 
     https://www.twilio.com/docs/voice/api/call-resource:
@@ -926,16 +917,7 @@ class FakeTwilioRest:
         self.requests: list[RestRequest] = []
         self.errors: deque[ScriptedError] = deque()
         self.lock = threading.Lock()
-        self._server = _RestServer((host, 0), _RestHandler)
-        self._server.fake = self
-        self.port: int = self._server.server_address[1]
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            daemon=True,
-            name="fake-twilio-rest",
-        )
-        self._started = False
+        self.serve(_RestHandler, host, "fake-twilio-rest")
 
     @property
     def base_url(self) -> str:
@@ -949,28 +931,6 @@ class FakeTwilioRest:
         return f"{self.base_url}/{API_VERSION}/Accounts/{self.account_sid}/Calls/{call_sid}.json"
 
     # --- running -----------------------------------------------------------------------
-    def start(self) -> FakeTwilioRest:
-        if not self._started:
-            self._started = True
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._started:
-            self._server.shutdown()
-            self._thread.join(5)
-        self._server.server_close()
-
-    def __enter__(self) -> FakeTwilioRest:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # --- scripting ---------------------------------------------------------------------
     def fail_next(self, *errors: ScriptedError) -> None:
