@@ -20,6 +20,7 @@ from audit.exports import (
     download_token,
     export_id_from_token,
     filters_from_query,
+    withholds_numbers_from,
 )
 from audit.log import record_access
 from audit.models import AccessAction, AccessLog, CallExport, ExportFormat, ExportStatus
@@ -38,6 +39,10 @@ ROWS_PER_PAGE = 50
 EXPORTS_PER_PAGE = 25
 # How often the export page asks for progress while the task runs.
 PROGRESS_POLL_SECONDS = 2
+NUMBERS_WITHHELD = (
+    "This export shows callers' phone numbers, which your role does not see. "
+    "Export the calls again: your file will mask them."
+)
 
 
 @require_GET
@@ -104,10 +109,12 @@ def export_detail(request: HttpRequest, membership: Membership, export_id: str) 
     """The export's progress (polled by htmx while it runs) and, once ready, its link."""
     export = get_for_tenant_or_404(CallExport, membership.tenant, public_id=export_id)
     require(membership, Permission.EXPORT)
+    withheld = withholds_numbers_from(export, membership)
     context = {
         "nav": "exports",
         "export": export,
-        "download_url": _download_url(export),
+        "download_url": None if withheld else _download_url(export),
+        "numbers_withheld": withheld,
         "link_minutes": DOWNLOAD_LINK_SECONDS // 60,
         "poll_seconds": PROGRESS_POLL_SECONDS,
     }
@@ -139,6 +146,9 @@ def export_download(request: HttpRequest, membership: Membership, export_id: str
         return redirect("dashboard:export_detail", export_id=export.public_id)
     if _download_url(export) is None:
         messages.error(request, "This export has no file to download.")
+        return redirect("dashboard:export_detail", export_id=export.public_id)
+    if withholds_numbers_from(export, membership):
+        messages.error(request, NUMBERS_WITHHELD)
         return redirect("dashboard:export_detail", export_id=export.public_id)
     call = None
     if export.is_single_call:

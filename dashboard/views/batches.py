@@ -32,6 +32,7 @@ from agents.telephony.models import (
     PhoneNumber,
 )
 from agents.telephony.tasks import dispatch_soon
+from calls.end_users import masks_phone_numbers
 from dashboard.access import require, tenant_view
 from dashboard.forms.batches import BatchForm
 from dashboard.pagination import list_page
@@ -63,8 +64,8 @@ class Progress:
 
 
 def shows_callees(membership: Membership) -> bool:
-    # The roles that see callers' numbers (owners and admins, who hold every permission).
-    return membership.allows(Permission.MANAGE)
+    # Callees' numbers and references: only to the roles that see callers' numbers.
+    return not masks_phone_numbers(membership)
 
 
 def _batch_or_404(membership: Membership, batch_id: str) -> CallBatch:

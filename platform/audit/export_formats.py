@@ -2,9 +2,11 @@
 
 A call becomes one plain record (``call_record``): its metadata, its consent and, only where
 the caller consented to a transcript, its turns and tool arguments; without that consent the
-transcript is null and tool invocations carry no arguments or results. A format writer turns
-records into text one call at a time, so ``audit.exports`` can stream a set of any size
-into a temporary file. Nothing here queries the database or touches storage.
+transcript is null and tool invocations carry no arguments or results. A phone call's
+``end_user_ref`` is masked there when the export says so (``masks_phone_numbers``), so every
+format writes the same masked value; transcripts are written as they are. A format writer
+turns records into text one call at a time, so ``audit.exports`` can stream a set of any
+size into a temporary file. Nothing here queries the database or touches storage.
 
 Formats:
 
@@ -27,6 +29,7 @@ from typing import IO, Any
 
 from audit.models import CallExport, ExportFormat
 from audit.timeline import EntryKind, TimelineEntry, format_offset
+from calls.end_users import shown_end_user_ref
 from calls.models import CallSession
 
 # Each format's file name extension and content type (the download view serves them).
@@ -80,14 +83,19 @@ def turn_record(entry: TimelineEntry) -> dict[str, Any]:
 
 
 def call_record(
-    call: CallSession, timeline: list[TimelineEntry], invocations: Iterable[Any]
+    call: CallSession,
+    timeline: list[TimelineEntry],
+    invocations: Iterable[Any],
+    *,
+    masks_phone_numbers: bool,
 ) -> dict[str, Any]:
-    """A call as exported: its metadata, consent and (where consented) its transcript."""
+    """A call as exported: its metadata, consent and (where consented) its transcript;
+    a phone call's number masked if ``masks_phone_numbers``."""
     return {
         "id": call.public_id,
         "agent": {"name": call.agent_name, "version": call.version_number},
         "channel": call.channel,
-        "end_user_ref": call.end_user_ref,
+        "end_user_ref": shown_end_user_ref(call, masked=masks_phone_numbers),
         "provider": call.provider,
         "model": call.model,
         "status": call.status,
@@ -193,6 +201,7 @@ class JsonWriter(Writer):
             "requested_by": export.requested_by_name,
             "created_at": iso(export.created_at),
             "params": export.params,
+            "phone_numbers_masked": export.masks_phone_numbers,
         }
         stream.write('{"export": ' + json.dumps(header, ensure_ascii=False) + ', "calls": [')
 

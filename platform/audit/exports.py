@@ -48,8 +48,9 @@ from audit.models import (
     RemovedReason,
 )
 from audit.timeline import build_timeline
+from calls.end_users import masks_phone_numbers
 from calls.filters import CallFilter
-from calls.models import CallSession, TranscriptItem
+from calls.models import CallSession, Channel, TranscriptItem
 from tenancy.models import Membership, Tenant
 from tenancy.scoping import for_tenant
 
@@ -121,6 +122,8 @@ def record_export(
     task is ``audit.tasks.start_export``'s.
 
     The filters are checked here too, so a bad query is a message now, not a failed export.
+    Whether the file masks phone numbers is the member's role now: the file is theirs to
+    download, and a role changed before the task runs must not widen what it holds.
     """
     if export_format not in ExportFormat.values:
         raise ExportError("Choose JSON, CSV or plain text.")
@@ -137,6 +140,7 @@ def record_export(
             requested_by_name=user.email or user.get_username(),
             params=params,
             format=export_format,
+            masks_phone_numbers=masks_phone_numbers(membership),
             expires_at=timezone.now() + EXPORT_LIFETIME,
         )
         record_access(
@@ -151,15 +155,31 @@ def record_export(
     return export
 
 
+def withholds_numbers_from(export: CallExport, membership: Membership) -> bool:
+    """Whether the export's file may show phone numbers that this member may not see (an
+    owner's export, found by an auditor): the download is refused to them.
+
+    Only a file that holds a phone call with an end user: an owner's export of widget
+    calls shows no numbers, and anyone who may export may download it.
+    """
+    if export.masks_phone_numbers or not masks_phone_numbers(membership):
+        return False
+    phone_calls = ExportedCall.objects.filter(export=export, call__channel=Channel.PHONE)
+    return phone_calls.exclude(call__end_user_ref="").exists()
+
+
 # --- writing ---------------------------------------------------------------------------------
 
 
 def records(
     calls: QuerySet[CallSession],
     before_reading: Callable[[list[int]], None] | None = None,
+    *,
+    masks_phone_numbers: bool = True,
 ) -> Iterator[dict[str, Any]]:
     """Each call's export record, oldest first, reading CHUNK_SIZE calls (and their rows)
-    per query; ``before_reading`` gets each chunk's call ids before their content is read."""
+    per query; ``before_reading`` gets each chunk's call ids before their content is read.
+    Phone calls' numbers are masked unless ``masks_phone_numbers`` is False."""
     ordered_ids = (
         calls.order_by("started_at", "pk").values_list("pk", flat=True).iterator(CHUNK_SIZE)
     )
@@ -181,7 +201,7 @@ def records(
                 key=lambda invocation: (invocation.created_at, invocation.pk),
             )
             timeline = build_timeline(call, call.transcript.all(), invocations)
-            yield call_record(call, timeline, invocations)
+            yield call_record(call, timeline, invocations, masks_phone_numbers=masks_phone_numbers)
 
 
 def _chunks(values: Iterable[int], size: int) -> Iterator[list[int]]:
@@ -221,7 +241,9 @@ def write_export(export_pk: int) -> CallExport:
     with tempfile.TemporaryFile() as raw:
         stream = io.TextIOWrapper(raw, encoding="utf-8", newline="")
         writer = WRITERS[export.format](stream, export)
-        for record in records(calls, before_reading=record_calls):
+        for record in records(
+            calls, before_reading=record_calls, masks_phone_numbers=export.masks_phone_numbers
+        ):
             writer.write(record)
             if writer.count % CHUNK_SIZE == 0 and not not_removed.update(done=writer.count):
                 raise ExportRemoved(export.public_id)

@@ -116,6 +116,8 @@ class CallExport(models.Model):
     lists}), so the task can run again from it and the record says what left the platform.
     ``ExportedCall`` rows say which calls the file holds, so that erasing or purging a
     call's transcript also removes the files that copied it (``removed_at``; the row stays).
+    ``masks_phone_numbers`` is fixed when the export is asked for, from the asking member's
+    role then: the task runs later, and the file must hold what that person may see.
     """
 
     public_id = models.CharField(max_length=40, unique=True, default=new_export_id, editable=False)
@@ -126,6 +128,9 @@ class CallExport(models.Model):
     requested_by_name = models.CharField(max_length=254)
     params = models.JSONField(default=dict)
     format = models.CharField(max_length=8, choices=ExportFormat.choices)
+    # Whether phone calls' numbers are masked in the file (calls.end_users). True unless
+    # said otherwise, so an export made without asking whose it is shows no numbers.
+    masks_phone_numbers = models.BooleanField(default=True)
     status = models.CharField(
         max_length=8, choices=ExportStatus.choices, default=ExportStatus.PENDING
     )
