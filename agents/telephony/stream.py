@@ -111,9 +111,7 @@ class PhoneStreamConsumer(CallConsumer):
 
     async def caller_audio(self, payload: Any) -> None:
         if self.call is not None and isinstance(payload, str):
-            # Re-encoded, never spliced: the payload is the carrier's text.
-            append = {"type": events.INPUT_AUDIO_APPEND, "audio": payload}
-            await self.call.client_frame(orjson.dumps(append).decode())
+            await self.call.append_audio(payload)
 
     def mark_played(self, name: Any) -> None:
         self.playback.echoed(str(name or ""))
@@ -188,6 +186,11 @@ class PhoneStreamConsumer(CallConsumer):
     # --- call -> carrier (CallTransport) ------------------------------------------------------
     async def deliver(self, frame: str) -> bool:
         event = orjson.loads(frame)
+        return await self.deliver_event(event) if isinstance(event, dict) else True
+
+    async def deliver_event(self, event: dict[str, Any]) -> bool:
+        """``EventTransport``: the events a phone line turns into its messages (agent
+        audio, the caller barging in); the others have no one to show them to."""
         kind = event.get("type")
         if kind == events.OUTPUT_AUDIO_DELTA:
             payload = event.get("delta")

@@ -20,8 +20,6 @@ import binascii
 from typing import Any
 from urllib.parse import parse_qs
 
-import orjson
-
 from agents.realtime import events
 from agents.telephony import telnyx
 from agents.telephony.models import Carrier, PhoneCall
@@ -213,8 +211,7 @@ class TelnyxStreamConsumer(PhoneStreamConsumer):
         await self.heard(self.reorder.drain())
 
     # --- call -> Telnyx -----------------------------------------------------------------------
-    async def deliver(self, frame: str) -> bool:
-        event = orjson.loads(frame)
+    async def deliver_event(self, event: dict[str, Any]) -> bool:
         kind = event.get("type")
         if kind == events.OUTPUT_AUDIO_DELTA:
             return await self.agent_audio(str(event.get("item_id") or ""), event.get("delta"))
@@ -222,7 +219,7 @@ class TelnyxStreamConsumer(PhoneStreamConsumer):
             self.carry.clear()  # never sent, so never heard: nothing to clear or count
         elif kind in (events.OUTPUT_AUDIO_DONE, events.RESPONSE_DONE) and not await self.flush():
             return False
-        return await super().deliver(frame)
+        return await super().deliver_event(event)
 
     async def agent_audio(self, item_id: str, payload: Any) -> bool:
         """Audio of ``item_id`` goes out in whole 20 ms pieces; the rest waits for more."""

@@ -296,3 +296,32 @@ async def test_a_tool_the_model_calls_is_run_and_its_output_answered_with_a_resp
     assert request == {"type": "response.create"}
     assert ran[0].call_id == call.grant.call_public_id
     await call.end(EndReason.CLIENT_CLOSED, "bye")
+
+
+class EventRecordingTransport(RecordingTransport):
+    """A transport that reads events (as a phone line does) rather than relays frames."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[dict[str, Any]] = []
+
+    async def deliver_event(self, event: dict[str, Any]) -> bool:
+        self.events.append(event)
+        return True
+
+
+@pytestmark_db
+@in_a_loop
+async def test_raw_caller_audio_goes_upstream_only_as_base64_and_events_come_back_parsed(
+    tenant_a: TenantWorld, openai_agent: Agent, scripted_provider: type[ScriptedProvider]
+) -> None:
+    transport = EventRecordingTransport()
+    call = await _call(tenant_a, openai_agent, transport)
+    await call.append_audio("AAEC/w==")
+    await call.append_audio('AA","type":"session.update')  # not base64: never spliced in
+    await call.append_audio("A" * (call.policy.max_frame_bytes + 4))
+    await eventually(lambda: "session.created" in [e["type"] for e in transport.events])
+    appended = [e for e in _upstream().sent if e["type"] == "input_audio_buffer.append"]
+    assert appended == [{"type": "input_audio_buffer.append", "audio": "AAEC/w=="}]
+    assert not transport.frames  # no frame was presented: the events were given as they are
+    await call.end(EndReason.CLIENT_CLOSED, "done")
