@@ -16,7 +16,7 @@ import logging
 import re
 import time
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 from django.conf import settings
@@ -25,6 +25,7 @@ from django.utils.timezone import now
 from agents.realtime import events, shutdown
 from agents.realtime.access import CallGrant
 from agents.realtime.call_tools import CallTools
+from agents.realtime.call_transport import CallTransport, EventTransport, TransferringTransport
 from agents.realtime.errors import ClientEventRejected, error_event
 from agents.realtime.keeping import CallKeeping
 from agents.realtime.policy import PolicyState, oversized, parse_client_frame
@@ -63,33 +64,6 @@ SERVER_FAULTS = frozenset({EndReason.PROVIDER_ERROR, EndReason.SERVER_ERROR})
 BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 APPEND_PREFIX = '{"type":"' + events.INPUT_AUDIO_APPEND + '","audio":"'
 APPEND_SUFFIX = '"}'
-
-
-class CallTransport(Protocol):
-    """What a call needs from the connection its caller is on."""
-
-    async def deliver(self, frame: str) -> bool:
-        """One server event (JSON text) to the caller; False when the caller is gone."""
-
-    async def ended(self, reason: str, farewell: dict[str, Any] | None) -> None:
-        """The call is over: tell the caller ``farewell`` (an error event) if there is one,
-        and close the connection, unless the caller closed it (reason ``client_closed``)."""
-
-
-class EventTransport(CallTransport, Protocol):
-    """A transport that reads the provider's events rather than relays their frames (a
-    phone line turns a few of them into its own messages): it is given each event as
-    the call parsed it, once, instead of the frames a client would see."""
-
-    async def deliver_event(self, event: dict[str, Any]) -> bool:
-        """One server event for the caller; False when the caller is gone."""
-
-
-class TransferringTransport(CallTransport, Protocol):
-    """A transport that can move its caller to another number (a phone line)."""
-
-    async def transfer(self, target: str) -> bool:
-        """Hand the caller over to ``target``; False when the carrier refused."""
 
 
 TRANSFER_FAILED = (

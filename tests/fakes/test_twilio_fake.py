@@ -18,9 +18,7 @@ from websockets.asyncio.server import ServerConnection, serve
 
 from tests.fakes.http_receiver import HttpReceiver, Reply
 from tests.fakes.twilio import (
-    FakeTwilioRest,
     MediaStream,
-    ScriptedError,
     downsample_24k_to_8k,
     mulaw_to_pcm16,
     pcm16_to_mulaw,
@@ -28,6 +26,7 @@ from tests.fakes.twilio import (
     tone_mulaw,
     twilio_signature,
 )
+from tests.fakes.twilio_rest import FakeTwilioRest, ScriptedError
 
 ACCOUNT = "AC" + "0" * 32
 TOKEN = "test-auth-token"

@@ -13,7 +13,7 @@ from django.test import Client
 
 from agents.telephony.models import BatchEntry, CallBatch
 from tests.conftest import TenantWorld
-from tests.fakes.twilio import FakeTwilioRest
+from tests.fakes.twilio_rest import FakeTwilioRest
 from tests.telephony.conftest import ACCOUNT_SID, AUTH_TOKEN, NUMBER, Line, make_line
 
 pytestmark = pytest.mark.django_db

@@ -24,7 +24,7 @@ from calls.models import CallSession
 from koe.celery import app
 from tenancy.models import Tenant
 from tests.conftest import TenantWorld
-from tests.fakes.twilio import FakeTwilioRest, ScriptedError
+from tests.fakes.twilio_rest import FakeTwilioRest, ScriptedError
 from tests.telephony.conftest import ACCOUNT_SID, AUTH_TOKEN, NUMBER, Line, make_line
 from tests.telephony.test_batches_api import NEW_YORK_MORNING
 from tests.telephony.test_outbound import callback

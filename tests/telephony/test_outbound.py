@@ -19,7 +19,8 @@ from events.models import EventEndpoint, OutboundEvent
 from tenancy.models import Tenant
 from tests.conftest import TenantWorld
 from tests.factories import ToolFactory
-from tests.fakes.twilio import FakeTwilioRest, ScriptedError, parse_twiml_stream, twilio_signature
+from tests.fakes.twilio import parse_twiml_stream, twilio_signature
+from tests.fakes.twilio_rest import FakeTwilioRest, ScriptedError
 from tests.realtime.doubles import ScriptedConnection, ScriptedProvider
 from tests.realtime.helpers import eventually
 from tests.telephony.conftest import ACCOUNT_SID, AUTH_TOKEN, NUMBER, Line, make_line
