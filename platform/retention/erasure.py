@@ -26,6 +26,7 @@ from datetime import datetime
 
 from django.db import models, transaction
 from django.db.models import Exists, OuterRef
+from django.dispatch import Signal
 from django.utils import timezone
 
 from audit.exports import remove_exports_holding
@@ -44,6 +45,10 @@ from retention.removal import (
     remove_transcripts,
 )
 from tenancy.models import Tenant
+
+# Sent after an erasure (``tenant``, ``end_user_ref``), so that apps holding the reference
+# outside the calls (a phone number waiting in a batch of calls) forget it too.
+end_user_erased = Signal()
 
 MAX_END_USER_REF_LENGTH = CallSession._meta.get_field("end_user_ref").max_length or 200
 
@@ -126,6 +131,7 @@ def erase_end_user(tenant: Tenant, end_user_ref: str, *, now: datetime | None = 
         models.Q(used_at__isnull=False) | models.Q(expires_at__lte=timezone.now())
     ).update(end_user_ref="")
 
+    end_user_erased.send(sender=Tenant, tenant=tenant, end_user_ref=end_user_ref)
     log = PurgeLog.objects.create(
         tenant=tenant,
         trigger=PurgeTrigger.ERASURE,

@@ -204,3 +204,20 @@ def test_creating_a_batch_starts_its_calls_at_once(
     assert (batch["counts"]["calling"], batch["counts"]["pending"]) == (2, 1)
     calling = api(tenant_a).get(f"/v1/batches/{batch['id']}/entries?status=calling").json()
     assert all(entry["phone_call"].startswith("pc_") for entry in calling["items"])
+
+
+def test_erasing_an_end_user_removes_them_from_batches_so_they_are_not_called(
+    tenant_a: TenantWorld, batch_line: Line
+) -> None:
+    from agents.telephony.models import BatchEntry
+
+    far = {"starts_at": "2126-01-01T09:00:00-05:00"}  # nobody is called during the test
+    created = create(tenant_a, batch_body(batch_line, **far))
+    assert created.status_code == 201, created.content
+    erased = api(tenant_a).post(f"/v1/end_users/{CALLEES[0]}/erasure")
+    assert erased.status_code == 200, erased.content
+    remaining = set(BatchEntry.objects.values_list("to", flat=True))
+    assert CALLEES[0] not in remaining and remaining == set(CALLEES[1:])
+    # By the tenant's own reference too.
+    api(tenant_a).post("/v1/end_users/patient-1/erasure")
+    assert set(BatchEntry.objects.values_list("to", flat=True)) == set(CALLEES[2:])
