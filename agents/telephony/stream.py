@@ -196,16 +196,29 @@ class PhoneStreamConsumer(CallConsumer):
             payload = event.get("delta")
             if not isinstance(payload, str) or not payload:
                 return True
-            mark = self.playback.sent(str(event.get("item_id") or ""), base64_length(payload))
-            return await self.send_message(self.media_message(payload)) and await self.send_message(
-                self.mark_message(mark)
-            )
+            item_id = str(event.get("item_id") or "")
+            return await self.play(item_id, payload, base64_length(payload))
+        if kind in (events.OUTPUT_AUDIO_DONE, events.RESPONSE_DONE):
+            return await self.send_mark(self.playback.close())
         if kind == events.SPEECH_STARTED:
             return await self._barge_in()
         if kind == events.ERROR:
             error = event.get("error")
             self.log("error event: %s", error.get("message") if isinstance(error, dict) else error)
         return True
+
+    async def play(self, item_id: str, payload: str, item_bytes: int) -> bool:
+        """Agent audio (base64 μ-law) to the carrier, with the marks due around it;
+        ``item_bytes``: how much of the item it is (padding aside)."""
+        before, after = self.playback.audio(item_id, item_bytes)
+        return (
+            await self.send_mark(before)
+            and await self.send_message(self.media_message(payload))
+            and await self.send_mark(after)
+        )
+
+    async def send_mark(self, name: str | None) -> bool:
+        return name is None or await self.send_message(self.mark_message(name))
 
     async def _barge_in(self) -> bool:
         """The caller spoke over the agent: drop what the carrier still holds, and truncate

@@ -9,7 +9,8 @@ audio passes through a small reorder buffer keyed by ``sequence_number``; and it
 no less than 20 ms of audio a message, so the agent's audio goes out in whole 20 ms
 pieces (an item's last piece padded with silence). Closing the
 stream does not end a Telnyx call: when the call ends on Koe's side, Koe hangs up with
-the ``hangup`` command. Everything else is the shared ``PhoneStreamConsumer``'s.
+the ``hangup`` command, unless it is transferring the caller. Everything else is the
+shared ``PhoneStreamConsumer``'s.
 """
 
 from __future__ import annotations
@@ -239,7 +240,7 @@ class TelnyxStreamConsumer(PhoneStreamConsumer):
             return True
         piece = bytes(self.carry[:whole])
         del self.carry[:whole]
-        return await self.play(item_id, piece, len(piece))
+        return await self.play_piece(item_id, piece, len(piece))
 
     async def flush(self) -> bool:
         """The item's last piece, under 20 ms, padded with silence to 20 ms."""
@@ -249,12 +250,10 @@ class TelnyxStreamConsumer(PhoneStreamConsumer):
         self.carry.clear()
         padding = bytes([telnyx.MULAW_SILENCE]) * (telnyx.MIN_MEDIA_BYTES - len(tail))
         # Only the item's own audio is counted: a truncation never reaches past its end.
-        return await self.play(self.carry_item, tail + padding, len(tail))
+        return await self.play_piece(self.carry_item, tail + padding, len(tail))
 
-    async def play(self, item_id: str, audio: bytes, item_bytes: int) -> bool:
-        mark = self.playback.sent(item_id, item_bytes)
-        media = self.media_message(base64.b64encode(audio).decode())
-        return await self.send_message(media) and await self.send_message(self.mark_message(mark))
+    async def play_piece(self, item_id: str, audio: bytes, item_bytes: int) -> bool:
+        return await self.play(item_id, base64.b64encode(audio).decode(), item_bytes)
 
     def media_message(self, payload: str) -> dict[str, Any]:
         return telnyx.media(payload)
@@ -268,8 +267,9 @@ class TelnyxStreamConsumer(PhoneStreamConsumer):
     async def ended(self, reason: str, farewell: dict[str, Any] | None) -> None:
         if self.reorder_wait is not None:
             self.reorder_wait.cancel()
-        if not self.stopped and self.hang_up_command is not None:
+        if not self.stopped and not self.transferring_to and self.hang_up_command is not None:
             # A Telnyx call outlives its stream: without this the caller would be left in
-            # silence. (A call the caller has left already refuses it, harmlessly.)
+            # silence. (A call the caller has left already refuses it, harmlessly.) A call
+            # being transferred is the person's now: hanging it up would drop the caller.
             telnyx.commands.submit(self.hang_up_command)
         await super().ended(reason, farewell)

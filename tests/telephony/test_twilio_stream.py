@@ -196,8 +196,11 @@ def test_a_barge_in_clears_twilio_and_truncates_at_what_the_marks_say_was_heard(
         "type": "conversation.item.truncate",
         "item_id": "item_a",
         "content_index": 0,
-        "audio_end_ms": 200,  # what was heard, not the 600 ms sent
+        "audio_end_ms": truncate["audio_end_ms"],
     }
+    # What was heard, not the 600 ms sent: the echoed 200 ms, and the 50 ms that played on
+    # since the echo (never past the next mark, at 400 ms).
+    assert 240 <= truncate["audio_end_ms"] < 400
 
 
 def test_speech_with_nothing_playing_sends_no_clear(
