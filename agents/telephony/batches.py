@@ -30,12 +30,11 @@ from agents.telephony.models import (
     BatchEntry,
     BatchStatus,
     CallBatch,
-    Carrier,
     EntryStatus,
     PhoneConsent,
     PhoneNumber,
 )
-from agents.telephony.outbound import MAX_METADATA_BYTES
+from agents.telephony.outbound import MAX_METADATA_BYTES, outbound_problem
 from foundation.api import InvalidRequest, field_errors
 from foundation.phone_numbers import validate_e164
 from tenancy.models import Tenant
@@ -170,8 +169,8 @@ def _agent_and_number(
     )
     if number is None:
         errors["from"] = ["Not one of this tenant's phone numbers."]
-    elif number.carrier_account.carrier != Carrier.TWILIO:
-        errors["from"] = ["Outbound calls go through Twilio numbers for now."]
+    elif problem := outbound_problem(number):
+        errors["from"] = [problem]
     elif agent is not None and agent.consent_required and number.consent == PhoneConsent.NONE:
         errors["from"] = [
             "This agent takes calls only with consent: use a number whose consent is 'disclosed'."

@@ -1,13 +1,16 @@
 """Calls Koe places: an agent rings a number through the tenant's carrier account.
 
-The call is asked of the carrier with TwiML that connects it, once answered, to Koe's
-media stream with a single-use token (so from then on it is a phone call like any
+Through Twilio, the call is asked for with TwiML that connects it, once answered, to
+Koe's media stream with a single-use token (so from then on it is a phone call like any
 other); its progress comes back on signed status callbacks, and the carrier's
-answering-machine detection on its own callback (``views``).
+answering-machine detection on its own callback (``views``). Through Telnyx, the Dial
+command carries the stream URL (the token in its query) itself, and progress and
+answering-machine detection come as Call Control webhook events (``telnyx_views``).
 """
 
 from __future__ import annotations
 
+import base64
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -21,7 +24,7 @@ from django.utils import timezone
 
 from agents.models import Agent, VoicemailAction
 from agents.realtime.access import AccessDenied, active_calls, check_budget
-from agents.telephony import twilio
+from agents.telephony import telnyx, twilio
 from agents.telephony.admission import STREAM_TOKEN_PREFIX
 from agents.telephony.models import (
     Carrier,
@@ -31,6 +34,7 @@ from agents.telephony.models import (
     PhoneConsent,
     PhoneNumber,
 )
+from agents.telephony.telnyx_views import telnyx_stream_url
 from agents.telephony.twilio_rest import CarrierError, create_call
 from agents.telephony.views import TWILIO_STREAM_PATH, stream_url
 from foundation.api import InvalidRequest
@@ -67,6 +71,17 @@ class OutboundCall:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
+def outbound_problem(number: PhoneNumber) -> str:
+    """Why calls cannot be placed from ``number`` (its carrier account), or ""."""
+    account = number.carrier_account
+    if account.carrier == Carrier.TELNYX and not account.connection_id:
+        # Dial needs the Call Control application the call goes through.
+        return "This number's Telnyx account has no connection_id (Call Control application)."
+    if account.carrier not in (Carrier.TWILIO, Carrier.TELNYX):
+        return "Outbound calls go through Twilio or Telnyx numbers."
+    return ""
+
+
 def _checked(tenant: Tenant, request: OutboundCall) -> tuple[Agent, PhoneNumber]:
     errors: dict[str, list[str]] = {}
     agent = (
@@ -86,8 +101,10 @@ def _checked(tenant: Tenant, request: OutboundCall) -> tuple[Agent, PhoneNumber]
     )
     if number is None:
         errors["from"] = ["Not one of this tenant's phone numbers."]
-    elif number.carrier_account.carrier != Carrier.TWILIO:
-        errors["from"] = ["Outbound calls go through Twilio numbers for now."]
+    else:
+        problem = outbound_problem(number)
+        if problem:
+            errors["from"] = [problem]
     try:
         validate_e164(request.to)
     except ValidationError as error:
@@ -130,7 +147,7 @@ def place_call(tenant: Tenant, request: OutboundCall) -> PhoneCall:
         tenant=tenant,
         phone_number=number,
         agent=agent,
-        carrier=Carrier.TWILIO,
+        carrier=number.carrier_account.carrier,
         carrier_call_id="pending:" + random_token(24),
         direction=Direction.OUTBOUND,
         status=PhoneCallStatus.QUEUED,
@@ -139,6 +156,8 @@ def place_call(tenant: Tenant, request: OutboundCall) -> PhoneCall:
         stream_token_expires_at=timezone.now() + OUTBOUND_STREAM_TOKEN_TTL,
         metadata=request.metadata,
     )
+    if phone_call.carrier == Carrier.TELNYX:
+        return _dial_telnyx(phone_call, agent, number, request.to, token)
     site = settings.KOE_SITE_URL
     form: dict[str, Any] = {
         "To": request.to,
@@ -167,4 +186,48 @@ def place_call(tenant: Tenant, request: OutboundCall) -> PhoneCall:
     phone_call.status = status if status in PhoneCallStatus.values else PhoneCallStatus.QUEUED
     phone_call.save(update_fields=["carrier_call_id", "status", "updated_at"])
     logger.info("outbound call placed tenant=%s call=%s", tenant.public_id, phone_call.public_id)
+    return phone_call
+
+
+def _dial_telnyx(
+    phone_call: PhoneCall, agent: Agent, number: PhoneNumber, to: str, token: str
+) -> PhoneCall:
+    """Place the call with Telnyx's Dial: answered, it streams to Koe at once."""
+    account = number.carrier_account
+    body: dict[str, Any] = {
+        "connection_id": account.connection_id,
+        "to": to,
+        "from": number.number,
+        "timeout_secs": RING_SECONDS,
+        "stream_url": telnyx_stream_url(token),
+        "stream_track": "inbound_track",
+        "stream_bidirectional_mode": "rtp",
+        "stream_bidirectional_codec": "PCMU",
+        # "greeting_end" reports the machine, then the end of its greeting (a beep or
+        # silence): the moment to leave a message. "detect" only says human or machine.
+        "answering_machine_detection": "greeting_end"
+        if agent.voicemail_action == VoicemailAction.LEAVE_MESSAGE
+        else "detect",
+        "webhook_url": settings.KOE_SITE_URL + reverse("telnyx_webhook"),
+        # The call's id at Koe rides on every event: one that comes before Dial's answer
+        # (which carries the call_control_id) still finds its call.
+        "client_state": base64.b64encode(phone_call.public_id.encode()).decode(),
+        "command_id": f"koe-dial-{phone_call.public_id}"[:128],
+    }
+    try:
+        placed = telnyx.dial(account.auth_token, body, settings.KOE_CARRIER_TIMEOUT_SECONDS)
+    except telnyx.DialRefused as error:
+        PhoneCall.objects.filter(pk=phone_call.pk).update(status=PhoneCallStatus.FAILED)
+        raise OutboundRefused(502, "carrier_error", error.message) from error
+    phone_call.carrier_call_id = str(placed["call_control_id"])[:128]
+    # Only the id: a webhook may have moved the status on already.
+    PhoneCall.objects.filter(pk=phone_call.pk).update(
+        carrier_call_id=phone_call.carrier_call_id, updated_at=timezone.now()
+    )
+    phone_call.refresh_from_db(fields=["status", "updated_at"])
+    logger.info(
+        "outbound call placed tenant=%s call=%s carrier=telnyx",
+        phone_call.tenant.public_id,
+        phone_call.public_id,
+    )
     return phone_call

@@ -242,6 +242,9 @@ class PhoneStreamConsumer(CallConsumer):
     async def disconnect(self, code: int) -> None:
         if self.start_wait is not None:
             self.start_wait.cancel()
+        if self.transferring_to:
+            await self.hung_up()  # the carrier dropped the stream to dial: the transfer
+            return
         await super().disconnect(code)
 
     async def ended(self, reason: str, farewell: dict[str, Any] | None) -> None:

@@ -25,6 +25,25 @@ commands, media stream messages.
   https://developers.telnyx.com/api-reference/call-commands/reject-a-call
   https://github.com/deepgram/deepclaw/pull/8 (answer without the bidirectional mode is
   one-way: the caller hears nothing)
+- Outbound: ``POST {api}/calls`` (Dial) with ``connection_id`` (the Call Control
+  application), ``to``, ``from``, ``timeout_secs``, the same streaming parameters as
+  ``answer``, ``answering_machine_detection`` and ``webhook_url``; it answers ``{"data":
+  {"call_control_id", "call_leg_id", "call_session_id", ...}}``. Then come
+  ``call.initiated`` (direction ``outgoing``), ``call.answered`` or ``call.hangup`` (with
+  ``hangup_cause``: ``normal_clearing``, ``user_busy``, ``timeout``, ``no_answer``,
+  ``call_rejected``, ``originator_cancel``, ``not_found``, ``time_limit``, ``unspecified``;
+  ``start_time``, ``end_time``), and the answering-machine events:
+  ``call.machine.detection.ended`` (``result`` human, machine, not_sure),
+  ``call.machine.greeting.ended`` (``result`` beep_detected, ended, not_sure),
+  ``call.machine.premium.detection.ended`` (human_residence, human_business, machine,
+  silence, fax_detected, not_sure) and ``call.machine.premium.greeting.ended``.
+  https://developers.telnyx.com/api-reference/call-commands/dial
+  https://developers.telnyx.com/docs/voice/programmable-voice/answering-machine-detection
+  https://developers.telnyx.com/api-reference/callbacks/call-machine-greeting-ended
+  https://www.rubydoc.info/gems/telnyx/Telnyx/Models/CallHangup/Payload (hangup_cause)
+- ``POST {api}/calls/{call_control_id}/actions/transfer`` with ``to`` moves the call to a
+  new destination (a cold transfer); if the new leg fails, the original call stays up.
+  https://developers.telnyx.com/api-reference/call-commands/transfer-call
 - The stream's messages: in ``connected``, ``start`` {stream_id, start.call_control_id,
   start.media_format {encoding PCMU, sample_rate 8000, channels 1}}, ``media``
   {sequence_number, media.track, media.chunk, media.timestamp, media.payload: base64 RTP
@@ -62,11 +81,18 @@ SIGNATURE_TOLERANCE_SECONDS = 300
 ED25519_PUBLIC_KEY_BYTES = 32
 
 CALL_INITIATED = "call.initiated"
+CALL_ANSWERED = "call.answered"
+CALL_HANGUP = "call.hangup"
+MACHINE_DETECTION_ENDED = "call.machine.detection.ended"
+MACHINE_GREETING_ENDED = "call.machine.greeting.ended"
+MACHINE_PREMIUM_DETECTION_ENDED = "call.machine.premium.detection.ended"
+MACHINE_PREMIUM_GREETING_ENDED = "call.machine.premium.greeting.ended"
 INCOMING = "incoming"
 
 ANSWER = "answer"
 REJECT = "reject"
 HANGUP = "hangup"
+TRANSFER = "transfer"
 CALL_REJECTED = "CALL_REJECTED"
 USER_BUSY = "USER_BUSY"
 
@@ -125,6 +151,11 @@ class CallEvent:
     from_number: str
     to_number: str
     direction: str
+    client_state: str = ""
+    hangup_cause: str = ""
+    result: str = ""  # answering-machine detection's verdict
+    start_time: str = ""
+    end_time: str = ""
 
     @property
     def own_number(self) -> str:
@@ -153,6 +184,11 @@ def parse_event(document: Any) -> CallEvent | None:
         from_number=_text(payload.get("from")),
         to_number=_text(payload.get("to")),
         direction=_text(payload.get("direction")),
+        client_state=_text(payload.get("client_state")),
+        hangup_cause=_text(payload.get("hangup_cause")),
+        result=_text(payload.get("result")),
+        start_time=_text(payload.get("start_time")),
+        end_time=_text(payload.get("end_time")),
     )
 
 
@@ -196,6 +232,48 @@ def hang_up(api_key: str, call_control_id: str) -> Command:
     return Command(
         api_key, call_control_id, HANGUP, {"command_id": f"koe-hangup-{call_control_id}"[:128]}
     )
+
+
+def transfer(api_key: str, call_control_id: str, target: str) -> Command:
+    """Move the call to ``target``: Telnyx dials it and bridges the call there."""
+    body = {"to": target, "command_id": f"koe-transfer-{call_control_id}"[:128]}
+    return Command(api_key, call_control_id, TRANSFER, body)
+
+
+class DialRefused(Exception):
+    """Telnyx refused the Dial or could not be reached; ``message`` says why, for the tenant."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+def dial(api_key: str, body: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """Place a call (``POST /calls``): Telnyx's ``data`` for it, with its call_control_id."""
+    headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
+    try:
+        response = httpx.post(
+            f"{settings.KOE_TELNYX_API_URL}/calls", json=body, headers=headers, timeout=timeout
+        )
+    except httpx.HTTPError as error:
+        logger.warning("telnyx dial failed: %r", error)
+        raise DialRefused("Telnyx could not be reached; please try again.") from error
+    try:
+        document = response.json()
+    except ValueError:
+        document = {}
+    document = document if isinstance(document, dict) else {}
+    if not response.is_success:
+        errors = document.get("errors")
+        first = errors[0] if isinstance(errors, list) and errors else {}
+        reason = (first.get("detail") or first.get("title")) if isinstance(first, dict) else None
+        logger.warning("telnyx dial refused status=%s: %s", response.status_code, reason)
+        raise DialRefused(f"Telnyx refused: {reason or response.status_code}", response.status_code)
+    data = document.get("data")
+    if not isinstance(data, dict) or not _text(data.get("call_control_id")):
+        raise DialRefused("Telnyx answered without a call_control_id.", response.status_code)
+    return data
 
 
 def send(command: Command) -> bool:

@@ -1,4 +1,5 @@
-"""Telnyx's Call Control webhook: a call is ringing on one of a tenant's numbers.
+"""Telnyx's Call Control webhook: a call is ringing on one of a tenant's numbers, and how
+the calls Koe placed are getting on.
 
 Telnyx posts every event of the calls on a Call Control application to one URL
 (``/v1/telephony/telnyx/webhook``), as JSON signed with Ed25519. The event is routed to
@@ -7,12 +8,22 @@ account that number belongs to before anything is stored. An incoming ``call.ini
 is admitted and answered with the ``answer`` command, which forks the call to Koe's media
 stream (``telnyx_stream``) with the single-use stream token in its URL; a closed line is
 rejected unanswered. Telnyx gets its 200 at once: the command follows from a worker
-thread. Every other event is acknowledged and ignored (outbound calls are not handled here).
+thread.
+
+An event of a call Koe placed (found by its call_control_id, or before Dial's answer came
+back, by the ``client_state`` Koe gave it) is checked with that call's account key, then
+moves the call's status (``call.initiated`` ringing, ``call.answered`` in progress,
+``call.hangup`` completed, busy, no-answer, canceled or failed by its ``hangup_cause``) or
+reports an answering machine as Twilio's detection does (``views.answering_machine``).
+Every other event is acknowledged and ignored.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
+from datetime import datetime
 from urllib.parse import urlencode
 
 import orjson
@@ -20,10 +31,12 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from agents.models import VoicemailAction
 from agents.telephony import telnyx
 from agents.telephony.admission import LINE_BUSY, LineClosed, admit, route
-from agents.telephony.models import Carrier, Direction, PhoneCall
-from agents.telephony.views import stream_url
+from agents.telephony.models import Carrier, Direction, PhoneCall, PhoneCallStatus
+from agents.telephony.progress import record_status
+from agents.telephony.views import answering_machine, stream_url
 
 logger = logging.getLogger("koe.telephony")
 
@@ -57,6 +70,9 @@ def telnyx_webhook(request: HttpRequest) -> HttpResponse:
     event = telnyx.parse_event(document)
     if event is None:
         return _error(400, "invalid_event", "The request is not a Telnyx Call Control event.")
+    placed = _placed_call(event)
+    if placed is not None:
+        return _outbound_event(request, event, placed)
     number = route(Carrier.TELNYX, event.own_number)
     if number is None:
         if event.event_type == telnyx.CALL_INITIATED:
@@ -103,3 +119,117 @@ def telnyx_webhook(request: HttpRequest) -> HttpResponse:
     stream = telnyx_stream_url(admitted.stream_token)
     telnyx.commands.submit(telnyx.answer(account.auth_token, call_control_id, stream))
     return _done("answered")
+
+
+# --- the calls Koe placed ---------------------------------------------------------------------
+HUMAN_RESULTS = frozenset({"human", "human_residence", "human_business"})
+DETECTION_ENDED = frozenset(
+    {telnyx.MACHINE_DETECTION_ENDED, telnyx.MACHINE_PREMIUM_DETECTION_ENDED}
+)
+GREETING_ENDED = frozenset({telnyx.MACHINE_GREETING_ENDED, telnyx.MACHINE_PREMIUM_GREETING_ENDED})
+# A call that never connected ends with the reason it did not; one that did is completed.
+UNANSWERED_HANGUPS: dict[str, str] = {
+    "normal_clearing": PhoneCallStatus.COMPLETED,
+    "time_limit": PhoneCallStatus.COMPLETED,
+    "user_busy": PhoneCallStatus.BUSY,
+    "call_rejected": PhoneCallStatus.BUSY,
+    "timeout": PhoneCallStatus.NO_ANSWER,
+    "no_answer": PhoneCallStatus.NO_ANSWER,
+    "originator_cancel": PhoneCallStatus.CANCELED,
+}
+PENDING_PREFIX = "pending:"
+
+
+def _placed_call(event: telnyx.CallEvent) -> PhoneCall | None:
+    """The outbound call an event is about: by call_control_id, or by the client_state Dial
+    set, while Koe still waits for Dial's answer. None for anything else."""
+    if event.event_type == telnyx.CALL_INITIATED and event.direction == telnyx.INCOMING:
+        return None
+    calls = PhoneCall.objects.select_related(
+        "phone_number__carrier_account", "call", "agent", "tenant"
+    ).filter(carrier=Carrier.TELNYX, direction=Direction.OUTBOUND)
+    if event.call_control_id:
+        found = calls.filter(carrier_call_id=event.call_control_id[:128]).first()
+        if found is not None:
+            return found
+    try:
+        public_id = base64.b64decode(event.client_state, validate=True).decode()
+    except (binascii.Error, ValueError):
+        return None
+    if not public_id:
+        return None
+    return calls.filter(public_id=public_id, carrier_call_id__startswith=PENDING_PREFIX).first()
+
+
+def _outbound_event(
+    request: HttpRequest, event: telnyx.CallEvent, phone_call: PhoneCall
+) -> HttpResponse:
+    if phone_call.phone_number is None:
+        return _done("ignored")
+    signed = telnyx.is_signed(
+        phone_call.phone_number.carrier_account.webhook_public_key,
+        request.body,
+        request.headers.get(telnyx.TIMESTAMP_HEADER, ""),
+        request.headers.get(telnyx.SIGNATURE_HEADER, ""),
+    )
+    if not signed:
+        logger.warning("telnyx webhook refused: bad signature call=%s", phone_call.public_id)
+        return _error(
+            403, "invalid_signature", "The request's telnyx-signature-ed25519 is not valid."
+        )
+    if phone_call.carrier_call_id.startswith(PENDING_PREFIX) and event.call_control_id:
+        # Before Dial's answer: the call's id at Telnyx is known from here on.
+        phone_call.carrier_call_id = event.call_control_id[:128]
+        PhoneCall.objects.filter(pk=phone_call.pk).update(
+            carrier_call_id=phone_call.carrier_call_id
+        )
+    kind = event.event_type
+    if kind == telnyx.CALL_INITIATED:
+        record_status(phone_call, PhoneCallStatus.RINGING)
+    elif kind == telnyx.CALL_ANSWERED:
+        record_status(phone_call, PhoneCallStatus.IN_PROGRESS)
+    elif kind == telnyx.CALL_HANGUP:
+        record_status(phone_call, _hangup_status(phone_call, event), duration=_duration(event))
+    elif kind in DETECTION_ENDED or kind in GREETING_ENDED:
+        _machine_detected(phone_call, event)
+    else:
+        logger.info("telnyx event %s ignored call=%s", kind, phone_call.public_id)
+        return _done("ignored")
+    return _done("recorded")
+
+
+def _hangup_status(phone_call: PhoneCall, event: telnyx.CallEvent) -> str:
+    if phone_call.status == PhoneCallStatus.IN_PROGRESS:
+        return PhoneCallStatus.COMPLETED
+    return UNANSWERED_HANGUPS.get(event.hangup_cause, PhoneCallStatus.FAILED)
+
+
+def _duration(event: telnyx.CallEvent) -> str:
+    """Seconds from start_time to end_time (ISO 8601), as Twilio's CallDuration; or ""."""
+    try:
+        seconds = (
+            datetime.fromisoformat(event.end_time) - datetime.fromisoformat(event.start_time)
+        ).total_seconds()
+    except (TypeError, ValueError):
+        return ""
+    return str(round(seconds)) if seconds >= 0 else ""
+
+
+def _machine_detected(phone_call: PhoneCall, event: telnyx.CallEvent) -> None:
+    """Telnyx's verdict in Twilio's AnsweredBy words, so one rule serves both carriers."""
+    if event.event_type in GREETING_ENDED:
+        answered_by = "machine_end_beep" if event.result == "beep_detected" else "machine_end_other"
+    elif event.result in HUMAN_RESULTS:
+        answered_by = "human"
+    elif event.result == "machine":
+        answered_by = "machine_start"
+        agent = phone_call.agent
+        if agent is not None and agent.voicemail_action == VoicemailAction.LEAVE_MESSAGE:
+            # The message goes after the greeting: call.machine.greeting.ended says when.
+            PhoneCall.objects.filter(pk=phone_call.pk).update(answered_by=answered_by)
+            return
+    elif event.result == "fax_detected":
+        answered_by = "fax"
+    else:
+        answered_by = "unknown"  # not_sure, silence: the call goes on
+    answering_machine(phone_call, answered_by)

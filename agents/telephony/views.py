@@ -163,7 +163,15 @@ def twilio_amd(request: HttpRequest) -> HttpResponse:
     if phone_call is None:
         assert refusal is not None
         return refusal
-    answered_by = request.POST.get("AnsweredBy", "")[:32]
+    answering_machine(phone_call, request.POST.get("AnsweredBy", ""))
+    return HttpResponse(status=204)
+
+
+def answering_machine(phone_call: PhoneCall, answered_by: str) -> None:
+    """Record who answered (Twilio's AnsweredBy words; Telnyx's verdicts are put in them)
+    and, for anything but a person, tell the call: after a machine's greeting the agent
+    leaves its voicemail message, if it has one to leave; otherwise it hangs up."""
+    answered_by = answered_by[:32]
     PhoneCall.objects.filter(pk=phone_call.pk).update(answered_by=answered_by)
     if phone_call.call is not None and answered_by != "human" and answered_by != "unknown":
         agent = phone_call.agent
@@ -177,4 +185,3 @@ def twilio_amd(request: HttpRequest) -> HttpResponse:
         async_to_sync(get_channel_layer().group_send)(
             phone_call.call.group_name, {"type": "call.voicemail", "message": message}
         )
-    return HttpResponse(status=204)

@@ -6,9 +6,10 @@ Three pieces, each written from Telnyx's public documentation (cited next to eve
 * ``TelnyxKeys`` and ``send_webhook()`` play Telnyx delivering a Call Control webhook:
   the documented JSON envelope, signed with an Ed25519 key pair whose public half is what
   the portal shows the account (``telnyx-signature-ed25519``, ``telnyx-timestamp``).
-* ``FakeTelnyxRest`` is a real HTTP server on loopback for the call commands (``answer``,
-  ``reject``, ``hangup``), with Bearer auth and Telnyx's error bodies, recording every
-  request; a test waits for the ``answer`` and takes the ``stream_url`` from it.
+* ``FakeTelnyxRest`` is a real HTTP server on loopback for Dial (``POST /v2/calls``) and
+  the call commands (``answer``, ``reject``, ``hangup``, ``transfer``), with Bearer auth
+  and Telnyx's error bodies, recording every request; a test waits for the ``answer`` (or
+  the ``dial``) and takes the ``stream_url`` from it.
 * ``MediaStream`` plays Telnyx's side of a bidirectional (RTP) media stream over a real
   WebSocket: ``connected``, ``start``, caller audio as paced 20 ms ``media`` frames, which
   it can deliver out of order as Telnyx may, ``dtmf``, ``stop``; and it plays what the
@@ -23,6 +24,9 @@ Sources:
   https://developers.telnyx.com/api/call-control/answer-call
   https://developers.telnyx.com/api/call-control/start-call-streaming
   https://developers.telnyx.com/api-reference/call-commands/reject-a-call
+  https://developers.telnyx.com/api-reference/call-commands/dial
+  https://developers.telnyx.com/api-reference/call-commands/transfer-call
+  https://developers.telnyx.com/docs/voice/programmable-voice/answering-machine-detection
   https://developers.telnyx.com/api-reference/websockets/stream-call-media-over-websocket
 """
 
@@ -210,12 +214,17 @@ class ActionRequest:
 @dataclass
 class FakeTelnyxCall:
     call_control_id: str
-    # "parked" (ringing, as call.initiated says), "answered", or "hangup" once over.
+    # "parked" (ringing, as call.initiated says), "dialing" (placed by Dial), "answered",
+    # or "hangup" once over.
     state: str = "parked"
     command_ids: dict[str, float] = field(default_factory=dict)  # command_id -> when
+    transferred_to: str = ""
 
 
 _ACTION = re.compile(r"^/v2/calls/(?P<call>[^/]+)/actions/(?P<action>[a-z_]+)$")
+_DIAL = "/v2/calls"
+# answering_machine_detection's documented settings (answering-machine-detection).
+_AMD_SETTINGS = {"disabled", "detect", "detect_beep", "detect_words", "greeting_end", "premium"}
 _TRACKS = {"inbound_track", "outbound_track", "both_tracks"}
 _BIDIRECTIONAL_MODES = {"mp3", "rtp"}
 _BIDIRECTIONAL_CODECS = {"PCMU", "PCMA", "G722", "OPUS", "AMR-WB", "L16"}
@@ -278,6 +287,7 @@ class FakeTelnyxRest(LoopbackHttp):
         self.calls: dict[str, FakeTelnyxCall] = {}
         self.requests: list[ActionRequest] = []
         self.latency = 0.0  # seconds each command takes to be answered (a slow API)
+        self.refusal: tuple[int, dict[str, Any]] | None = None  # the next request's answer
         self.lock = threading.Lock()
         self.serve(_RestHandler, host, "fake-telnyx-rest")
 
@@ -295,6 +305,16 @@ class FakeTelnyxRest(LoopbackHttp):
         with self.lock:
             self.calls[call_control_id] = FakeTelnyxCall(call_control_id)
         return call_control_id
+
+    def fail_next(self, status: int, code: str, title: str, detail: str = "") -> None:
+        """The next request (Dial or command) is refused with this Telnyx error."""
+        with self.lock:
+            self.refusal = (status, telnyx_error(code, title, detail))
+
+    def answer_call(self, call_control_id: str) -> None:
+        """The callee of a dialled call picked up (call.answered follows)."""
+        with self.lock:
+            self.calls[call_control_id].state = "answered"
 
     def actions(self, action: str | None = None) -> list[ActionRequest]:
         with self.lock:
@@ -323,16 +343,22 @@ class FakeTelnyxRest(LoopbackHttp):
     def _answer(
         self, method: str, path: str, headers: dict[str, str], raw: bytes
     ) -> tuple[int, dict[str, Any]]:
-        match = _ACTION.match(path.split("?", 1)[0])
-        action = match.group("action") if match else ""
+        bare = path.split("?", 1)[0]
+        match = _ACTION.match(bare)
+        action = match.group("action") if match else ("dial" if bare == _DIAL else "")
         call_control_id = match.group("call") if match else ""
         try:
             body = json.loads(raw) if raw else {}
         except ValueError:
             body = None
         with self.lock:
-            if match is None or method != "POST":
+            if not action or method != "POST":
                 status, answer = 404, telnyx_error("10005", "Resource not found")
+            elif self.refusal is not None:
+                (status, answer), self.refusal = self.refusal, None
+            elif action == "dial":
+                status, answer = self._dial(headers, body)
+                call_control_id = answer.get("data", {}).get("call_control_id", "")
             else:
                 status, answer = self._route(action, call_control_id, headers, body)
             self.requests.append(
@@ -380,9 +406,44 @@ class FakeTelnyxRest(LoopbackHttp):
             call.state = "hangup"
         elif action == "hangup":
             call.state = "hangup"
+        elif action == "transfer":
+            # "Transfer a call to a new destination" (transfer-call): ``to`` is required.
+            if not isinstance(body.get("to"), str) or not body["to"]:
+                return 422, telnyx_error("10015", "Invalid parameter", "to is required")
+            if call.state not in ("parked", "answered"):
+                return 422, telnyx_error("90015", "Invalid call state", "Not a live call")
+            call.transferred_to = body["to"]
         else:
             return 404, telnyx_error("10005", "Resource not found", f"No action {action}")
         return 200, {"data": {"result": "ok"}}
+
+    def _dial(self, headers: dict[str, str], body: Any) -> tuple[int, dict[str, Any]]:
+        """Dial: ``connection_id``, ``to`` and ``from`` are required; the streaming
+        parameters are answer's; the answer is the new call's ``data`` (dial)."""
+        scheme, _, key = headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not secrets.compare_digest(key, self.api_key):
+            return 401, telnyx_error("10009", "Authentication failed")
+        if not isinstance(body, dict):
+            return 422, telnyx_error("10015", "Invalid request body")
+        for name in ("connection_id", "to", "from"):
+            if not isinstance(body.get(name), str) or not body[name]:
+                return 422, telnyx_error("10015", "Invalid parameter", f"{name} is required")
+        problem = _check_answer(body)
+        if body.get("answering_machine_detection", "disabled") not in _AMD_SETTINGS:
+            problem = "answering_machine_detection is not a supported setting"
+        if problem is not None:
+            return 422, telnyx_error("10015", "Invalid parameter", problem)
+        call_control_id = new_call_control_id()
+        self.calls[call_control_id] = FakeTelnyxCall(call_control_id, state="dialing")
+        data = {
+            "call_control_id": call_control_id,
+            "call_leg_id": str(uuid.uuid4()),
+            "call_session_id": str(uuid.uuid4()),
+            "client_state": body.get("client_state"),
+            "is_alive": False,
+            "record_type": "call",
+        }
+        return 200, {"data": data}
 
 
 def _check_answer(body: dict[str, Any]) -> str | None:
