@@ -16,20 +16,16 @@ from django.utils import timezone
 from agents.consent import consent_text_for
 from agents.realtime.access import AccessDenied, CallGrant, check_budget, start_call
 from agents.telephony.models import (
-    STREAM_TOKEN_TTL,
     Direction,
     PhoneCall,
     PhoneConsent,
     PhoneNumber,
 )
 from calls.models import Channel, ConsentMethod, ConsentScope
-from foundation.ids import random_token
-from tenancy.models import hash_secret
 
 # On the phone every provider speaks the carriers' G.711 μ-law at 8 kHz: the audio passes
 # through untouched, never transcoded on the way.
 PHONE_AUDIO_FORMAT = "g711_ulaw"
-STREAM_TOKEN_PREFIX = "st_"
 
 
 class LineClosed(Exception):
@@ -68,12 +64,9 @@ def consent_answered(phone_call: PhoneCall, digits: str) -> str:
     given = digits.strip()[:1] == "1"
     if not given and agent.consent_required:
         raise LineClosed(CONSENT_DECLINED, "consent_declined")
-    token = STREAM_TOKEN_PREFIX + random_token(40)
+    token, stored = PhoneCall.new_stream_token()
     PhoneCall.objects.filter(pk=phone_call.pk).update(
-        consent_given=given,
-        consent_answered_at=timezone.now(),
-        stream_token_hash=hash_secret(token),
-        stream_token_expires_at=timezone.now() + STREAM_TOKEN_TTL,
+        consent_given=given, consent_answered_at=timezone.now(), **stored
     )
     return token
 
@@ -107,15 +100,14 @@ def admit(
         check_budget(number.tenant)
     except AccessDenied as denied:
         raise LineClosed(LINE_BUSY, denied.code) from denied
-    token = STREAM_TOKEN_PREFIX + random_token(40)
+    token, stored = PhoneCall.new_stream_token()
     fields = {
         "tenant": number.tenant,
         "phone_number": number,
         "agent": agent,
         "direction": direction,
         "remote_number": remote_number[:32],
-        "stream_token_hash": hash_secret(token),
-        "stream_token_expires_at": timezone.now() + STREAM_TOKEN_TTL,
+        **stored,
     }
     try:
         with transaction.atomic():
@@ -134,10 +126,7 @@ def admit(
     if not created:
         if phone_call.tenant_id != number.tenant_id or phone_call.stream_started_at is not None:
             raise LineClosed(LINE_CLOSED, "call_already_connected")
-        PhoneCall.objects.filter(pk=phone_call.pk).update(
-            stream_token_hash=fields["stream_token_hash"],
-            stream_token_expires_at=fields["stream_token_expires_at"],
-        )
+        PhoneCall.objects.filter(pk=phone_call.pk).update(**stored)
     return Admitted(token, phone_call)
 
 

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from agents.telephony.telnyx import public_key
 from foundation.encryption import EncryptedTextField
-from foundation.ids import public_id
+from foundation.ids import public_id, random_token
 from foundation.phone_numbers import validate_e164
 from tenancy.models import Tenant, hash_secret, validate_time_zone
 
@@ -236,6 +236,17 @@ class PhoneCall(models.Model):
     def __str__(self) -> str:
         return f"{self.get_carrier_display()} {self.direction} call {self.carrier_call_id}"
 
+    @staticmethod
+    def new_stream_token(ttl: timedelta | None = None) -> tuple[str, dict[str, Any]]:
+        """A single-use stream token, and the fields that store it (its digest, its
+        expiry) for ``claim_stream`` to find; only the carrier is given the token."""
+        token = STREAM_TOKEN_PREFIX + random_token(40)
+        expires_at = timezone.now() + (ttl or STREAM_TOKEN_TTL)
+        return token, {
+            "stream_token_hash": hash_secret(token),
+            "stream_token_expires_at": expires_at,
+        }
+
     @classmethod
     def claim_stream(cls, token: str) -> PhoneCall | None:
         """Use a stream token once: the atomic update makes a second use fail on any
@@ -255,6 +266,7 @@ class PhoneCall(models.Model):
 
 
 STREAM_TOKEN_TTL = timedelta(seconds=60)
+STREAM_TOKEN_PREFIX = "st_"
 
 
 # --- batch calls ------------------------------------------------------------------------------

@@ -25,7 +25,6 @@ from django.utils import timezone
 from agents.models import Agent, VoicemailAction
 from agents.realtime.access import AccessDenied, active_calls, check_budget
 from agents.telephony import telnyx, twilio
-from agents.telephony.admission import STREAM_TOKEN_PREFIX
 from agents.telephony.models import (
     Carrier,
     Direction,
@@ -40,7 +39,7 @@ from agents.telephony.views import TWILIO_STREAM_PATH, stream_url
 from foundation.api import InvalidRequest
 from foundation.ids import random_token
 from foundation.phone_numbers import validate_e164
-from tenancy.models import Tenant, hash_secret
+from tenancy.models import Tenant
 from tenancy.scoping import for_tenant
 
 logger = logging.getLogger("koe.telephony")
@@ -142,7 +141,7 @@ def place_call(tenant: Tenant, request: OutboundCall) -> PhoneCall:
             "concurrent_call_limit",
             f"All {tenant.max_concurrent_calls} concurrent calls are in use; try again later.",
         )
-    token = STREAM_TOKEN_PREFIX + random_token(40)
+    token, stored = PhoneCall.new_stream_token(OUTBOUND_STREAM_TOKEN_TTL)
     phone_call = PhoneCall.objects.create(
         tenant=tenant,
         phone_number=number,
@@ -152,9 +151,8 @@ def place_call(tenant: Tenant, request: OutboundCall) -> PhoneCall:
         direction=Direction.OUTBOUND,
         status=PhoneCallStatus.QUEUED,
         remote_number=request.end_user or request.to,
-        stream_token_hash=hash_secret(token),
-        stream_token_expires_at=timezone.now() + OUTBOUND_STREAM_TOKEN_TTL,
         metadata=request.metadata,
+        **stored,
     )
     if phone_call.carrier == Carrier.TELNYX:
         return _dial_telnyx(phone_call, agent, number, request.to, token)

@@ -30,7 +30,7 @@ from agents.telephony.admission import (
     phone_call_direction,
     route,
 )
-from agents.telephony.models import Carrier, PhoneCall, PhoneConsent
+from agents.telephony.models import Carrier, CarrierAccount, PhoneCall, PhoneConsent
 from agents.telephony.progress import record_status
 
 logger = logging.getLogger("koe.telephony")
@@ -62,20 +62,31 @@ def _twiml(body: str) -> HttpResponse:
     return HttpResponse(body, content_type="text/xml; charset=utf-8")
 
 
+def _form(request: HttpRequest) -> dict[str, str]:
+    return {name: request.POST.get(name, "") for name in request.POST}
+
+
+def _signed(request: HttpRequest, params: dict[str, str], account: CarrierAccount) -> bool:
+    """Whether Twilio signed this request with the account's auth token."""
+    given = request.headers.get(twilio.SIGNATURE_HEADER, "")
+    return twilio.is_signed(account.auth_token, public_url(request), params, given)
+
+
+def _bad_signature() -> JsonResponse:
+    return _error(403, "invalid_signature", "The request's X-Twilio-Signature is not valid.")
+
+
 @csrf_exempt
 @require_POST
 def twilio_voice(request: HttpRequest) -> HttpResponse:
-    params = {name: request.POST.get(name, "") for name in request.POST}
+    params = _form(request)
     number = route(Carrier.TWILIO, params.get("To", ""))
     if number is None:
         return _error(404, "unknown_number", "No agent answers this number here.")
     account = number.carrier_account
-    given = request.headers.get(twilio.SIGNATURE_HEADER, "")
-    if not twilio.is_signed(account.auth_token, public_url(request), params, given) or (
-        params.get("AccountSid") != account.account_sid
-    ):
+    if not _signed(request, params, account) or params.get("AccountSid") != account.account_sid:
         logger.warning("twilio webhook refused: bad signature number=%s", number.public_id)
-        return _error(403, "invalid_signature", "The request's X-Twilio-Signature is not valid.")
+        return _bad_signature()
     if not params.get("CallSid"):
         return _error(400, "missing_call_sid", "The request has no CallSid.")
     try:
@@ -118,7 +129,7 @@ def twilio_consent(request: HttpRequest) -> HttpResponse:
 
 def _call_for_callback(request: HttpRequest) -> tuple[PhoneCall | None, HttpResponse | None]:
     """The Twilio call a signed callback is about, or the answer refusing the callback."""
-    params = {name: request.POST.get(name, "") for name in request.POST}
+    params = _form(request)
     phone_call = (
         PhoneCall.objects.select_related("phone_number__carrier_account", "call", "agent")
         .filter(carrier=Carrier.TWILIO, carrier_call_id=params.get("CallSid", ""))
@@ -126,13 +137,9 @@ def _call_for_callback(request: HttpRequest) -> tuple[PhoneCall | None, HttpResp
     )
     if phone_call is None or phone_call.phone_number is None:
         return None, _error(404, "unknown_call", "No such call here.")
-    account = phone_call.phone_number.carrier_account
-    given = request.headers.get(twilio.SIGNATURE_HEADER, "")
-    if not twilio.is_signed(account.auth_token, public_url(request), params, given):
+    if not _signed(request, params, phone_call.phone_number.carrier_account):
         logger.warning("twilio callback refused: bad signature call=%s", phone_call.public_id)
-        return None, _error(
-            403, "invalid_signature", "The request's X-Twilio-Signature is not valid."
-        )
+        return None, _bad_signature()
     return phone_call, None
 
 
