@@ -228,6 +228,7 @@ def test_a_member_books_a_table_in_the_console_and_sees_the_events_latency_and_t
         assert json_view.is_hidden()
         row.locator("summary").click()
         json_view.wait_for()
+        assert json_view.inner_text(), "the JSON is written before the row opens, not after"
         event: dict[str, Any] = json.loads(json_view.inner_text())
         assert event["type"] == "response.mcp_call_arguments.done"
         assert json.loads(event["arguments"]) == arguments

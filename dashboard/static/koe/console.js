@@ -123,9 +123,11 @@
       const hint = event.error ? event.error.code || "" : event.item_id || "";
       summary.append(...summaryCells(direction, at, type, hint));
       const json = element("pre");
-      // Built when opened: most rows are never read, and their JSON can be long.
-      details.addEventListener("toggle", () => {
-        if (details.open && !json.textContent) json.textContent = JSON.stringify(event, null, 2);
+      // Built when first opened: most rows are never read, and their JSON can be long. A click
+      // on the summary (Enter and Space click it too) runs before the row opens, so the row
+      // never shows an empty box; "toggle" would fire only after it had opened.
+      summary.addEventListener("click", () => {
+        if (!json.textContent) json.textContent = JSON.stringify(event, null, 2);
       });
       details.append(summary, json);
       row.append(details);
