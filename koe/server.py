@@ -13,6 +13,11 @@ the ``daphne`` command and differs in two ways:
   is killed outright its calls are found and ended as ``server_lost`` by the others.
 - **Celery beat's schedule** where there is no beat (the embedded default:
   ``koe.embedded_beat``).
+- **Admission by load, and a graceful drain** (``calls.load``). The process watches its
+  event loop's lag. SIGTERM does not stop it at once: it takes no new call (``/readyz``
+  503, new calls refused with close 4013), lets its live calls finish for up to
+  ``KOE_DRAIN_SECONDS``, then stops, ending any call left as ``server_shutdown``. It
+  stops as soon as its last call ends. A second SIGTERM, or SIGINT (Ctrl-C), stops now.
 - **A clean exit.** After Daphne has ended every live call (``server_shutdown``) and its
   reactor has stopped, the process leaves with ``os._exit``: CPython 3.11 could crash
   finalising the interpreter afterwards (SIGSEGV, exit -11), which supervisors and
@@ -21,10 +26,13 @@ the ``daphne`` command and differs in two ways:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import socket
 import sys
+import time
 from typing import Any
 
 from daphne.cli import CommandLineInterface
@@ -86,6 +94,7 @@ class KoeServer(Server):  # type: ignore[misc]
         from twisted.internet import reactor
 
         from calls.liveness import ensure_beating
+        from calls.load import ensure_watching
 
         self.ws_factory.protocol = KoeWebSocketProtocol
         factory = _with_tls(self.http_factory)
@@ -103,10 +112,48 @@ class KoeServer(Server):  # type: ignore[misc]
         # reactor's loop is not running yet while startup triggers run.)
         loop = reactor._asyncioEventloop  # type: ignore[attr-defined]
         ensure_beating(loop)
+        ensure_watching(loop)
+        # Twisted's own handler (installed before this runs) would stop at once.
+        signal.signal(signal.SIGTERM, lambda signum, frame: loop.call_soon_threadsafe(self.drain))
         if settings.KOE_EMBEDDED_BEAT:
             from koe import embedded_beat
 
             embedded_beat.start(loop)
+
+    def drain(self) -> None:
+        """SIGTERM: take no new call, and stop once the live ones have ended or
+        KOE_DRAIN_SECONDS have passed; a second SIGTERM stops now."""
+        from django.conf import settings
+
+        from calls.load import LOAD
+
+        if LOAD.draining:
+            logger.warning("SIGTERM again: ending %d live call(s) now", LOAD.calls)
+            self._stop()
+            return
+        LOAD.drain()
+        seconds = settings.KOE_DRAIN_SECONDS
+        logger.info("SIGTERM: draining %d live call(s) for up to %g s", LOAD.calls, seconds)
+        self._drained(time.monotonic() + seconds)
+
+    def _drained(self, deadline: float) -> None:
+        from twisted.internet import reactor
+
+        from calls.load import LOAD
+
+        if LOAD.calls and time.monotonic() < deadline:
+            reactor.callLater(0.2, self._drained, deadline)  # type: ignore[attr-defined,arg-type]
+            return
+        if LOAD.calls:
+            logger.warning("Drain timeout: ending %d live call(s)", LOAD.calls)
+        self._stop()
+
+    def _stop(self) -> None:
+        from twisted.internet import reactor
+        from twisted.internet.error import ReactorNotRunning
+
+        with contextlib.suppress(ReactorNotRunning):  # stopping already
+            reactor.stop()  # type: ignore[attr-defined,misc]
 
 
 _FD = "fd:fileno="

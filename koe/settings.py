@@ -87,6 +87,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # /healthz and /readyz, for load balancers and kubelets: before anything reads Host.
+    "foundation.probes.probe_middleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -323,6 +325,19 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 KOE_HEARTBEAT_SECONDS = env_float("KOE_HEARTBEAT_SECONDS", 10.0)
 KOE_INSTANCE_LOST_SECONDS = env_float("KOE_INSTANCE_LOST_SECONDS", 30.0)
+# Admission (calls.load): a serving process refuses new calls (close 4013, error
+# server_busy) and answers /readyz with 503 once it holds KOE_MAX_CALLS_PER_PROCESS calls
+# or its event loop has lagged over KOE_MAX_LOOP_LAG_MS on average for the last two
+# seconds (either 0: no such limit), so the calls it has keep their latency. One process
+# is one event loop on one core: 80 is 0.8 of the relay's measured knee
+# (docs/performance.md).
+KOE_MAX_CALLS_PER_PROCESS = env_int("KOE_MAX_CALLS_PER_PROCESS", 80)
+KOE_MAX_LOOP_LAG_MS = env_int("KOE_MAX_LOOP_LAG_MS", 100)
+# SIGTERM drains: no new call, /readyz 503, live calls go on for up to this long, then end
+# as server_shutdown (a second SIGTERM, or SIGINT, ends them at once). Keep a supervisor's
+# grace period (Kubernetes' terminationGracePeriodSeconds, compose's stop_grace_period)
+# longer than this.
+KOE_DRAIN_SECONDS = env_float("KOE_DRAIN_SECONDS", 300.0)
 
 # --- i18n, static, media -----------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -356,7 +371,6 @@ SECURE_REFERRER_POLICY = "same-origin"
 if IS_PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=True)
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", default=True)

@@ -1,9 +1,9 @@
-"""HTTP URL routing: dashboard, REST API v1, Django admin, health check, metrics, docs."""
+"""HTTP URL routing: dashboard, REST API v1, Django admin, docs. (The health and readiness
+probes and the metrics are answered before routing: foundation.probes.)"""
 
 from __future__ import annotations
 
 from django.contrib import admin
-from django.http import HttpRequest, JsonResponse
 from django.urls import include, path, re_path
 
 from agents.api import router as agents_router
@@ -17,7 +17,6 @@ from agents.telephony.views import twilio_amd, twilio_consent, twilio_status, tw
 from billing.api import router as usage_router
 from foundation.api import api, api_urls, not_found_view
 from foundation.docs import docs_page
-from foundation.metrics import metrics
 from retention.api import router as retention_router
 from tools.api import router as tools_router
 
@@ -29,10 +28,6 @@ api.add_router("", phone_calls_router)
 api.add_router("", batches_router)
 api.add_router("", usage_router)
 api.add_router("", retention_router)
-
-
-def healthz(request: HttpRequest) -> JsonResponse:
-    return JsonResponse({"status": "ok"})
 
 
 urlpatterns = [
@@ -49,8 +44,6 @@ urlpatterns = [
     path("v1/", api_urls()),
     # Anything else under /v1 (the bare prefix too) answers a JSON 404, not a page.
     re_path(r"^v1(?:/(?P<rest>.*))?$", not_found_view),
-    path("healthz", healthz, name="healthz"),
-    path("metrics", metrics, name="metrics"),
     re_path(r"^docs/(?P<path>.*)$", docs_page, name="docs"),
     path("", include("dashboard.urls")),
 ]

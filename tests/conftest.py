@@ -1,8 +1,8 @@
 """Shared fixtures: two tenants with a member of every role, so isolation is tested by default.
 
-Services: tests marked ``postgres``, ``redis``, ``espeak`` or ``browser`` need the real
-thing. Without it they skip with a reason, unless KOE_REQUIRE_SERVICES=1 (set by .ci/run):
-then they fail.
+Services: tests marked ``postgres``, ``redis``, ``espeak``, ``browser`` or ``haproxy`` need
+the real thing. Without it they skip with a reason, unless KOE_REQUIRE_SERVICES=1 (set by
+.ci/run): then they fail.
 """
 
 from __future__ import annotations
@@ -29,6 +29,12 @@ from tests.factories import PASSWORD, MembershipFactory, TenantFactory, UserFact
 os.environ.setdefault("KOE_LOCAL_WARM_UP", "0")
 # Servers the tests start run no schedule of their own: a test drives what it needs.
 os.environ.setdefault("KOE_EMBEDDED_BEAT", "0")
+# Servers the tests stop with SIGTERM end their live calls at once (server_shutdown), as
+# the tests that end a server mid-call expect; the drain's own tests ask for one.
+os.environ.setdefault("KOE_DRAIN_SECONDS", "0")
+# A loaded CI machine makes any server's loop lag now and then; the tests of admission by
+# lag set their own limit.
+os.environ.setdefault("KOE_MAX_LOOP_LAG_MS", "0")
 # Models come from installed wheels by path; a test must never reach for a model hub.
 os.environ["HF_HUB_OFFLINE"] = "1"
 
@@ -68,6 +74,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
             reasons.append(f"needs Redis, but {redis_url} does not answer")
     if item.get_closest_marker("espeak") and shutil.which("espeak-ng") is None:
         reasons.append("needs espeak-ng: apt-get install espeak-ng (CI does)")
+    if item.get_closest_marker("haproxy") and shutil.which("haproxy") is None:
+        reasons.append("needs HAProxy: apt-get install haproxy (CI does)")
     if item.get_closest_marker("browser"):
         if chromium_path() is None:
             reasons.append("needs Chromium: apt-get install chromium (CI does)")

@@ -18,6 +18,9 @@ CLOSE_RATE_LIMITED = 4029  # the tenant's call cap, its budget
 CLOSE_SERVER_ERROR = 4500  # a fault in Koe ended the call
 CLOSE_PROVIDER_ERROR = 4502  # the speech provider failed or closed mid-call
 CLOSE_UNAVAILABLE = 4503  # the provider or Koe's database could not be reached at set-up
+# This process takes no new call now (at capacity, or shutting down): try again, another
+# process will take it. WebSocket's own 1013 (Try Again Later), in the range a server sends.
+CLOSE_TRY_AGAIN = 4013
 
 # By the error type of the event sent before closing.
 CLOSE_CODES = {

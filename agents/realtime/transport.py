@@ -25,8 +25,9 @@ from channels.utils import await_many_dispatch
 from agents.realtime.access import AccessDenied, CallGrant
 from agents.realtime.call import Call
 from agents.realtime.control import ControlChannel
-from agents.realtime.errors import CLOSE_UNAVAILABLE
+from agents.realtime.errors import CLOSE_TRY_AGAIN, CLOSE_UNAVAILABLE
 from agents.realtime.providers import ProviderError
+from calls.load import LOAD
 from calls.metrics import CALLS_REFUSED
 from calls.models import EndReason
 from foundation.call_threads import on_call_threads
@@ -45,6 +46,7 @@ class CallConsumer(AsyncWebsocketConsumer):
 
     call: Call | None = None
     refused = False  # frames racing a refusal are ignored
+    holds_slot = False  # one of this process's call slots (calls.load), until the end
     # The end's detail when the caller's side closes the connection.
     closed_detail = "Client closed the connection ({code})."
 
@@ -65,6 +67,10 @@ class CallConsumer(AsyncWebsocketConsumer):
             if self.call is not None:
                 await self.call.end(EndReason.SERVER_SHUTDOWN, "The server shut down.")
             raise
+        finally:
+            if self.holds_slot:
+                self.holds_slot = False
+                LOAD.release()
 
     # --- to be given by each transport ------------------------------------------------------
     async def frame(self, message: dict[str, Any]) -> None:
@@ -92,6 +98,14 @@ class CallConsumer(AsyncWebsocketConsumer):
     async def open_call(self, admit: Callable[[], CallGrant], what: str) -> Call | None:
         """Admit the caller (``admit`` runs on the call threads: it reads and writes the
         database), open the provider session and start the call; None when refused."""
+        # This process's own capacity first: refusing costs nothing when it is overloaded.
+        refusal = LOAD.admit()
+        if refusal is not None:
+            CALLS_REFUSED.labels(refusal.code).inc()
+            logger.info("%s refused code=%s", what, refusal.code)
+            await self.refuse(refusal.message, refusal.code, "server_error", CLOSE_TRY_AGAIN)
+            return None
+        self.holds_slot = True
         try:
             grant = await on_call_threads(admit)()
         except AccessDenied as denied:

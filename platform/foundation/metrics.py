@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 
 from django.conf import settings
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 import calls.metrics  # noqa: F401  (registers the call metrics in this process)
@@ -15,7 +15,16 @@ def metrics(request: HttpRequest) -> HttpResponse:
     token = settings.KOE_METRICS_TOKEN
     if not token and settings.IS_PRODUCTION:
         # Open in development; a deployment must opt in with a token.
-        raise Http404("Set KOE_METRICS_TOKEN to enable /metrics.")
+        return JsonResponse(
+            {
+                "error": {
+                    "type": "invalid_request_error",
+                    "code": "metrics_disabled",
+                    "message": "Set KOE_METRICS_TOKEN to enable /metrics.",
+                }
+            },
+            status=404,
+        )
     if token:
         presented = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         if not hmac.compare_digest(presented.encode(), token.encode()):

@@ -15,8 +15,10 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.test import Client
 
+from agents.realtime.errors import CLOSE_TRY_AGAIN
 from agents.telephony import stream as phone_stream
 from agents.telephony.models import PhoneCall, PhoneConsent, PhoneNumber
+from calls.load import LOAD
 from calls.models import CallSession
 from koe.asgi import application
 from tests.conftest import TenantWorld
@@ -270,6 +272,25 @@ def test_a_stream_token_works_once(
 
     assert asyncio.run(scenario())
     assert CallSession.objects.count() == 1
+
+
+def test_a_process_at_capacity_refuses_the_stream_with_try_again(
+    phone_line: Line, scripted_provider: type[ScriptedProvider], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(settings, "KOE_MAX_CALLS_PER_PROCESS", 1)
+    monkeypatch.setattr(LOAD, "calls", 1)  # another call holds this process's only slot
+
+    async def scenario() -> dict[str, Any]:
+        token = await database_sync_to_async(stream_token)()
+        twilio = Twilio()
+        await twilio.start(token)
+        return await twilio.socket.receive_output(timeout=5)  # type: ignore[no-any-return]
+
+    closing = asyncio.run(scenario())
+    assert (closing["type"], closing["code"]) == ("websocket.close", CLOSE_TRY_AGAIN)
+    assert not CallSession.objects.exists()
+    assert not scripted_provider.connections
+    assert PhoneCall.objects.get().status != "in-progress"
 
 
 def test_an_unknown_token_opens_no_call(
