@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -207,3 +209,35 @@ def celery_worker(*, purge: bool = True, **env: str) -> Iterator[Worker]:
         if os.environ.get("KOE_SHOW_WORKER_LOG"):
             print(worker.output())
         log.close()
+
+
+HAPROXY_CFG = ROOT / "deploy" / "haproxy.cfg"
+
+
+def local_haproxy_config(port: int, servers: dict[str, int]) -> str:
+    """deploy/haproxy.cfg listening on 127.0.0.1:``port`` in front of local ``servers``
+    (name: port) instead of Docker's DNS names; its timeouts, balancing and health checks
+    are the real ones."""
+    text = HAPROXY_CFG.read_text().replace("bind :8080", f"bind 127.0.0.1:{port}")
+    lines = "\n".join(f"    server {name} 127.0.0.1:{p} check" for name, p in servers.items())
+    text, replaced = re.subn(r"^    server-template .*$", lines, text, flags=re.MULTILINE)
+    assert replaced == 1, "deploy/haproxy.cfg has no server-template line"
+    return re.sub(r"^resolvers docker\n(?:    .*\n)+", "", text, flags=re.MULTILINE)
+
+
+@contextmanager
+def haproxy(servers: dict[str, int]) -> Iterator[str]:
+    """A real HAProxy (Debian's haproxy) in front of ``servers``; yields its base URL."""
+    binary = shutil.which("haproxy")
+    assert binary is not None, "needs HAProxy: apt-get install haproxy"
+    port = free_port()
+    with tempfile.TemporaryDirectory() as folder:
+        config = Path(folder) / "haproxy.cfg"
+        config.write_text(local_haproxy_config(port, servers))
+        with (Path(folder) / "haproxy.log").open("w+") as log:
+            process = subprocess.Popen([binary, "-db", "-f", str(config)], stdout=log, stderr=log)
+            try:
+                yield f"http://127.0.0.1:{port}"
+            finally:
+                process.terminate()
+                process.wait(timeout=10)

@@ -4,15 +4,9 @@ the one it holds to its natural end, then exits; no caller is lost."""
 
 from __future__ import annotations
 
-import re
-import shutil
 import signal
-import subprocess
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
-from pathlib import Path
+from contextlib import ExitStack
 
 import httpx
 import openai
@@ -23,44 +17,14 @@ from websockets.sync.client import connect
 from agents.models import Agent
 from calls.models import CallSession
 from tests.conftest import TenantWorld
-from tests.deploy.test_manifests import HAPROXY_CFG
 from tests.e2e.server import RestartableDaphne, restartable_daphne
 from tests.fakes.realtime_server import FakeRealtimeServer, Turn
-from tests.live import free_port
+from tests.live import haproxy
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.haproxy]
 
 UPSTREAM_KEY = "sk-test-upstream"
 RETRYABLE = {"server_busy", "server_draining"}
-
-
-def haproxy_config(port: int, servers: dict[str, int]) -> str:
-    """deploy/haproxy.cfg with its listening port and servers made local (Docker's DNS
-    names them in compose); timeouts, balancing and health checks are the real ones."""
-    text = HAPROXY_CFG.read_text()
-    text = text.replace("bind :8080", f"bind 127.0.0.1:{port}")
-    lines = "\n".join(f"    server {name} 127.0.0.1:{p} check" for name, p in servers.items())
-    text, replaced = re.subn(r"^    server-template .*$", lines, text, flags=re.MULTILINE)
-    assert replaced == 1
-    return re.sub(r"^resolvers docker\n(?:    .*\n)+", "", text, flags=re.MULTILINE)
-
-
-@contextmanager
-def haproxy(servers: dict[str, int]) -> Iterator[str]:
-    port = free_port()
-    binary = shutil.which("haproxy")
-    assert binary is not None
-    with tempfile.TemporaryDirectory() as folder:
-        cfg = Path(folder) / "haproxy.cfg"
-        cfg.write_text(haproxy_config(port, servers))
-        log = (Path(folder) / "haproxy.log").open("w+")
-        process = subprocess.Popen([binary, "-db", "-f", str(cfg)], stdout=log, stderr=log)
-        try:
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
-            log.close()
 
 
 def wait_until(condition: object, what: str, timeout: float = 20) -> None:

@@ -14,11 +14,10 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tests.live import ROOT
+from tests.live import HAPROXY_CFG, ROOT
 
 KUBERNETES = ROOT / "deploy" / "kubernetes"
 KUBERNETES_VERSION = "1.30"  # the oldest release still in support when this was written
-HAPROXY_CFG = ROOT / "deploy" / "haproxy.cfg"
 LONGEST_CALL_SECONDS = 3600  # Agent.max_call_duration_seconds' upper bound
 
 
