@@ -206,8 +206,10 @@ class Agent(models.Model):
         '{"question", "answer"} objects.',
     )
     language = models.CharField(max_length=16, default="en", help_text="BCP-47, e.g. en or en-US.")
+    # Past a provider's own session limit (OpenAI's is 60 minutes) the call goes on in a
+    # new session with the conversation carried over (agents.realtime.rollover).
     max_call_duration_seconds = models.PositiveIntegerField(
-        default=600, validators=[MinValueValidator(30), MaxValueValidator(3600)]
+        default=600, validators=[MinValueValidator(30), MaxValueValidator(4 * 3600)]
     )
     idle_timeout_seconds = models.PositiveIntegerField(
         default=60,

@@ -338,6 +338,10 @@ KOE_MAX_LOOP_LAG_MS = env_int("KOE_MAX_LOOP_LAG_MS", 100)
 # grace period (Kubernetes' terminationGracePeriodSeconds, compose's stop_grace_period)
 # longer than this.
 KOE_DRAIN_SECONDS = env_float("KOE_DRAIN_SECONDS", 300.0)
+# A provider session is replaced, at a quiet moment, before this age (or before the
+# expires_at its session.created gives): OpenAI ends Realtime sessions at 60 minutes. A
+# session that drops is replaced at once (agents.realtime.rollover).
+KOE_PROVIDER_SESSION_SECONDS = env_float("KOE_PROVIDER_SESSION_SECONDS", 3600.0)
 
 # --- i18n, static, media -----------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

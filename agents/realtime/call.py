@@ -31,19 +31,29 @@ from agents.realtime.keeping import CallKeeping
 from agents.realtime.policy import PolicyState, oversized, parse_client_frame
 from agents.realtime.presentation import ServerToolPresenter
 from agents.realtime.providers import ProviderConnection, ProviderError, get_provider
+from agents.realtime.rollover import (
+    OPEN_ATTEMPTS,
+    QUIET_SECONDS,
+    ReplayFilter,
+    SessionClock,
+    cut_off,
+    expired,
+    replay_events,
+)
 from agents.realtime.session_config import agent_settings, greeting_response, session_update
 from agents.realtime.tracker import CallTracker, ProviderFault
-from agents.realtime.turns import ResponseTurns
+from agents.realtime.turns import CLIENT, ResponseTurns
 from billing import budgets
 from calls.metrics import (
     ACTIVE_CALLS,
     CALLS_ENDED,
     CALLS_STARTED,
     CLIENT_EVENTS_REJECTED,
+    PROVIDER_SESSIONS_RENEWED,
     RELAY_LATENCY,
     UPSTREAM_ERRORS,
 )
-from calls.models import EndReason
+from calls.models import CallSession, EndReason
 from calls.recordings import CallRecorder, start_recorder
 from foundation.call_threads import on_call_threads
 from tools.functions import functions_by_name
@@ -108,6 +118,16 @@ class Call:
         self.event_transport: EventTransport | None = (
             transport if hasattr(transport, "deliver_event") else None  # type: ignore[assignment]
         )
+        # The provider session, renewed when it drops or nears its limit (rollover.py).
+        self.sessions = 1
+        self.session_clock = SessionClock(float(settings.KOE_PROVIDER_SESSION_SECONDS))
+        self.replay_filter = ReplayFilter()
+        self.renewing: asyncio.Future[bool] | None = None
+        self.held_frames: list[str] = []  # the client's events while a session opens
+        self.client_session_updates: list[str] = []  # replayed into a new session
+        self.response_wanted = False  # a response was asked for while a session opened
+        self.response_id = ""  # the response in progress (to close it if it is cut off)
+        self.caller_speaking = False
 
     # --- opening ---------------------------------------------------------------------------
     async def connect_provider(self) -> None:
@@ -184,12 +204,10 @@ class Call:
         text = client_event.frame(frame if isinstance(frame, str) else "")
         if client_event.type == events.RESPONSE_CREATE and not self.turns.client_request(text):
             return  # held back until the response Koe asked for is done
-        try:
-            await self.upstream.send(text)
-        except ProviderError as error:
-            await self.end(EndReason.PROVIDER_ERROR, str(error), notify=True)
-            return
-        CLIENT_TO_PROVIDER.observe(time.perf_counter() - started)
+        if client_event.type == events.SESSION_UPDATE:
+            self.client_session_updates.append(text)
+        if await self._to_provider(text, client_event.type, from_client=True):
+            CLIENT_TO_PROVIDER.observe(time.perf_counter() - started)
 
     async def append_audio(self, payload: str) -> None:
         """Caller audio from a transport that carries it raw (a carrier's media stream):
@@ -204,13 +222,10 @@ class Call:
         self.tracker.client_event(events.INPUT_AUDIO_APPEND)
         if self.recorder is not None:
             self.recorder.caller_audio(payload)
-        try:
-            # Spliced safely: the payload is only base64's characters.
-            await self.upstream.send(APPEND_PREFIX + payload + APPEND_SUFFIX)
-        except ProviderError as error:
-            await self.end(EndReason.PROVIDER_ERROR, str(error), notify=True)
-            return
-        CLIENT_TO_PROVIDER.observe(time.perf_counter() - started)
+        # Spliced safely: the payload is only base64's characters.
+        frame = APPEND_PREFIX + payload + APPEND_SUFFIX
+        if await self._to_provider(frame, events.INPUT_AUDIO_APPEND, from_client=True):
+            CLIENT_TO_PROVIDER.observe(time.perf_counter() - started)
 
     async def oversized_frame(self, size: int) -> None:
         """The transport read past a frame over the limit: the caller is told, the call goes on."""
@@ -234,19 +249,21 @@ class Call:
 
     # --- provider -> caller ----------------------------------------------------------------
     async def _relay_upstream(self) -> None:
+        upstream = self.upstream
         try:
-            async for frame in self.upstream:
+            async for frame in upstream:
                 if not await self._relay_event(frame):
                     return
-            if not self.ended:
-                await self.end(
-                    EndReason.PROVIDER_ERROR, "The provider closed the session.", notify=True
-                )
+            detail = "The provider closed the session."
         except ProviderError as error:
-            if not self.ended:
-                await self.end(EndReason.PROVIDER_ERROR, str(error), notify=True)
+            detail = str(error)
         except Exception as error:  # a relay that dies must not leave the call hanging
             await self.fail(error, "relay")
+            return
+        # A session replaced already (its successor has its own relay), or the call over.
+        stale = upstream is not self.upstream or self.ended
+        if not stale and not await self.renew_provider_session(detail):
+            await self.end(EndReason.PROVIDER_ERROR, detail, notify=True)
 
     async def _relay_event(self, frame: str) -> bool:
         """One provider event to the caller, and what follows from it; False once ended."""
@@ -258,6 +275,8 @@ class Call:
             return True
         if not isinstance(event, dict):
             self.log("provider sent a non-object event; dropped")
+            return True
+        if not self._follow_session(event):
             return True
         outcome = self.tracker.server_event(event)
         self.turns.follow(event)
@@ -326,9 +345,10 @@ class Call:
             await self.end(EndReason.AGENT, "The agent ended the call.")
             return
         for request in self.turns.after_response():
-            await self.upstream.send(
-                request if isinstance(request, str) else orjson.dumps(request).decode()
-            )
+            if isinstance(request, str):  # a client's, as it sent it
+                await self._to_provider(request, events.RESPONSE_CREATE, from_client=True)
+            else:
+                await self.send_upstream(request)
 
     # --- handing the caller on -------------------------------------------------------------
     def can_transfer(self) -> bool:
@@ -382,6 +402,8 @@ class Call:
             if reached is not None:
                 await self.end(*reached, notify=True)
                 return
+            if self.session_clock.due(clock) and self._quiet(clock):
+                self.spawn(self.renew_provider_session("its time limit is near"))
 
     def limit_reached(self, clock: float) -> tuple[str, str] | None:
         """The end reason and detail if the call has run too long or been idle too long."""
@@ -399,6 +421,142 @@ class Call:
             logger.exception("budget check failed tenant=%s call=%s", *self.ids())
             return False
         return budget.ends_live_calls
+
+    # --- the provider session: kept, and renewed when it goes away (rollover.py) -----------
+    async def _to_provider(self, frame: str, kind: str, *, from_client: bool) -> bool:
+        """One frame for the provider session; a session that is gone is renewed, with the
+        frame held for the new one where it still means something. False: not sent."""
+        if self.renewing is None:
+            try:
+                await self.upstream.send(frame)
+                return True
+            except ProviderError as error:
+                self._hold(frame, kind, from_client)
+                if not await self.renew_provider_session(str(error)):
+                    await self.end(EndReason.PROVIDER_ERROR, str(error), notify=True)
+                return False
+        self._hold(frame, kind, from_client)
+        return False
+
+    def _hold(self, frame: str, kind: str, from_client: bool) -> None:
+        """What a frame becomes while the session is renewed: caller audio has nowhere to
+        go; Koe's tool outputs are carried over by the replay, its response requests by
+        one request after it; the client's other events wait for the new session."""
+        if kind == events.INPUT_AUDIO_APPEND:
+            return
+        if kind == events.RESPONSE_CREATE and not from_client:
+            self.response_wanted = True
+        elif from_client:
+            self.held_frames.append(frame)
+
+    def _follow_session(self, event: dict[str, Any]) -> bool:
+        """The session's own news, before the caller's client sees an event: False for
+        events that are not for it (a new session's echoes of the carried-over
+        conversation, the old one's notice that it expired)."""
+        kind = event.get("type")
+        if kind == events.SESSION_CREATED:
+            self.session_clock.created(event)
+        if self.replay_filter.swallows(event):
+            return False
+        if expired(event):
+            self.log("the provider session expired; renewing it")
+            self.spawn(self.renew_provider_session("the provider session expired"))
+            return False
+        if kind == events.RESPONSE_CREATED:
+            response = event.get("response")
+            self.response_id = str(response.get("id", "")) if isinstance(response, dict) else ""
+        elif kind == events.SPEECH_STARTED:
+            self.caller_speaking = True
+        elif kind in (events.SPEECH_STOPPED, events.INPUT_AUDIO_COMMITTED):
+            self.caller_speaking = False
+        return True
+
+    def _quiet(self, clock: float) -> bool:
+        """A moment to replace the session unnoticed: nobody speaking, nothing asked for."""
+        return (
+            not self.policy.response_active
+            and not self.turns.requested
+            and not self.caller_speaking
+            and clock - self.tracker.last_activity >= QUIET_SECONDS
+        )
+
+    async def renew_provider_session(self, reason: str) -> bool:
+        """Replace the provider session with a new one that has the conversation so far;
+        True when the call goes on (callers that find a renewal under way wait for it)."""
+        if self.ended:
+            return False
+        if self.renewing is not None:
+            return await asyncio.shield(self.renewing)
+        if self.session_clock.failing(self.sessions):
+            self.log("provider session lost again (%s); the provider is failing", reason)
+            return False
+        self.renewing = asyncio.get_running_loop().create_future()
+        renewed = False
+        try:
+            renewed = await self._renew(reason)
+        finally:
+            self.renewing.set_result(renewed)
+            self.renewing = None
+        if renewed and self.response_wanted:
+            # A response cut off, or asked for meanwhile: the agent answers in the new one.
+            self.response_wanted = False
+            await self.request_response()
+        return renewed
+
+    async def _renew(self, reason: str) -> bool:
+        self.log("provider session lost (%s); opening another", reason)
+        with contextlib.suppress(Exception):
+            await self.upstream.close()
+        if self.policy.response_active or self.turns.requested:
+            self.response_wanted = True
+        if self.policy.response_active:
+            # The caller's client saw the response start: it is told it ended.
+            await self._relay_event(orjson.dumps(cut_off(self.response_id)).decode())
+        self.turns.requested.clear()  # asked of the old session: never to be created
+        upstream = None
+        for attempt in range(1, OPEN_ATTEMPTS + 1):
+            try:
+                upstream = await get_provider(self.grant.provider).connect(
+                    self.config, self.grant.credentials
+                )
+                break
+            except Exception as error:
+                self.log("opening a provider session failed (%r), try %d", error, attempt)
+                await asyncio.sleep(0.25 * attempt)
+        if upstream is None or self.ended:
+            return False
+        self.upstream = upstream
+        self.sessions += 1
+        self.session_clock.opened_now()
+        replayed = replay_events(self.tracker.transcript)
+        self.replay_filter.expect(len(self.client_session_updates) + 1, replayed)
+        held, self.held_frames = self.held_frames, []
+        try:
+            await upstream.send(orjson.dumps(session_update(self.config)).decode())
+            for frame in self.client_session_updates:
+                await upstream.send(frame)
+            for event in replayed:
+                await upstream.send(orjson.dumps(event).decode())
+            for frame in held:
+                if '"response.create"' in frame:
+                    self.turns.requested.append(CLIENT)
+                await upstream.send(frame)
+        except ProviderError as error:
+            self.log("the new provider session failed at once: %s", error)
+            return False
+        self.spawn(self._relay_upstream())
+        PROVIDER_SESSIONS_RENEWED.labels(self.grant.provider).inc()
+        self.spawn(self._count_sessions())
+        self.log("provider session renewed (%d items carried over)", len(replayed))
+        return True
+
+    async def _count_sessions(self) -> None:
+        sessions = self.sessions
+        await on_call_threads(
+            lambda: CallSession.objects.filter(
+                pk=self.grant.call_id, provider_sessions__lt=sessions
+            ).update(provider_sessions=sessions)
+        )()
 
     # --- ending ----------------------------------------------------------------------------
     async def end_for_shutdown(self) -> None:
@@ -469,7 +627,9 @@ class Call:
 
     # --- helpers ---------------------------------------------------------------------------
     async def send_upstream(self, event: dict[str, Any]) -> None:
-        await self.upstream.send(orjson.dumps(event).decode())
+        """One of Koe's own events for the provider session (see ``_to_provider``)."""
+        kind = str(event.get("type", ""))
+        await self._to_provider(orjson.dumps(event).decode(), kind, from_client=False)
 
     async def send_event(self, event: dict[str, Any]) -> None:
         await self.transport.deliver(orjson.dumps(event).decode())

@@ -286,7 +286,7 @@ class AgentForm(TenantModelForm):
             "vad_prefix_padding_ms": "Server VAD: audio kept from before speech was detected.",
             "vad_silence_duration_ms": "Server VAD: how long a pause ends the caller's turn.",
             "semantic_eagerness": "Semantic VAD: how soon the model takes its turn.",
-            "max_call_duration_seconds": "Calls end after this long (30 to 3600).",
+            "max_call_duration_seconds": "Calls end after this long (30 to 14400: four hours).",
             "consent_prompt": "Asked at the start of the call; the answer decides what is kept.",
         }
 

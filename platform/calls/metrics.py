@@ -9,6 +9,11 @@ CALLS_STARTED = Counter("koe_calls_started_total", "Calls started", ["provider"]
 CALLS_ENDED = Counter("koe_calls_ended_total", "Calls ended, by end reason", ["reason"])
 CALLS_REFUSED = Counter("koe_calls_refused_total", "Connections refused, by code", ["code"])
 UPSTREAM_ERRORS = Counter("koe_upstream_errors_total", "Provider faults", ["provider"])
+PROVIDER_SESSIONS_RENEWED = Counter(
+    "koe_provider_sessions_renewed_total",
+    "Provider sessions replaced mid-call (dropped, expired, or near their time limit)",
+    ["provider"],
+)
 CLIENT_EVENTS_REJECTED = Counter(
     "koe_client_events_rejected_total", "Client events refused by the policy", ["code"]
 )

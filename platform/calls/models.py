@@ -136,6 +136,11 @@ class CallSession(models.Model):
     server_instance = models.CharField(
         max_length=120, blank=True, help_text="The process that holds the live call."
     )
+    provider_sessions = models.PositiveSmallIntegerField(
+        default=1,
+        help_text="Speech provider sessions the call used: more than one when a session "
+        "that dropped or reached its time limit was replaced mid-call.",
+    )
     needs_follow_up = models.BooleanField(
         default=False, help_text="The agent asked for a person to follow this call up."
     )

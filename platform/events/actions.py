@@ -50,6 +50,9 @@ def call_summary(call: CallSession) -> dict[str, Any]:
         "ended_at": call.ended_at.isoformat() if call.ended_at else None,
         "duration_ms": call.duration_ms,
         "end_reason": call.end_reason,
+        # More than 1: the speech provider's session was replaced mid-call (it dropped, or
+        # reached its time limit) and the conversation carried over.
+        "provider_sessions": call.provider_sessions,
         "turn_count": call.turn_count,
         "tokens": {
             "input": call.input_tokens,

@@ -79,6 +79,7 @@ def test_ending_a_call_sends_call_ended_with_its_summary_and_no_words(
         "ended_at": ended.ended_at.isoformat() if ended.ended_at else None,
         "duration_ms": ended.duration_ms,
         "end_reason": "client_closed",
+        "provider_sessions": 1,
         "turn_count": 1,
         "tokens": {"input": 120, "output": 30, "total": 150},
         "consent_scope": "transcript",

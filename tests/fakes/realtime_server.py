@@ -22,6 +22,7 @@ import json
 import math
 import struct
 import threading
+import time
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
@@ -164,6 +165,7 @@ class _Session:
     speaking: bool = False
     speech_start_ms: int = 0
     silence_ms: int = 0
+    faulty: bool = True  # subject to close_after_events
     item_id: str = ""
     last_item_id: str | None = None
     pending_after_call: str = ""
@@ -182,6 +184,8 @@ class FakeRealtimeServer:
         error_on: str | None = None,
         speech_rms: float = 1000.0,
         handshake_delay: float = 0.0,
+        close_sessions: int | None = None,
+        expires_in: float | None = None,
     ) -> None:
         self.script = list(script or [])
         self.expected_key = expected_key
@@ -190,6 +194,11 @@ class FakeRealtimeServer:
         self.error_on = error_on
         self.speech_rms = speech_rms
         self.handshake_delay = handshake_delay  # seconds before it answers the upgrade
+        # close_after_events applies to this many sessions, the first ones (None: every
+        # session): a drop the next session recovers from.
+        self.close_sessions = close_sessions
+        self.expires_in = expires_in  # session.created's expires_at, this far ahead
+        self._live: list[_Session] = []
         self.connections: list[dict[str, Any]] = []
         self.received: list[dict[str, Any]] = []
         self.function_outputs: list[dict[str, Any]] = []
@@ -197,6 +206,7 @@ class FakeRealtimeServer:
         self.faults: list[str] = []  # events this fake failed on (a bug in the fake)
         self.port = 0
         self._turns = iter(self.script)
+        self._answered: set[str] = set()  # the caller turns the script has answered
         self._current: Turn | None = None  # the caller turn being answered
         self._ids = itertools.count(1)
         self._server: Server | None = None
@@ -288,6 +298,10 @@ class FakeRealtimeServer:
             {"path": parts.path, "query": query, "headers": dict(request.headers.raw_items())}
         )
         state = _Session(socket, default_session(query.get("model", "gpt-realtime")))
+        state.faulty = self.close_sessions is None or len(self.connections) <= self.close_sessions
+        if self.expires_in is not None:
+            state.session["expires_at"] = int(time.time() + self.expires_in)
+        self._live.append(state)
         await self._send(state, {"type": "session.created", "session": state.session})
         try:
             async for frame in socket:
@@ -482,7 +496,7 @@ class FakeRealtimeServer:
             "content": [{"type": "input_audio", "transcript": None}],
         }
         await self._item_added_and_done(state, item)
-        turn = next(self._turns, None)
+        turn = self._next_turn()
         transcript = turn.user if turn else ""
         await self._send(
             state,
@@ -498,6 +512,12 @@ class FakeRealtimeServer:
         if auto_respond:
             await self._respond(state, {}, input_audio_ms=audio_ms)
 
+    def _next_turn(self) -> Turn | None:
+        turn = next(self._turns, None)
+        if turn is not None:
+            self._answered.add(turn.user)
+        return turn
+
     # --- items and responses -----------------------------------------------------------------
     async def _create_item(self, state: _Session, item: dict[str, Any]) -> None:
         item = {
@@ -509,7 +529,11 @@ class FakeRealtimeServer:
         if item.get("type") == "function_call_output":
             self.function_outputs.append(item)
         elif item.get("type") == "message" and item.get("role") == "user":
-            self._current = next(self._turns, None)
+            # A message repeating a turn already answered is the conversation's history
+            # (a broker carrying it over to a new session), not the caller's next turn.
+            content = item.get("content") or [{}]
+            if content[0].get("text") not in self._answered:
+                self._current = self._next_turn()
         await self._item_added_and_done(state, item)
 
     async def _item_added_and_done(self, state: _Session, item: dict[str, Any]) -> None:
@@ -787,12 +811,37 @@ class FakeRealtimeServer:
             },
         }
 
+    # --- faults a test triggers ----------------------------------------------------------
+    async def drop(self) -> None:
+        """Every live session's connection breaks (no close frame), as on a network error."""
+        for state in self._live:
+            state.closed = True
+            state.socket.transport.abort()
+        self._live.clear()
+
+    async def expire(self) -> None:
+        """Every live session reaches its time limit, as OpenAI ends one: an ``error`` of
+        code ``session_expired``, then a close (1001). Quoted in livekit/agents#2358 and
+        twilio-samples/speech-assistant-openai-realtime-api-python#10."""
+        for state in self._live:
+            await self._send(
+                state,
+                self._error(
+                    "Your session hit the maximum duration of 60 minutes.", "session_expired"
+                ),
+            )
+            state.closed = True
+            await state.socket.close(1001, "session expired")
+        self._live.clear()
+
     async def _send(self, state: _Session, event: dict[str, Any]) -> None:
         if state.closed:
             return
         event = {"event_id": self._id("event"), **event}
         await state.socket.send(json.dumps(event))
         state.sent += 1
+        if not state.faulty:
+            return
         if self.close_after_events is not None and state.sent >= self.close_after_events:
             # An abrupt end: no close frame, like a dropped connection.
             state.closed = True

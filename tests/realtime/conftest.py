@@ -19,6 +19,7 @@ def scripted_provider() -> Iterator[type[ScriptedProvider]]:
     ScriptedProvider.connections = []
     ScriptedProvider.configs = []
     ScriptedProvider.responder = None
+    ScriptedProvider.reachable_for = None
     ScriptedProvider.connection_class = ScriptedConnection
     registry._PROVIDERS["openai"] = ScriptedProvider
     yield ScriptedProvider

@@ -10,7 +10,12 @@ from typing import Any
 import orjson
 
 from agents.config import AgentConfig
-from agents.realtime.providers import ProviderConnection, ProviderCredentials, RealtimeProvider
+from agents.realtime.providers import (
+    ProviderConnection,
+    ProviderCredentials,
+    ProviderError,
+    RealtimeProvider,
+)
 
 
 def usage(total: int = 30) -> dict[str, Any]:
@@ -127,10 +132,16 @@ class ScriptedProvider(RealtimeProvider):
     connections: list[ScriptedConnection] = []
     responder: Callable[[dict[str, Any], ScriptedConnection], None] | None = None
     configs: list[AgentConfig] = []
+    # Sessions it opens before it is unreachable: a provider that hangs up and cannot be
+    # reached again (so the call cannot renew its session). None: always reachable.
+    reachable_for: int | None = None
 
     async def connect(
         self, config: AgentConfig, credentials: ProviderCredentials | None
     ) -> ProviderConnection:
+        limit = type(self).reachable_for
+        if limit is not None and len(type(self).connections) >= limit:
+            raise ProviderError("The scripted provider is unreachable.")
         connection = type(self).connection_class(type(self).responder)
         type(self).connections.append(connection)
         type(self).configs.append(config)

@@ -206,9 +206,10 @@ async def test_caller_events_go_upstream_and_a_bad_one_gets_an_error_and_the_cal
 
 @pytestmark_db
 @in_a_loop
-async def test_the_transcript_is_kept_and_the_end_written_when_the_provider_hangs_up(
+async def test_the_transcript_is_kept_and_the_end_written_when_the_provider_is_lost(
     new_call: NewCall,
 ) -> None:
+    ScriptedProvider.reachable_for = 1  # it hangs up, and cannot be reached again
     call, transport = await new_call()
     _upstream().speak("resp_1", "Welcome to Acme.")
     _upstream().hang_up()

@@ -168,9 +168,11 @@ def _ends_with(
     return asyncio.run(scenario())
 
 
-def test_provider_closing_mid_response_ends_the_call_and_keeps_the_transcript(
+def test_a_provider_lost_mid_response_ends_the_call_and_keeps_the_transcript(
     tenant_a: TenantWorld, openai_agent: Agent, scripted_provider: type[ScriptedProvider]
 ) -> None:
+    scripted_provider.reachable_for = 1  # it hangs up, and cannot be reached again
+
     def push(connection: ScriptedConnection) -> None:
         connection.push(
             {

@@ -224,7 +224,6 @@ def test_the_azure_provider_uses_the_deployment_and_api_key_header(
     [
         ({"refuse_connections": True}, "provider_unavailable", CLOSE_UNAVAILABLE),
         ({"expected_key": "another-key"}, "provider_unavailable", CLOSE_UNAVAILABLE),
-        ({"close_after_events": 12}, "call_ended_provider_error", CLOSE_PROVIDER_ERROR),
         (
             {"error_on": "input_audio_buffer.append"},
             "call_ended_provider_error",
