@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -241,3 +241,26 @@ def haproxy(servers: dict[str, int]) -> Iterator[str]:
             finally:
                 process.terminate()
                 process.wait(timeout=10)
+
+
+@dataclass
+class Answer:
+    text: str  # what the agent said (its transcript deltas)
+    types: list[str]  # the event types the caller's client saw, up to response.done
+
+
+def sdk_turn(connection: Any, text: str) -> Answer:
+    """With the openai SDK's realtime connection: the caller types ``text`` and waits for
+    the agent's answer."""
+    connection.conversation.item.create(
+        item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
+    )
+    connection.response.create()
+    answer, types = "", []
+    for event in connection:
+        types.append(event.type)
+        if event.type == "response.output_audio_transcript.delta":
+            answer += event.delta
+        if event.type == "response.done":
+            return Answer(answer, types)
+    raise AssertionError("the call closed before the answer")

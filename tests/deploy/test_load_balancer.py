@@ -19,7 +19,7 @@ from calls.models import CallSession
 from tests.conftest import TenantWorld
 from tests.e2e.server import RestartableDaphne, restartable_daphne
 from tests.fakes.realtime_server import FakeRealtimeServer, Turn
-from tests.live import haproxy
+from tests.live import haproxy, sdk_turn
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.haproxy]
 
@@ -59,20 +59,6 @@ def call_with_retry(ws_url: str, secret: str, stack: ExitStack) -> int:
     raise AssertionError("never admitted")
 
 
-def one_turn(connection: openai.resources.realtime.realtime.RealtimeConnection) -> str:
-    connection.conversation.item.create(
-        item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hi"}]}
-    )
-    connection.response.create()
-    answer = ""
-    for event in connection:
-        if event.type == "response.output_audio_transcript.delta":
-            answer += event.delta
-        if event.type == "response.done":
-            return answer
-    raise AssertionError("the call closed before the answer")
-
-
 def test_a_rolling_restart_behind_haproxy_loses_no_call(
     tenant_a: TenantWorld, openai_agent: Agent
 ) -> None:
@@ -96,7 +82,7 @@ def test_a_rolling_restart_behind_haproxy_loses_no_call(
         live = client.realtime.connect(
             model=openai_agent.public_id, extra_query={"consent": "transcript"}
         ).enter()
-        assert one_turn(live) == "Hello, Acme."
+        assert sdk_turn(live, "Hi").text == "Hello, Acme."
         holder = CallSession.objects.get().server_instance.split("~")[0]
         other = next(name for name in servers if name != holder)
 
@@ -114,7 +100,7 @@ def test_a_rolling_restart_behind_haproxy_loses_no_call(
 
         # The call on the draining server is whole: it goes on, then ends as the caller
         # hangs up, and only then does its server exit.
-        assert one_turn(live) == "Still here."
+        assert sdk_turn(live, "Hi").text == "Still here."
         assert draining.process.poll() is None
         live.close()
         exit_code = draining.process.wait(timeout=20)

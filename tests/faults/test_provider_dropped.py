@@ -15,27 +15,11 @@ from calls.models import CallSession
 from tests.conftest import TenantWorld
 from tests.e2e.server import restartable_daphne
 from tests.fakes.realtime_server import FakeRealtimeServer, Turn
+from tests.live import sdk_turn
 
 pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 
 UPSTREAM_KEY = "sk-test-upstream"
-
-
-def say(connection: openai.resources.realtime.realtime.RealtimeConnection, text: str) -> list[str]:
-    """The caller types ``text``; returns the types of the events up to the answer's end,
-    and the answer is the last ``response.output_audio_transcript.done``'s."""
-    connection.conversation.item.create(
-        item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
-    )
-    connection.response.create()
-    seen = []
-    for event in connection:
-        seen.append(event.type)
-        if event.type == "response.output_audio_transcript.done":
-            seen.append(f"answer: {event.transcript}")
-        if event.type == "response.done":
-            return seen
-    raise AssertionError("the call closed before the answer")
 
 
 def test_a_provider_connection_that_breaks_mid_call_is_replaced_unnoticed(
@@ -56,14 +40,14 @@ def test_a_provider_connection_that_breaks_mid_call_is_replaced_unnoticed(
             with client.realtime.connect(
                 model=openai_agent.public_id, extra_query={"consent": "transcript"}
             ) as connection:
-                first = say(connection, "Do you have a table tonight?")
+                first = sdk_turn(connection, "Do you have a table tonight?")
                 assert fake._loop is not None
                 asyncio.run_coroutine_threadsafe(fake.drop(), fake._loop).result(5)
                 deadline = time.monotonic() + 10
                 while len(fake.connections) < 2:
                     assert time.monotonic() < deadline, "no new provider session was opened"
                     time.sleep(0.05)
-                second = say(connection, "Book it for two.")
+                second = sdk_turn(connection, "Book it for two.")
             # The caller hangs up; the server records the end before it is stopped.
             deadline = time.monotonic() + 10
             while not CallSession.objects.filter(status="ended").exists():
@@ -71,9 +55,9 @@ def test_a_provider_connection_that_breaks_mid_call_is_replaced_unnoticed(
                 time.sleep(0.05)
     finally:
         fake.stop()
-    assert "answer: Yes, at eight." in first
-    assert "answer: Booked for two at eight." in second
-    assert "error" not in second and "session.created" not in second
+    assert first.text == "Yes, at eight."
+    assert second.text == "Booked for two at eight."
+    assert "error" not in second.types and "session.created" not in second.types
     call = CallSession.objects.get()
     assert call.provider_sessions == 2
     assert call.end_reason == "client_closed"

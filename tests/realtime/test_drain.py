@@ -18,25 +18,11 @@ from calls.models import CallSession
 from tests.conftest import TenantWorld
 from tests.e2e.server import RestartableDaphne, restartable_daphne
 from tests.fakes.realtime_server import FakeRealtimeServer, Turn
+from tests.live import sdk_turn
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 UPSTREAM_KEY = "sk-test-upstream"
-
-
-def one_turn(connection: openai.resources.realtime.realtime.RealtimeConnection, text: str) -> str:
-    """The caller says ``text``; returns what the agent answered."""
-    connection.conversation.item.create(
-        item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
-    )
-    connection.response.create()
-    answer = ""
-    for event in connection:
-        if event.type == "response.output_audio_transcript.delta":
-            answer += event.delta
-        if event.type == "response.done":
-            return answer
-    raise AssertionError("the call closed before the answer")
 
 
 def open_call(
@@ -83,7 +69,7 @@ def test_a_draining_server_refuses_new_calls_and_stops_once_its_live_call_ends(
             KOE_OPENAI_REALTIME_URL=fake.url, OPENAI_API_KEY=UPSTREAM_KEY, KOE_DRAIN_SECONDS="60"
         ) as server:
             live = open_call(server, tenant_a, openai_agent)
-            assert one_turn(live, "Hi") == "Hello, you are through to Acme."
+            assert sdk_turn(live, "Hi").text == "Hello, you are through to Acme."
             sigterm(server)
             not_ready = wait_until_draining(server)
             alive = httpx.get(f"{server.base}/healthz", timeout=2)
@@ -98,7 +84,7 @@ def test_a_draining_server_refuses_new_calls_and_stops_once_its_live_call_ends(
                     ws.recv(timeout=5)
 
             # The live call goes on as if nothing happened.
-            assert one_turn(live, "Are you open late?") == "Yes, we are open until ten."
+            assert sdk_turn(live, "Are you open late?").text == "Yes, we are open until ten."
             assert server.process is not None and server.process.poll() is None
             live.close()
             # Its end lets the server go, long before the 60 s drain.
@@ -131,7 +117,7 @@ def test_calls_still_live_when_the_drain_ends_are_ended_as_server_shutdown(
             KOE_OPENAI_REALTIME_URL=fake.url, OPENAI_API_KEY=UPSTREAM_KEY, KOE_DRAIN_SECONDS=drain
         ) as server:
             live = open_call(server, tenant_a, openai_agent)
-            one_turn(live, "Hi")
+            sdk_turn(live, "Hi")
             started = time.monotonic()
             sigterm(server)
             wait_until_draining(server)
