@@ -74,13 +74,20 @@ def run_setup(env: dict[str, str], code: str) -> dict[str, Any]:
     return result
 
 
-def start_daphne(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    """Koe under its server (Daphne) on 127.0.0.1:port, returned once it answers /healthz."""
+SERVERS = {
+    "daphne": ["-m", "koe.server", "-b", "127.0.0.1", "-p", "{port}", "koe.asgi:application"],
+    "uvicorn": ["-m", "koe.uvicorn_server", "-b", "127.0.0.1", "-p", "{port}"],
+}
+
+
+def start_daphne(env: dict[str, str], port: int, server: str = "daphne") -> subprocess.Popen[bytes]:
+    """Koe under one of its servers (Daphne by default, or uvicorn) on 127.0.0.1:port,
+    returned once it answers /healthz."""
     import httpx
 
-    command = [sys.executable, "-m", "koe.server", "-b", "127.0.0.1", "-p", str(port)]
+    command = [sys.executable, *(part.format(port=port) for part in SERVERS[server])]
     daphne = subprocess.Popen(
-        [*command, "koe.asgi:application"],
+        command,
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,

@@ -13,6 +13,7 @@ it refused, Daphne's CPU seconds per call-minute and its RSS per call.
     .venv/bin/python bench/relay.py --calls 50 --seconds 20
     .venv/bin/python bench/relay.py --calls 200 --max-calls 80   # admission control
     .venv/bin/python bench/relay.py --processes 2   # two servers behind HAProxy
+    .venv/bin/python bench/relay.py --server uvicorn   # Koe under uvicorn, not Daphne
 
 ``--max-calls`` sets KOE_MAX_CALLS_PER_PROCESS (off by default, to find the knee):
 refused calls are counted, and the latency is that of the admitted ones. ``--processes``
@@ -216,6 +217,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--max-calls", type=int, default=0, help="admission limit per process")
     parser.add_argument("--processes", type=int, default=1, help="servers behind HAProxy")
+    parser.add_argument(
+        "--server", choices=["daphne", "uvicorn"], default="daphne", help="the ASGI server"
+    )
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="koe-bench-"))
@@ -240,7 +244,7 @@ def main() -> None:
     for helper in helpers:
         assert helper.stdout is not None and helper.stdout.readline().strip() == "ready"
     ports = [free_port() for _ in range(args.processes)]
-    servers = [start_daphne(env, port) for port in ports]
+    servers = [start_daphne(env, port, args.server) for port in ports]
     pids = [server.pid for server in servers]
     with contextlib.ExitStack() as stack:
         if args.processes > 1:
@@ -257,7 +261,8 @@ def main() -> None:
             direct_url = f"ws://127.0.0.1:{upstream_port}/v1/realtime?model=gpt-realtime"
             koe_headers = {"Authorization": f"Bearer {key}"}
             print(
-                f"processes={args.processes} max_calls={args.max_calls or 'off'} "
+                f"server={args.server} processes={args.processes} "
+                f"max_calls={args.max_calls or 'off'} "
                 f"seconds={args.seconds:g}\n"
                 f"{'N':>5} {'direct p50/p99':>15} {'bare +p50/p99':>15} {'Koe +p50/p99':>15} "
                 f"{'Koe events':>10} {'refused':>7} {'CPU s/call-min':>14} {'RSS/call KiB':>12} "

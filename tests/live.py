@@ -43,16 +43,14 @@ def listening_socket() -> socket.socket:
     return sock
 
 
-def koe_server_command(sock: socket.socket) -> list[str]:
-    """Koe's server (Daphne with Koe's WebSocket handling), serving on ``sock``."""
-    return [
-        sys.executable,
-        "-m",
-        "koe.server",
-        "--fd",
-        str(sock.fileno()),
-        "koe.asgi:application",
-    ]
+# Koe's servers: Daphne with Koe's WebSocket handling (the default), and uvicorn.
+SERVERS = {"daphne": "koe.server", "uvicorn": "koe.uvicorn_server"}
+
+
+def koe_server_command(sock: socket.socket, server: str = "daphne") -> list[str]:
+    """One of Koe's servers (``SERVERS``), serving on ``sock``."""
+    command = [sys.executable, "-m", SERVERS[server], "--fd", str(sock.fileno())]
+    return command + (["koe.asgi:application"] if server == "daphne" else [])
 
 
 def test_database_url() -> str:
@@ -65,15 +63,15 @@ def test_database_url() -> str:
 
 
 @contextmanager
-def daphne_server(**env: str) -> Iterator[str]:
-    """Serve Koe with its server (Daphne) on a fresh port; yields its base URL (https://
-    when KOE_TLS_CERT and KOE_TLS_KEY are given)."""
+def daphne_server(server: str = "daphne", **env: str) -> Iterator[str]:
+    """Serve Koe with its server (Daphne, or ``server="uvicorn"``) on a fresh port; yields
+    its base URL (https:// when KOE_TLS_CERT and KOE_TLS_KEY are given)."""
     sock = listening_socket()
     environment = {**os.environ, "DATABASE_URL": test_database_url(), **env}
     # A file, not a pipe: a chatty server must never block on a full pipe buffer.
     log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115  (closed in the finally below)
     process = subprocess.Popen(
-        koe_server_command(sock),
+        koe_server_command(sock, server),
         cwd=ROOT,
         env=environment,
         stdout=log,

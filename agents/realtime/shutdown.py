@@ -46,11 +46,22 @@ def _install_trigger() -> None:
 
 
 def _end_live_calls() -> Any:
-    calls = [consumer for consumer in list(_live) if not consumer.ended]
-    if not calls:
+    """Daphne's "before shutdown" trigger: a Deferred Twisted waits for."""
+    if not _still_live():
         return None
-    logger.info("server shutting down: ending %d live call(s)", len(calls))
     from twisted.internet import defer
 
-    ending = asyncio.gather(*(call.end_for_shutdown() for call in calls), return_exceptions=True)
-    return defer.Deferred.fromFuture(asyncio.ensure_future(ending))
+    return defer.Deferred.fromFuture(asyncio.ensure_future(end_live_calls()))
+
+
+async def end_live_calls() -> None:
+    """End every live call on this process as ``server_shutdown``, recorded; one failing
+    stops none of the others. (Other servers than Daphne call it as they shut down.)"""
+    calls = _still_live()
+    if calls:
+        logger.info("server shutting down: ending %d live call(s)", len(calls))
+        await asyncio.gather(*(call.end_for_shutdown() for call in calls), return_exceptions=True)
+
+
+def _still_live() -> list[Any]:
+    return [consumer for consumer in list(_live) if not consumer.ended]

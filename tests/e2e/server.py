@@ -19,7 +19,10 @@ from tests.live import (
 
 
 class RestartableDaphne:
-    def __init__(self, **env: str) -> None:
+    """Koe's server (Daphne, or ``server="uvicorn"``) on a port the test keeps."""
+
+    def __init__(self, server: str = "daphne", **env: str) -> None:
+        self.server = server
         # The test holds the listening socket, so a restart serves the same port and no
         # other process can take it in between.
         self.socket = listening_socket()
@@ -31,7 +34,7 @@ class RestartableDaphne:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            koe_server_command(self.socket),
+            koe_server_command(self.socket, self.server),
             cwd=ROOT,
             env=self.environment,
             stdout=self.log,
@@ -68,10 +71,10 @@ class RestartableDaphne:
 
 
 @contextmanager
-def restartable_daphne(**env: str) -> Iterator[RestartableDaphne]:
-    server = RestartableDaphne(**env)
+def restartable_daphne(server: str = "daphne", **env: str) -> Iterator[RestartableDaphne]:
+    koe = RestartableDaphne(server, **env)
     try:
-        server.start()
-        yield server
+        koe.start()
+        yield koe
     finally:
-        server.stop()
+        koe.stop()

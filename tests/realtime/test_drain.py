@@ -22,6 +22,9 @@ from tests.live import sdk_turn
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+# Both of Koe's servers drain the same way (koe.server, koe.uvicorn_server).
+each_server = pytest.mark.parametrize("server", ["daphne", "uvicorn"])
+
 UPSTREAM_KEY = "sk-test-upstream"
 
 
@@ -54,8 +57,9 @@ def exit_code(server: RestartableDaphne, within: float) -> int:
     return server.process.wait(timeout=within)
 
 
+@each_server
 def test_a_draining_server_refuses_new_calls_and_stops_once_its_live_call_ends(
-    tenant_a: TenantWorld, openai_agent: Agent
+    tenant_a: TenantWorld, openai_agent: Agent, server: str
 ) -> None:
     fake = FakeRealtimeServer(
         [
@@ -66,16 +70,19 @@ def test_a_draining_server_refuses_new_calls_and_stops_once_its_live_call_ends(
     ).start_in_thread()
     try:
         with restartable_daphne(
-            KOE_OPENAI_REALTIME_URL=fake.url, OPENAI_API_KEY=UPSTREAM_KEY, KOE_DRAIN_SECONDS="60"
-        ) as server:
-            live = open_call(server, tenant_a, openai_agent)
+            server,
+            KOE_OPENAI_REALTIME_URL=fake.url,
+            OPENAI_API_KEY=UPSTREAM_KEY,
+            KOE_DRAIN_SECONDS="60",
+        ) as koe:
+            live = open_call(koe, tenant_a, openai_agent)
             assert sdk_turn(live, "Hi").text == "Hello, you are through to Acme."
-            sigterm(server)
-            not_ready = wait_until_draining(server)
-            alive = httpx.get(f"{server.base}/healthz", timeout=2)
+            sigterm(koe)
+            not_ready = wait_until_draining(koe)
+            alive = httpx.get(f"{koe.base}/healthz", timeout=2)
 
             # A new caller is told to try elsewhere, with the close code that says so.
-            url = f"{server.base.replace('http', 'ws')}/v1/realtime?model={openai_agent.public_id}"
+            url = f"{koe.base.replace('http', 'ws')}/v1/realtime?model={openai_agent.public_id}"
             with connect(
                 url, additional_headers={"Authorization": f"Bearer {tenant_a.secret}"}
             ) as ws:
@@ -85,10 +92,10 @@ def test_a_draining_server_refuses_new_calls_and_stops_once_its_live_call_ends(
 
             # The live call goes on as if nothing happened.
             assert sdk_turn(live, "Are you open late?").text == "Yes, we are open until ten."
-            assert server.process is not None and server.process.poll() is None
+            assert koe.process is not None and koe.process.poll() is None
             live.close()
             # Its end lets the server go, long before the 60 s drain.
-            code = exit_code(server, within=15)
+            code = exit_code(koe, within=15)
     finally:
         fake.stop()
     assert not_ready.json()["reason"] == "server_draining"
@@ -104,9 +111,10 @@ def test_a_draining_server_refuses_new_calls_and_stops_once_its_live_call_ends(
     ]
 
 
+@each_server
 @pytest.mark.parametrize("second_sigterm", [False, True], ids=["drain-timeout", "sigterm-again"])
 def test_calls_still_live_when_the_drain_ends_are_ended_as_server_shutdown(
-    tenant_a: TenantWorld, openai_agent: Agent, second_sigterm: bool
+    tenant_a: TenantWorld, openai_agent: Agent, second_sigterm: bool, server: str
 ) -> None:
     fake = FakeRealtimeServer(
         [Turn(user="", assistant="Hello, you are through to Acme.")], expected_key=UPSTREAM_KEY
@@ -114,16 +122,19 @@ def test_calls_still_live_when_the_drain_ends_are_ended_as_server_shutdown(
     drain = "60" if second_sigterm else "2"
     try:
         with restartable_daphne(
-            KOE_OPENAI_REALTIME_URL=fake.url, OPENAI_API_KEY=UPSTREAM_KEY, KOE_DRAIN_SECONDS=drain
-        ) as server:
-            live = open_call(server, tenant_a, openai_agent)
+            server,
+            KOE_OPENAI_REALTIME_URL=fake.url,
+            OPENAI_API_KEY=UPSTREAM_KEY,
+            KOE_DRAIN_SECONDS=drain,
+        ) as koe:
+            live = open_call(koe, tenant_a, openai_agent)
             sdk_turn(live, "Hi")
             started = time.monotonic()
-            sigterm(server)
-            wait_until_draining(server)
+            sigterm(koe)
+            wait_until_draining(koe)
             if second_sigterm:
-                sigterm(server)
-            code = exit_code(server, within=20)
+                sigterm(koe)
+            code = exit_code(koe, within=20)
             took = time.monotonic() - started
             live.close()
     finally:

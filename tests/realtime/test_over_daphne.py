@@ -31,8 +31,9 @@ def _wait_for_end(timeout: float = 10) -> CallSession:
         time.sleep(0.05)
 
 
+@pytest.mark.parametrize("server", ["daphne", "uvicorn"])
 def test_the_openai_sdk_holds_a_conversation_with_a_tool_call(
-    tenant_a: TenantWorld, openai_agent: Agent
+    tenant_a: TenantWorld, openai_agent: Agent, server: str
 ) -> None:
     # The agent's tool is a real one (a mock tool: a fixed reply), run by the server's
     # own tools layer.
@@ -58,6 +59,7 @@ def test_the_openai_sdk_holds_a_conversation_with_a_tool_call(
     events: list[Any] = []
     try:
         with daphne_server(
+            server,
             KOE_OPENAI_REALTIME_URL=fake.url,
             OPENAI_API_KEY=UPSTREAM_KEY,
         ) as base:
