@@ -99,7 +99,7 @@ class PhoneConsent(models.TextChoices):
 
     NONE = "none", "None: keep metadata only"
     DISCLOSED = "disclosed", "Disclosed: the agent's consent text is spoken before the greeting"
-    DTMF = "dtmf", "Key press: the agent's consent text is read, and 1 agrees (Twilio)"
+    DTMF = "dtmf", "Key press: the agent's consent text is read, and 1 agrees"
 
 
 class PhoneNumber(models.Model):
@@ -135,15 +135,6 @@ class PhoneNumber(models.Model):
 
     def __str__(self) -> str:
         return f"{self.number} ({self.label})" if self.label else self.number
-
-    def clean(self) -> None:
-        # Consent by key press is asked with Twilio's <Gather> before the media stream.
-        if (
-            self.consent == PhoneConsent.DTMF
-            and self.carrier_account_id is not None
-            and self.carrier_account.carrier != Carrier.TWILIO
-        ):
-            raise ValidationError({"consent": "Consent by key press is for Twilio numbers."})
 
 
 def new_phone_call_id() -> str:

@@ -41,6 +41,15 @@ commands, media stream messages.
   https://developers.telnyx.com/docs/voice/programmable-voice/answering-machine-detection
   https://developers.telnyx.com/api-reference/callbacks/call-machine-greeting-ended
   https://www.rubydoc.info/gems/telnyx/Telnyx/Models/CallHangup/Payload (hangup_cause)
+- Consent by key press: ``answer`` without ``stream_url`` takes the call; on
+  ``call.answered``, ``…/actions/gather_using_speak`` (``payload`` the text, ``voice``
+  ``female`` with ``language``, ``minimum_digits``/``maximum_digits``, ``valid_digits``,
+  ``timeout_millis``) reads it and collects a key; ``call.gather.ended`` brings ``digits``
+  and ``status`` (``valid``, ``invalid``, ``timeout``, ``call_hangup``, ``cancelled``).
+  ``…/actions/streaming_start`` then forks the media as ``answer`` would have.
+  https://developers.telnyx.com/api-reference/call-commands/gather-using-speak
+  https://developers.telnyx.com/api-reference/callbacks/call-gather-ended
+  https://developers.telnyx.com/api-reference/call-commands/streaming-start
 - ``POST {api}/calls/{call_control_id}/actions/transfer`` with ``to`` moves the call to a
   new destination (a cold transfer); if the new leg fails, the original call stays up.
   https://developers.telnyx.com/api-reference/call-commands/transfer-call
@@ -83,6 +92,7 @@ ED25519_PUBLIC_KEY_BYTES = 32
 CALL_INITIATED = "call.initiated"
 CALL_ANSWERED = "call.answered"
 CALL_HANGUP = "call.hangup"
+CALL_GATHER_ENDED = "call.gather.ended"
 MACHINE_DETECTION_ENDED = "call.machine.detection.ended"
 MACHINE_GREETING_ENDED = "call.machine.greeting.ended"
 MACHINE_PREMIUM_DETECTION_ENDED = "call.machine.premium.detection.ended"
@@ -93,6 +103,10 @@ ANSWER = "answer"
 REJECT = "reject"
 HANGUP = "hangup"
 TRANSFER = "transfer"
+GATHER = "gather_using_speak"
+STREAMING_START = "streaming_start"
+# How long the caller has to press a key after the consent text is read.
+GATHER_TIMEOUT_MILLIS = 10_000
 CALL_REJECTED = "CALL_REJECTED"
 USER_BUSY = "USER_BUSY"
 
@@ -156,6 +170,8 @@ class CallEvent:
     result: str = ""  # answering-machine detection's verdict
     start_time: str = ""
     end_time: str = ""
+    digits: str = ""  # call.gather.ended: the keys pressed
+    status: str = ""  # call.gather.ended: valid, invalid, timeout, call_hangup, cancelled
 
     @property
     def own_number(self) -> str:
@@ -188,6 +204,8 @@ def parse_event(document: Any) -> CallEvent | None:
         hangup_cause=_text(payload.get("hangup_cause")),
         result=_text(payload.get("result")),
         start_time=_text(payload.get("start_time")),
+        digits=_text(payload.get("digits")),
+        status=_text(payload.get("status")),
         end_time=_text(payload.get("end_time")),
     )
 
@@ -209,17 +227,44 @@ class Command:
         return f"{settings.KOE_TELNYX_API_URL}/calls/{call}/actions/{self.action}"
 
 
-def answer(api_key: str, call_control_id: str, stream_url: str) -> Command:
-    """Answer the call and fork it to Koe's media stream, both ways, in μ-law."""
-    body = {
+def _streaming(stream_url: str) -> dict[str, str]:
+    """Koe's media stream, both ways, in μ-law."""
+    return {
         "stream_url": stream_url,
         "stream_track": "inbound_track",
         "stream_bidirectional_mode": "rtp",
         "stream_bidirectional_codec": "PCMU",
-        # A duplicate webhook's answer is ignored by Telnyx rather than failing the call.
-        "command_id": f"koe-answer-{call_control_id}"[:128],
     }
+
+
+def answer(api_key: str, call_control_id: str, stream_url: str | None) -> Command:
+    """Answer the call and fork it to Koe's media stream; without ``stream_url``, only
+    answer it (the caller is asked for consent first)."""
+    body = _streaming(stream_url) if stream_url is not None else {}
+    # A duplicate webhook's answer is ignored by Telnyx rather than failing the call.
+    body["command_id"] = f"koe-answer-{call_control_id}"[:128]
     return Command(api_key, call_control_id, ANSWER, body)
+
+
+def gather_consent(api_key: str, call_control_id: str, prompt: str) -> Command:
+    """Read ``prompt`` to the caller and collect one key."""
+    body = {
+        "payload": prompt,
+        "voice": "female",
+        "language": "en-US",
+        "minimum_digits": 1,
+        "maximum_digits": 1,
+        "valid_digits": "0123456789*#",
+        "timeout_millis": GATHER_TIMEOUT_MILLIS,
+        "command_id": f"koe-consent-{call_control_id}"[:128],
+    }
+    return Command(api_key, call_control_id, GATHER, body)
+
+
+def streaming_start(api_key: str, call_control_id: str, stream_url: str) -> Command:
+    """Fork an answered call's media to Koe's media stream (after consent by key press)."""
+    body = {**_streaming(stream_url), "command_id": f"koe-stream-{call_control_id}"[:128]}
+    return Command(api_key, call_control_id, STREAMING_START, body)
 
 
 def reject(api_key: str, call_control_id: str, cause: str = CALL_REJECTED) -> Command:

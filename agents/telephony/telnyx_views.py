@@ -7,8 +7,11 @@ the tenant's number it is for, and its signature checked with the public key of 
 account that number belongs to before anything is stored. An incoming ``call.initiated``
 is admitted and answered with the ``answer`` command, which forks the call to Koe's media
 stream (``telnyx_stream``) with the single-use stream token in its URL; a closed line is
-rejected unanswered. Telnyx gets its 200 at once: the command follows from a worker
-thread.
+rejected unanswered. On a number whose consent is given by key press, the call is
+answered without the stream; its ``call.answered`` has the agent's consent text read and a
+key gathered, and its ``call.gather.ended`` records the answer (1 agrees) and starts the
+stream, or hangs up when the agent takes calls only with consent and the caller declined.
+Telnyx gets its 200 at once: the command follows from a worker thread.
 
 An event of a call Koe placed (found by its call_control_id, or before Dial's answer came
 back, by the ``client_state`` Koe gave it) is checked with that call's account key, then
@@ -33,8 +36,22 @@ from django.views.decorators.http import require_POST
 
 from agents.models import VoicemailAction
 from agents.telephony import telnyx
-from agents.telephony.admission import LINE_BUSY, LineClosed, admit, route
-from agents.telephony.models import Carrier, Direction, PhoneCall, PhoneCallStatus
+from agents.telephony.admission import (
+    LINE_BUSY,
+    LineClosed,
+    admit,
+    consent_answered,
+    keypad_consent_prompt,
+    route,
+)
+from agents.telephony.models import (
+    Carrier,
+    CarrierAccount,
+    Direction,
+    PhoneCall,
+    PhoneCallStatus,
+    PhoneConsent,
+)
 from agents.telephony.progress import record_status
 from agents.telephony.views import answering_machine, stream_url
 
@@ -93,6 +110,8 @@ def telnyx_webhook(request: HttpRequest) -> HttpResponse:
         return _error(
             403, "invalid_signature", "The request's telnyx-signature-ed25519 is not valid."
         )
+    if event.direction == telnyx.INCOMING and event.event_type in KEYPAD_EVENTS:
+        return _keypad_consent(event, account)
     if event.event_type != telnyx.CALL_INITIATED or event.direction != telnyx.INCOMING:
         logger.info("telnyx event %s ignored number=%s", event.event_type, number.public_id)
         return _done("ignored")
@@ -116,9 +135,54 @@ def telnyx_webhook(request: HttpRequest) -> HttpResponse:
         cause = telnyx.USER_BUSY if closed.message == LINE_BUSY else telnyx.CALL_REJECTED
         telnyx.commands.submit(telnyx.reject(account.auth_token, call_control_id, cause))
         return _done("rejected")
-    stream = telnyx_stream_url(admitted.stream_token)
+    if number.consent == PhoneConsent.DTMF:
+        # Answered first; the consent text is read once Telnyx says the call is answered.
+        stream: str | None = None
+    else:
+        stream = telnyx_stream_url(admitted.stream_token)
     telnyx.commands.submit(telnyx.answer(account.auth_token, call_control_id, stream))
     return _done("answered")
+
+
+# --- consent by key press -----------------------------------------------------------------
+KEYPAD_EVENTS = frozenset({telnyx.CALL_ANSWERED, telnyx.CALL_GATHER_ENDED})
+
+
+def _keypad_consent(event: telnyx.CallEvent, account: CarrierAccount) -> HttpResponse:
+    """An incoming call on a key-press number: answered, then its consent gathered."""
+    phone_call = (
+        PhoneCall.objects.select_related("agent", "phone_number")
+        .filter(
+            carrier=Carrier.TELNYX,
+            direction=Direction.INBOUND,
+            carrier_call_id=event.call_control_id[:128],
+            phone_number__consent=PhoneConsent.DTMF,
+        )
+        .first()
+    )
+    if phone_call is None or not event.call_control_id:
+        return _done("ignored")
+    call_control_id = phone_call.carrier_call_id
+    if event.event_type == telnyx.CALL_ANSWERED:
+        if phone_call.consent_answered_at is not None:
+            return _done("duplicate")
+        prompt = keypad_consent_prompt(phone_call)
+        telnyx.commands.submit(telnyx.gather_consent(account.auth_token, call_control_id, prompt))
+        return _done("gathering")
+    if event.status == "call_hangup":
+        return _done("ignored")  # the caller hung up while the text was read
+    if phone_call.consent_answered_at is not None:
+        return _done("duplicate")
+    digits = event.digits if event.status == "valid" else ""  # no key: no consent
+    try:
+        token = consent_answered(phone_call, digits)
+    except LineClosed as closed:
+        logger.info("telnyx call ended code=%s call=%s", closed.code, phone_call.public_id)
+        telnyx.commands.submit(telnyx.hang_up(account.auth_token, call_control_id))
+        return _done("declined")
+    stream = telnyx_stream_url(token)
+    telnyx.commands.submit(telnyx.streaming_start(account.auth_token, call_control_id, stream))
+    return _done("streaming")
 
 
 # --- the calls Koe placed ---------------------------------------------------------------------

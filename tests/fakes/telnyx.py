@@ -7,7 +7,8 @@ Three pieces, each written from Telnyx's public documentation (cited next to eve
   the documented JSON envelope, signed with an Ed25519 key pair whose public half is what
   the portal shows the account (``telnyx-signature-ed25519``, ``telnyx-timestamp``).
 * ``FakeTelnyxRest`` is a real HTTP server on loopback for Dial (``POST /v2/calls``) and
-  the call commands (``answer``, ``reject``, ``hangup``, ``transfer``), with Bearer auth
+  the call commands (``answer``, ``reject``, ``hangup``, ``transfer``,
+  ``gather_using_speak``, ``streaming_start``), with Bearer auth
   and Telnyx's error bodies, recording every request; a test waits for the ``answer`` (or
   the ``dial``) and takes the ``stream_url`` from it.
 * ``MediaStream`` plays Telnyx's side of a bidirectional (RTP) media stream over a real
@@ -26,6 +27,9 @@ Sources:
   https://developers.telnyx.com/api-reference/call-commands/reject-a-call
   https://developers.telnyx.com/api-reference/call-commands/dial
   https://developers.telnyx.com/api-reference/call-commands/transfer-call
+  https://developers.telnyx.com/api-reference/call-commands/gather-using-speak
+  https://developers.telnyx.com/api-reference/callbacks/call-gather-ended
+  https://developers.telnyx.com/api-reference/call-commands/streaming-start
   https://developers.telnyx.com/docs/voice/programmable-voice/answering-machine-detection
   https://developers.telnyx.com/api-reference/websockets/stream-call-media-over-websocket
 """
@@ -406,6 +410,22 @@ class FakeTelnyxRest(LoopbackHttp):
             call.state = "hangup"
         elif action == "hangup":
             call.state = "hangup"
+        elif action == "gather_using_speak":
+            # "Speak text to the call and gather DTMF" (gather-using-speak): payload and
+            # voice are required, language with the basic voices; an answered call only.
+            if call.state != "answered":
+                return 422, telnyx_error("90015", "Invalid call state", "Not answered")
+            problem = _check_gather(body)
+            if problem is not None:
+                return 422, telnyx_error("10015", "Invalid parameter", problem)
+        elif action == "streaming_start":
+            # "Start streaming the media from a call" (streaming-start): an answered call,
+            # a WebSocket stream_url, answer's streaming parameters.
+            if call.state != "answered":
+                return 422, telnyx_error("90015", "Invalid call state", "Not answered")
+            problem = _check_answer(body) if body.get("stream_url") else "stream_url is required"
+            if problem is not None:
+                return 422, telnyx_error("10015", "Invalid parameter", problem)
         elif action == "transfer":
             # "Transfer a call to a new destination" (transfer-call): ``to`` is required.
             if not isinstance(body.get("to"), str) or not body["to"]:
@@ -444,6 +464,24 @@ class FakeTelnyxRest(LoopbackHttp):
             "record_type": "call",
         }
         return 200, {"data": data}
+
+
+def _check_gather(body: dict[str, Any]) -> str | None:
+    """Why a gather_using_speak would be refused, or None."""
+    if not isinstance(body.get("payload"), str) or not body["payload"]:
+        return "payload is required"
+    if body.get("voice") not in ("male", "female") and not str(body.get("voice", "")).startswith(
+        ("Polly.", "Azure.", "ElevenLabs.", "Telnyx.")
+    ):
+        return "voice is required"
+    if body.get("voice") in ("male", "female") and not body.get("language"):
+        return "language is required with the basic voices"
+    low, high = body.get("minimum_digits", 1), body.get("maximum_digits", 128)
+    if not (isinstance(low, int) and isinstance(high, int) and 1 <= low <= high <= 128):
+        return "minimum_digits and maximum_digits are 1 to 128, in order"
+    if not set(str(body.get("valid_digits", "0123456789#*"))) <= set("0123456789#*ABCD"):
+        return "valid_digits has a character that is not a key"
+    return None
 
 
 def _check_answer(body: dict[str, Any]) -> str | None:

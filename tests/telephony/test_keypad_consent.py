@@ -1,5 +1,6 @@
 """Consent by key press on Twilio: the agent's consent text is read with <Gather>, the
-key the caller presses decides what the call keeps, and the call then goes on."""
+key the caller presses decides what the call keeps, and the call then goes on. (Telnyx:
+test_telnyx_keypad_consent.py.)"""
 
 from __future__ import annotations
 
@@ -118,24 +119,3 @@ def test_the_answer_must_be_signed_and_the_old_token_is_void(tenant_a: TenantWor
     )
     assert forged.status_code == 403
     assert PhoneCall.objects.get().consent_given is None
-
-
-def test_consent_by_key_press_is_offered_on_twilio_numbers_only(tenant_a: TenantWorld) -> None:
-    from agents.telephony.models import CarrierAccount, PhoneNumber
-
-    account = CarrierAccount.objects.create(
-        tenant=tenant_a.tenant,
-        name="Telnyx",
-        carrier="telnyx",
-        auth_token="KEY0123",
-        webhook_public_key="x" * 44,
-    )
-    client = Client(headers={"Authorization": f"Bearer {tenant_a.secret}"})
-    refused = client.post(
-        "/v1/phone_numbers",
-        {"number": "+14155550142", "carrier_account": account.public_id, "consent": "dtmf"},
-        content_type="application/json",
-    )
-    assert refused.status_code == 400
-    assert "consent" in refused.json()["error"]["fields"]
-    assert not PhoneNumber.objects.exists()
