@@ -368,8 +368,8 @@ class Call:
 
     async def leave_voicemail(self, message: str) -> None:
         """An answering machine took the call: say ``message`` after the beep and hang up,
-        or hang up at once when there is none."""
-        if self.ended:
+        or hang up at once when there is none (once: a second verdict changes nothing)."""
+        if self.ended or self.leaving_voicemail:
             return
         if not message:
             await self.end(EndReason.VOICEMAIL, "An answering machine answered.")

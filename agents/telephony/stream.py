@@ -24,7 +24,9 @@ from agents.realtime.errors import CLOSE_NORMAL
 from agents.realtime.transport import CallConsumer
 from agents.telephony import actions
 from agents.telephony.admission import open_phone_call
+from agents.telephony.greeting import GreetingCheck
 from agents.telephony.playback import Playback
+from agents.telephony.views import own_check_wanted, own_verdict
 from calls.models import EndReason
 from foundation.call_threads import on_call_threads
 
@@ -70,6 +72,8 @@ class PhoneStreamConsumer(CallConsumer):
         self.keypad_wait: asyncio.TimerHandle | None = None
         self.transferring_to = ""  # the carrier is moving the caller there
         self.start_wait: asyncio.TimerHandle | None = None
+        # Koe's own answering-machine check, on an outbound call's first seconds.
+        self.greeting_check: GreetingCheck | None = None
 
     async def connect(self) -> None:
         # The carrier sends its start message once the socket is open: the caller is
@@ -107,11 +111,31 @@ class PhoneStreamConsumer(CallConsumer):
         if self.start_wait is not None:
             self.start_wait.cancel()
         self.stream_id = stream_id
-        await self.open_call(lambda: open_phone_call(token), f"{self.carrier} stream")
+        call = await self.open_call(lambda: open_phone_call(token), f"{self.carrier} stream")
+        if call is not None and await on_call_threads(own_check_wanted)(call.grant.call_id):
+            self.greeting_check = GreetingCheck()
 
     async def caller_audio(self, payload: Any) -> None:
         if self.call is not None and isinstance(payload, str):
+            if self.greeting_check is not None:
+                self._check_greeting(payload)
             await self.call.append_audio(payload)
+
+    def _check_greeting(self, payload: str) -> None:
+        assert self.greeting_check is not None and self.call is not None
+        verdict = self.greeting_check.feed(payload)
+        if verdict is not None:
+            self.greeting_check = None
+            self.call.spawn(self._greeting_heard(verdict))
+
+    async def _greeting_heard(self, verdict: str) -> None:
+        """Koe's own check decided who answered; a machine is acted on as the carrier's
+        verdict would be (unless the carrier's came first)."""
+        assert self.call is not None
+        self.log("own answering-machine check: %s", verdict)
+        message = await on_call_threads(own_verdict)(self.call.grant.call_id, verdict)
+        if message is not None:
+            await self.call_voicemail({"message": message})
 
     def mark_played(self, name: Any) -> None:
         self.playback.echoed(str(name or ""))

@@ -30,9 +30,11 @@ from agents.telephony.admission import (
     phone_call_direction,
     route,
 )
-from agents.telephony.models import Carrier, CarrierAccount, PhoneCall, PhoneConsent
+from agents.telephony.greeting import HUMAN, UNKNOWN
+from agents.telephony.models import Carrier, CarrierAccount, Direction, PhoneCall, PhoneConsent
 from agents.telephony.progress import record_status
 
+MACHINE_END = "machine_end"  # the AnsweredBy words of a greeting's end: beep, silence, other
 logger = logging.getLogger("koe.telephony")
 
 
@@ -175,20 +177,51 @@ def twilio_amd(request: HttpRequest) -> HttpResponse:
 
 
 def answering_machine(phone_call: PhoneCall, answered_by: str) -> None:
-    """Record who answered (Twilio's AnsweredBy words; Telnyx's verdicts are put in them)
-    and, for anything but a person, tell the call: after a machine's greeting the agent
-    leaves its voicemail message, if it has one to leave; otherwise it hangs up."""
+    """Record who answered (Twilio's AnsweredBy words; Telnyx's verdicts and Koe's own
+    check, ``greeting.py``, are put in them) and, for anything but a person, tell the call:
+    after a machine's greeting the agent leaves its voicemail message, if it has one to
+    leave; otherwise it hangs up. A machine already acted on is not acted on again."""
     answered_by = answered_by[:32]
+    acted = PhoneCall.objects.filter(pk=phone_call.pk, answered_by__startswith=MACHINE_END)
+    if acted.exists():
+        return  # Koe's own check, or the carrier, found the end of the greeting first
     PhoneCall.objects.filter(pk=phone_call.pk).update(answered_by=answered_by)
-    if phone_call.call is not None and answered_by != "human" and answered_by != "unknown":
-        agent = phone_call.agent
-        message = ""
-        if (
-            agent is not None
-            and agent.voicemail_action == VoicemailAction.LEAVE_MESSAGE
-            and answered_by.startswith("machine_end")
-        ):
-            message = agent.voicemail_message
+    message = voicemail_message(phone_call, answered_by)
+    if phone_call.call is not None and message is not None:
         async_to_sync(get_channel_layer().group_send)(
             phone_call.call.group_name, {"type": "call.voicemail", "message": message}
         )
+
+
+def voicemail_message(phone_call: PhoneCall, answered_by: str) -> str | None:
+    """What the agent does for ``answered_by``: None for a person (or no verdict), else
+    the message to leave after the greeting ("" to hang up)."""
+    if answered_by in (HUMAN, UNKNOWN):
+        return None
+    agent = phone_call.agent
+    if (
+        agent is not None
+        and agent.voicemail_action == VoicemailAction.LEAVE_MESSAGE
+        and answered_by.startswith(MACHINE_END)
+    ):
+        return agent.voicemail_message
+    return ""
+
+
+def own_check_wanted(call_id: int) -> bool:
+    """Whether Koe listens for an answering machine itself: an outbound call that no
+    verdict has reached yet."""
+    return PhoneCall.objects.filter(
+        call_id=call_id, direction=Direction.OUTBOUND, answered_by=""
+    ).exists()
+
+
+def own_verdict(call_id: int, answered_by: str) -> str | None:
+    """Koe's own check decided: kept if the carrier has said nothing yet; returns what the
+    call does (``voicemail_message``), or None."""
+    if not PhoneCall.objects.filter(call_id=call_id, answered_by="").update(
+        answered_by=answered_by
+    ):
+        return None  # the carrier's verdict came first, and was acted on
+    phone_call = PhoneCall.objects.select_related("agent").get(call_id=call_id)
+    return voicemail_message(phone_call, answered_by)
