@@ -23,7 +23,14 @@ from tests.fakes.twilio import parse_twiml_stream, twilio_signature
 from tests.fakes.twilio_rest import FakeTwilioRest, ScriptedError
 from tests.realtime.doubles import ScriptedConnection, ScriptedProvider
 from tests.realtime.helpers import eventually
-from tests.telephony.conftest import ACCOUNT_SID, AUTH_TOKEN, NUMBER, Line, make_line
+from tests.telephony.conftest import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    NUMBER,
+    Line,
+    make_line,
+    voicemail_responder,
+)
 from tests.telephony.test_twilio_stream import Twilio, opened
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -161,15 +168,7 @@ def test_an_answering_machine_gets_the_voicemail_message_then_the_call_ends(
     carrier: FakeTwilioRest,
     scripted_provider: type[ScriptedProvider],
 ) -> None:
-    def responder(event: dict[str, Any], connection: ScriptedConnection) -> None:
-        if event["type"] == "response.cancel":  # the greeting, cut short
-            connection.push({"type": "response.done", "response": {"id": "resp_greeting",
-                             "status": "cancelled", "output": []}})  # fmt: skip
-        instructions = (event.get("response") or {}).get("instructions") or ""
-        if event["type"] == "response.create" and "answering machine" in instructions:
-            connection.speak("resp_voicemail", "Please call Acme Dental back.", seconds=0.3)
-
-    scripted_provider.responder = responder
+    scripted_provider.responder = voicemail_responder
     place(tenant_a, agent=outbound_line.agent.public_id, to=CALLEE, **{"from": NUMBER})
     phone_call = PhoneCall.objects.get()
     token = parse_twiml_stream(carrier.calls[phone_call.carrier_call_id].twiml or "")[1]["token"]

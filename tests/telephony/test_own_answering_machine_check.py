@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from typing import Any
 
 import numpy as np
 import pytest
@@ -19,8 +18,8 @@ from speech.g711 import encode_ulaw
 from tests.conftest import TenantWorld
 from tests.fakes.twilio import parse_twiml_stream
 from tests.fakes.twilio_rest import FakeTwilioRest
-from tests.realtime.doubles import ScriptedConnection, ScriptedProvider
-from tests.telephony.conftest import NUMBER, Line
+from tests.realtime.doubles import ScriptedProvider
+from tests.telephony.conftest import NUMBER, Line, voicemail_responder
 from tests.telephony.test_outbound import CALLEE, callback, carrier, outbound_line, place  # noqa: F401
 from tests.telephony.test_twilio_stream import Twilio, opened
 
@@ -75,15 +74,6 @@ def test_the_first_seconds_tell_a_person_from_a_machine(
 def test_what_is_not_base64_is_ignored() -> None:
     check = GreetingCheck()
     assert check.feed("not base64!") is None and check.elapsed == 0
-
-
-def voicemail_responder(event: dict[str, Any], connection: ScriptedConnection) -> None:
-    if event["type"] == "response.cancel":  # the greeting, cut short
-        connection.push({"type": "response.done", "response": {"id": "resp_greeting",
-                         "status": "cancelled", "output": []}})  # fmt: skip
-    instructions = (event.get("response") or {}).get("instructions") or ""
-    if event["type"] == "response.create" and "answering machine" in instructions:
-        connection.speak("resp_voicemail", "Please call Acme Dental back.", seconds=0.3)
 
 
 def ring_out(world: TenantWorld, line: Line, carrier: FakeTwilioRest) -> tuple[PhoneCall, str]:  # noqa: F811

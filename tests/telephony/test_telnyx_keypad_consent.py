@@ -6,7 +6,6 @@ or the call is hung up when the agent takes calls only with consent."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -19,19 +18,11 @@ from tests.conftest import TenantWorld
 from tests.fakes.telnyx import FakeTelnyxRest, call_event
 from tests.realtime.doubles import ScriptedProvider
 from tests.telephony.conftest import CALLER, NUMBER
-from tests.telephony.telnyx_line import API_KEY, KEYS_B, make_telnyx_line, post_event, ring
+from tests.telephony.telnyx_line import KEYS_B, make_telnyx_line, post_event, ring
 from tests.telephony.test_telnyx_stream import Telnyx, opened
 
 pytestmark = pytest.mark.django_db(transaction=True)
 CONSENT_TEXT = "We keep a transcript of this call to serve you better."
-
-
-@pytest.fixture
-def telnyx_api(settings: Any) -> Iterator[FakeTelnyxRest]:
-    with FakeTelnyxRest(API_KEY) as fake:
-        settings.KOE_TELNYX_API_URL = fake.base_url
-        yield fake
-        telnyx.commands.wait()
 
 
 def keypad_line(world: TenantWorld, **agent_fields: Any) -> None:

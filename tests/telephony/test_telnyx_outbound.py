@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -23,21 +22,13 @@ from tests.conftest import TenantWorld
 from tests.factories import ToolFactory
 from tests.fakes.telnyx import FakeTelnyxRest, TelnyxKeys, call_event
 from tests.realtime.doubles import ScriptedConnection, ScriptedProvider
-from tests.telephony.conftest import NUMBER, Line
+from tests.telephony.conftest import NUMBER, Line, voicemail_responder
 from tests.telephony.telnyx_line import API_KEY, KEYS_A, KEYS_B, make_telnyx_line, post_event
 from tests.telephony.test_telnyx_stream import Telnyx, answered, opened
 
 pytestmark = pytest.mark.django_db(transaction=True)
 CALLEE = "+14155550177"
 CONNECTION_ID = "1684641123236054244"
-
-
-@pytest.fixture
-def telnyx_api(settings: Any) -> Iterator[FakeTelnyxRest]:
-    with FakeTelnyxRest(API_KEY) as fake:
-        settings.KOE_TELNYX_API_URL = fake.base_url
-        yield fake
-        telnyx.commands.wait()
 
 
 @pytest.fixture
@@ -208,15 +199,7 @@ def test_an_answering_machine_gets_the_voicemail_message_after_its_greeting(
     telnyx_api: FakeTelnyxRest,
     scripted_provider: type[ScriptedProvider],
 ) -> None:
-    def responder(event: dict[str, Any], connection: ScriptedConnection) -> None:
-        if event["type"] == "response.cancel":  # the greeting, cut short
-            connection.push({"type": "response.done", "response": {"id": "resp_greeting",
-                             "status": "cancelled", "output": []}})  # fmt: skip
-        instructions = (event.get("response") or {}).get("instructions") or ""
-        if event["type"] == "response.create" and "answering machine" in instructions:
-            connection.speak("resp_voicemail", "Please call Acme Dental back.", seconds=0.3)
-
-    scripted_provider.responder = responder
+    scripted_provider.responder = voicemail_responder
     place(tenant_a, agent=outbound_line.agent.public_id, to=CALLEE, **{"from": NUMBER})
     phone_call = PhoneCall.objects.get()
     call_control_id = phone_call.carrier_call_id

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -32,14 +31,6 @@ from tests.telephony.telnyx_line import API_KEY, make_telnyx_line, ring
 pytestmark = pytest.mark.django_db(transaction=True)
 STREAM = "/v1/telephony/telnyx/stream"
 STREAM_ID = "32DE0DEA-53CB-4B21-89A4-9E1819C043BC"
-
-
-@pytest.fixture
-def telnyx_api(settings: Any) -> Iterator[FakeTelnyxRest]:
-    with FakeTelnyxRest(API_KEY) as fake:
-        settings.KOE_TELNYX_API_URL = fake.base_url
-        yield fake
-        telnyx.commands.wait()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ ignored, storing nothing."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -35,14 +34,6 @@ FORGED_BODY = (
     b'{"data": {"event_type": "call.initiated", "payload": {"to": "+14155550100", '
     b'"direction": "incoming", "call_control_id": "v3:forged"}}}'
 )
-
-
-@pytest.fixture
-def telnyx_api(settings: Any) -> Iterator[FakeTelnyxRest]:
-    with FakeTelnyxRest(API_KEY) as fake:
-        settings.KOE_TELNYX_API_URL = fake.base_url
-        yield fake
-        telnyx.commands.wait()
 
 
 @pytest.fixture
