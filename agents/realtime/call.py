@@ -65,6 +65,7 @@ SESSION_EVENTS = frozenset({events.SESSION_CREATED, events.SESSION_UPDATED})
 # How long a caller whose call ended waits for the end to be written before being told.
 RECORD_BEFORE_CLOSE_SECONDS = 2.0
 MAX_GOODBYE_SECONDS = 15.0
+UPSTREAM_CLOSE_SECONDS = 1.0
 # The relay's latency histograms, labelled once (not on each of 50 events a second).
 CLIENT_TO_PROVIDER = RELAY_LATENCY.labels("client_to_provider")
 PROVIDER_TO_CLIENT = RELAY_LATENCY.labels("provider_to_client")
@@ -505,8 +506,7 @@ class Call:
 
     async def _renew(self, reason: str) -> bool:
         self.log("provider session lost (%s); opening another", reason)
-        with contextlib.suppress(Exception):
-            await self.upstream.close()
+        await self._close_upstream(self.upstream)
         if self.policy.response_active or self.turns.requested:
             self.response_wanted = True
         if self.policy.response_active:
@@ -523,7 +523,10 @@ class Call:
             except Exception as error:
                 self.log("opening a provider session failed (%r), try %d", error, attempt)
                 await asyncio.sleep(0.25 * attempt)
-        if upstream is None or self.ended:
+        if upstream is None:
+            return False
+        if self.ended:  # the call ended while the session opened: nobody will use it
+            await self._close_upstream(upstream)
             return False
         self.upstream = upstream
         self.sessions += 1
@@ -549,6 +552,13 @@ class Call:
         self.spawn(self._count_sessions())
         self.log("provider session renewed (%d items carried over)", len(replayed))
         return True
+
+    @staticmethod
+    async def _close_upstream(upstream: ProviderConnection) -> None:
+        """Close a provider session, waiting at most a moment: a broken connection's
+        closing handshake may never be answered (websockets would wait 10 s)."""
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(upstream.close(), UPSTREAM_CLOSE_SECONDS)
 
     async def _count_sessions(self) -> None:
         sessions = self.sessions
@@ -597,8 +607,7 @@ class Call:
             raise
         finally:
             if hasattr(self, "upstream"):
-                with contextlib.suppress(Exception):
-                    await self.upstream.close()
+                await self._close_upstream(self.upstream)
         farewell = None
         if notify and reason != EndReason.CLIENT_CLOSED:
             error_type = "server_error" if reason in SERVER_FAULTS else "invalid_request_error"
