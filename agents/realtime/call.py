@@ -448,6 +448,9 @@ class Call:
         if kind == events.RESPONSE_CREATE and not from_client:
             self.response_wanted = True
         elif from_client:
+            requested = self.turns.requested
+            if kind == events.RESPONSE_CREATE and requested and requested[-1] == CLIENT:
+                requested.pop()  # counted again when the new session is sent it
             self.held_frames.append(frame)
 
     def _follow_session(self, event: dict[str, Any]) -> bool:

@@ -274,3 +274,42 @@ def test_an_agent_may_talk_for_longer_than_a_providers_session(
         path, {"max_call_duration_seconds": 4 * 3600 + 1}, content_type="application/json"
     )
     assert too_long.status_code == 400, too_long.content
+
+
+def test_client_events_sent_while_a_session_opens_follow_the_replay_once(
+    tenant_a: TenantWorld,
+    openai_agent: Agent,
+    scripted_provider: type[ScriptedProvider],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    opening = scripted_provider.connect
+
+    async def slowly(self: ScriptedProvider, *args: Any) -> Any:
+        if scripted_provider.connections:
+            await asyncio.sleep(0.3)  # the second session takes a moment to open
+        return await opening(self, *args)
+
+    monkeypatch.setattr(scripted_provider, "connect", slowly)
+
+    async def scenario() -> list[str]:
+        communicator = await connect(
+            f"/v1/realtime?model={openai_agent.public_id}", auth_headers(tenant_a.secret)
+        )
+        await eventually(lambda: len(scripted_provider.connections) == 1)
+        await asyncio.sleep(0.1)
+        scripted_provider.connections[0].hang_up()
+        await asyncio.sleep(0.1)  # the renewal is under way
+        await communicator.send_json_to({"type": "input_audio_buffer.append", "audio": "AAAA"})
+        await communicator.send_json_to({"type": "response.create"})
+        await eventually(lambda: len(scripted_provider.connections) == 2, timeout=5)
+        second = scripted_provider.connections[1]
+        await eventually(lambda: any(e["type"] == "response.create" for e in second.sent))
+        await communicator.disconnect()
+        return [event["type"] for event in second.sent]
+
+    sent = asyncio.run(scenario())
+    # The agent's configuration, the replay, then the client's request, once; its audio,
+    # spoken while no session was there to hear it, is not sent.
+    assert sent[0] == "session.update"
+    assert sent.count("response.create") == 1 and sent[-1] == "response.create"
+    assert "input_audio_buffer.append" not in sent
