@@ -15,6 +15,7 @@ import contextlib
 import logging
 import re
 import time
+from collections import deque
 from datetime import datetime
 from typing import Any
 
@@ -66,6 +67,7 @@ SESSION_EVENTS = frozenset({events.SESSION_CREATED, events.SESSION_UPDATED})
 RECORD_BEFORE_CLOSE_SECONDS = 2.0
 MAX_GOODBYE_SECONDS = 15.0
 UPSTREAM_CLOSE_SECONDS = 1.0
+SESSION_UPDATES_KEPT = 50
 # The relay's latency histograms, labelled once (not on each of 50 events a second).
 CLIENT_TO_PROVIDER = RELAY_LATENCY.labels("client_to_provider")
 PROVIDER_TO_CLIENT = RELAY_LATENCY.labels("provider_to_client")
@@ -124,8 +126,10 @@ class Call:
         self.session_clock = SessionClock(float(settings.KOE_PROVIDER_SESSION_SECONDS))
         self.replay_filter = ReplayFilter()
         self.renewing: asyncio.Future[bool] | None = None
-        self.held_frames: list[str] = []  # the client's events while a session opens
-        self.client_session_updates: list[str] = []  # replayed into a new session
+        # The client's events while a session opens, with their types.
+        self.held_frames: list[tuple[str, str]] = []
+        # Replayed into a new session, in order (the latest few: each one merges).
+        self.client_session_updates: deque[str] = deque(maxlen=SESSION_UPDATES_KEPT)
         self.response_wanted = False  # a response was asked for while a session opened
         self.response_id = ""  # the response in progress (to close it if it is cut off)
         self.caller_speaking = False
@@ -451,7 +455,7 @@ class Call:
             requested = self.turns.requested
             if kind == events.RESPONSE_CREATE and requested and requested[-1] == CLIENT:
                 requested.pop()  # counted again when the new session is sent it
-            self.held_frames.append(frame)
+            self.held_frames.append((kind, frame))
 
     def _follow_session(self, event: dict[str, Any]) -> bool:
         """The session's own news, before the caller's client sees an event: False for
@@ -543,8 +547,8 @@ class Call:
                 await upstream.send(frame)
             for event in replayed:
                 await upstream.send(orjson.dumps(event).decode())
-            for frame in held:
-                if '"response.create"' in frame:
+            for kind, frame in held:
+                if kind == events.RESPONSE_CREATE:
                     self.turns.requested.append(CLIENT)
                 await upstream.send(frame)
         except ProviderError as error:
