@@ -22,6 +22,14 @@ logger = logging.getLogger("koe.beat")
 LONGEST_SLEEP_SECONDS = 60.0
 
 
+def load_tasks() -> None:
+    """Import every app's tasks module, as a worker does at start: a serving process
+    imports only those its code uses, and the schedule names others (batches' dispatch)."""
+    from koe.celery import app
+
+    app.loader.import_default_modules()
+
+
 def _run(name: str) -> None:
     from django.db import close_old_connections
 
@@ -37,6 +45,7 @@ async def run_schedule(beat_schedule: dict[str, dict[str, Any]] | None = None) -
     """Forever: run each scheduled task when it is due (first after one interval)."""
     from koe.celery import app
 
+    await sync_to_async(load_tasks, thread_sensitive=False)()
     schedule_entries = app.conf.beat_schedule if beat_schedule is None else beat_schedule
     entries: list[tuple[str, BaseSchedule]] = [
         (entry["task"], maybe_schedule(entry["schedule"], app=app))

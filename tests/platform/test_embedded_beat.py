@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from typing import Any
 
 import pytest
 
 from koe import embedded_beat
 from koe.celery import app
+from tests.live import ROOT
 
 
 def test_every_scheduled_task_runs_when_due_and_a_failure_stops_nothing(
@@ -44,3 +48,28 @@ def test_every_scheduled_task_runs_when_due_and_a_failure_stops_nothing(
 def test_each_scheduled_task_exists(name: str) -> None:
     app.loader.import_default_modules()
     assert app.conf.beat_schedule[name]["task"] in app.tasks
+
+
+def test_a_fresh_serving_process_finds_every_scheduled_task() -> None:
+    """A server imports only the task modules its code uses; the schedule names others
+    (the batches' dispatch was NotRegistered in ./scripts/run until they were loaded)."""
+    code = (
+        "import django; django.setup()\n"
+        "from koe import embedded_beat\n"
+        "from koe.celery import app\n"
+        "names = [entry['task'] for entry in app.conf.beat_schedule.values()]\n"
+        "before = [name for name in names if name not in app.tasks]\n"
+        "embedded_beat.load_tasks()\n"
+        "after = [name for name in names if name not in app.tasks]\n"
+        "print(bool(before), after)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "koe.settings"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "True []"
