@@ -27,7 +27,9 @@ def load_tasks() -> None:
     imports only those its code uses, and the schedule names others (batches' dispatch)."""
     from koe.celery import app
 
-    app.loader.import_default_modules()
+    # Forced: the lazy autodiscovery is a promise kept once, and may have been kept
+    # before the apps were ready.
+    app.autodiscover_tasks(force=True)
 
 
 def _run(name: str) -> None:
