@@ -11,11 +11,9 @@ through the small ``CallTransport`` interface. It knows nothing of Channels.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 import time
-from collections import deque
 from datetime import datetime
 from typing import Any
 
@@ -31,30 +29,21 @@ from agents.realtime.errors import ClientEventRejected, error_event
 from agents.realtime.keeping import CallKeeping
 from agents.realtime.policy import PolicyState, oversized, parse_client_frame
 from agents.realtime.presentation import ServerToolPresenter
-from agents.realtime.providers import ProviderConnection, ProviderError, get_provider
-from agents.realtime.rollover import (
-    OPEN_ATTEMPTS,
-    QUIET_SECONDS,
-    ReplayFilter,
-    SessionClock,
-    cut_off,
-    expired,
-    replay_events,
-)
+from agents.realtime.provider_session import ProviderSession
+from agents.realtime.providers import ProviderError
 from agents.realtime.session_config import agent_settings, greeting_response, session_update
 from agents.realtime.tracker import CallTracker, ProviderFault
-from agents.realtime.turns import CLIENT, ResponseTurns
+from agents.realtime.turns import ResponseTurns
 from billing import budgets
 from calls.metrics import (
     ACTIVE_CALLS,
     CALLS_ENDED,
     CALLS_STARTED,
     CLIENT_EVENTS_REJECTED,
-    PROVIDER_SESSIONS_RENEWED,
     RELAY_LATENCY,
     UPSTREAM_ERRORS,
 )
-from calls.models import CallSession, EndReason
+from calls.models import EndReason
 from calls.recordings import CallRecorder, start_recorder
 from foundation.call_threads import on_call_threads
 from tools.functions import functions_by_name
@@ -66,8 +55,6 @@ SESSION_EVENTS = frozenset({events.SESSION_CREATED, events.SESSION_UPDATED})
 # How long a caller whose call ended waits for the end to be written before being told.
 RECORD_BEFORE_CLOSE_SECONDS = 2.0
 MAX_GOODBYE_SECONDS = 15.0
-UPSTREAM_CLOSE_SECONDS = 1.0
-SESSION_UPDATES_KEPT = 50
 # The relay's latency histograms, labelled once (not on each of 50 events a second).
 CLIENT_TO_PROVIDER = RELAY_LATENCY.labels("client_to_provider")
 PROVIDER_TO_CLIENT = RELAY_LATENCY.labels("provider_to_client")
@@ -88,8 +75,6 @@ TRANSFER_FAILED = (
 class Call:
     """One live call. ``connect_provider()``, then ``start()``; the transport feeds it
     ``client_frame``/``oversized_frame`` and control messages; it ends exactly once."""
-
-    upstream: ProviderConnection
 
     def __init__(self, grant: CallGrant, transport: CallTransport) -> None:
         self.grant = grant
@@ -121,27 +106,15 @@ class Call:
         self.event_transport: EventTransport | None = (
             transport if hasattr(transport, "deliver_event") else None  # type: ignore[assignment]
         )
-        # The provider session, renewed when it drops or nears its limit (rollover.py).
-        self.sessions = 1
-        self.session_clock = SessionClock(float(settings.KOE_PROVIDER_SESSION_SECONDS))
-        self.replay_filter = ReplayFilter()
-        self.renewing: asyncio.Future[bool] | None = None
-        # The client's events while a session opens, with their types.
-        self.held_frames: list[tuple[str, str]] = []
-        # Replayed into a new session, in order (the latest few: each one merges).
-        self.client_session_updates: deque[str] = deque(maxlen=SESSION_UPDATES_KEPT)
-        self.response_wanted = False  # a response was asked for while a session opened
-        self.response_id = ""  # the response in progress (to close it if it is cut off)
-        self.caller_speaking = False
+        # Renewed when it drops or nears its limit (provider_session.py).
+        self.provider = ProviderSession(self)
 
     # --- opening ---------------------------------------------------------------------------
     async def connect_provider(self) -> None:
         """Open the provider session. If it cannot be opened, the call's end is recorded
         (``provider_error``) and ProviderError raised: the transport refuses the caller."""
         try:
-            self.upstream = await get_provider(self.grant.provider).connect(
-                self.config, self.grant.credentials
-            )
+            await self.provider.open()
         except Exception as error:
             self.ended = True  # the call never started: nothing to relay or record later
             UPSTREAM_ERRORS.labels(self.grant.provider).inc()
@@ -177,7 +150,7 @@ class Call:
         except ProviderError as error:
             await self.end(EndReason.PROVIDER_ERROR, str(error), notify=True)
             return
-        self.spawn(self._relay_upstream())
+        self.spawn(self.relay_upstream())
         self.spawn(self._watch_limits())
         if self.recorder is not None:
             self.spawn(self.recorder.flush_periodically())  # "flush*": finished in end()
@@ -209,9 +182,7 @@ class Call:
         text = client_event.frame(frame if isinstance(frame, str) else "")
         if client_event.type == events.RESPONSE_CREATE and not self.turns.client_request(text):
             return  # held back until the response Koe asked for is done
-        if client_event.type == events.SESSION_UPDATE:
-            self.client_session_updates.append(text)
-        if await self._to_provider(text, client_event.type, from_client=True):
+        if await self.provider.send(text, client_event.type, from_client=True):
             CLIENT_TO_PROVIDER.observe(time.perf_counter() - started)
 
     async def append_audio(self, payload: str) -> None:
@@ -229,7 +200,7 @@ class Call:
             self.recorder.caller_audio(payload)
         # Spliced safely: the payload is only base64's characters.
         frame = APPEND_PREFIX + payload + APPEND_SUFFIX
-        if await self._to_provider(frame, events.INPUT_AUDIO_APPEND, from_client=True):
+        if await self.provider.send(frame, events.INPUT_AUDIO_APPEND, from_client=True):
             CLIENT_TO_PROVIDER.observe(time.perf_counter() - started)
 
     async def oversized_frame(self, size: int) -> None:
@@ -253,11 +224,12 @@ class Call:
             self.recorder.truncate(event["item_id"], event["audio_end_ms"])
 
     # --- provider -> caller ----------------------------------------------------------------
-    async def _relay_upstream(self) -> None:
-        upstream = self.upstream
+    async def relay_upstream(self) -> None:
+        """The current provider session's events to the caller, until it or the call ends."""
+        upstream = self.provider.upstream
         try:
             async for frame in upstream:
-                if not await self._relay_event(frame):
+                if not await self.relay_event(frame):
                     return
             detail = "The provider closed the session."
         except ProviderError as error:
@@ -266,11 +238,11 @@ class Call:
             await self.fail(error, "relay")
             return
         # A session replaced already (its successor has its own relay), or the call over.
-        stale = upstream is not self.upstream or self.ended
-        if not stale and not await self.renew_provider_session(detail):
+        stale = upstream is not self.provider.upstream or self.ended
+        if not stale and not await self.provider.renew(detail):
             await self.end(EndReason.PROVIDER_ERROR, detail, notify=True)
 
-    async def _relay_event(self, frame: str) -> bool:
+    async def relay_event(self, frame: str) -> bool:
         """One provider event to the caller, and what follows from it; False once ended."""
         started = time.perf_counter()
         try:
@@ -281,7 +253,7 @@ class Call:
         if not isinstance(event, dict):
             self.log("provider sent a non-object event; dropped")
             return True
-        if not self._follow_session(event):
+        if not self.provider.follow(event):
             return True
         outcome = self.tracker.server_event(event)
         self.turns.follow(event)
@@ -351,7 +323,7 @@ class Call:
             return
         for request in self.turns.after_response():
             if isinstance(request, str):  # a client's, as it sent it
-                await self._to_provider(request, events.RESPONSE_CREATE, from_client=True)
+                await self.provider.send(request, events.RESPONSE_CREATE, from_client=True)
             else:
                 await self.send_upstream(request)
 
@@ -407,8 +379,8 @@ class Call:
             if reached is not None:
                 await self.end(*reached, notify=True)
                 return
-            if self.session_clock.due(clock) and self._quiet(clock):
-                self.spawn(self.renew_provider_session("its time limit is near"))
+            if self.provider.due_for_renewal(clock):
+                self.spawn(self.provider.renew("its time limit is near"))
 
     def limit_reached(self, clock: float) -> tuple[str, str] | None:
         """The end reason and detail if the call has run too long or been idle too long."""
@@ -426,154 +398,6 @@ class Call:
             logger.exception("budget check failed tenant=%s call=%s", *self.ids())
             return False
         return budget.ends_live_calls
-
-    # --- the provider session: kept, and renewed when it goes away (rollover.py) -----------
-    async def _to_provider(self, frame: str, kind: str, *, from_client: bool) -> bool:
-        """One frame for the provider session; a session that is gone is renewed, with the
-        frame held for the new one where it still means something. False: not sent."""
-        if self.renewing is None:
-            try:
-                await self.upstream.send(frame)
-                return True
-            except ProviderError as error:
-                self._hold(frame, kind, from_client)
-                if not await self.renew_provider_session(str(error)):
-                    await self.end(EndReason.PROVIDER_ERROR, str(error), notify=True)
-                return False
-        self._hold(frame, kind, from_client)
-        return False
-
-    def _hold(self, frame: str, kind: str, from_client: bool) -> None:
-        """What a frame becomes while the session is renewed: caller audio has nowhere to
-        go; Koe's tool outputs are carried over by the replay, its response requests by
-        one request after it; the client's other events wait for the new session."""
-        if kind == events.INPUT_AUDIO_APPEND:
-            return
-        if kind == events.RESPONSE_CREATE and not from_client:
-            self.response_wanted = True
-        elif from_client:
-            requested = self.turns.requested
-            if kind == events.RESPONSE_CREATE and requested and requested[-1] == CLIENT:
-                requested.pop()  # counted again when the new session is sent it
-            self.held_frames.append((kind, frame))
-
-    def _follow_session(self, event: dict[str, Any]) -> bool:
-        """The session's own news, before the caller's client sees an event: False for
-        events that are not for it (a new session's echoes of the carried-over
-        conversation, the old one's notice that it expired)."""
-        kind = event.get("type")
-        if kind == events.SESSION_CREATED:
-            self.session_clock.created(event)
-        if self.replay_filter.swallows(event):
-            return False
-        if expired(event):
-            self.log("the provider session expired; renewing it")
-            self.spawn(self.renew_provider_session("the provider session expired"))
-            return False
-        if kind == events.RESPONSE_CREATED:
-            response = event.get("response")
-            self.response_id = str(response.get("id", "")) if isinstance(response, dict) else ""
-        elif kind == events.SPEECH_STARTED:
-            self.caller_speaking = True
-        elif kind in (events.SPEECH_STOPPED, events.INPUT_AUDIO_COMMITTED):
-            self.caller_speaking = False
-        return True
-
-    def _quiet(self, clock: float) -> bool:
-        """A moment to replace the session unnoticed: nobody speaking, nothing asked for."""
-        return (
-            not self.policy.response_active
-            and not self.turns.requested
-            and not self.caller_speaking
-            and clock - self.tracker.last_activity >= QUIET_SECONDS
-        )
-
-    async def renew_provider_session(self, reason: str) -> bool:
-        """Replace the provider session with a new one that has the conversation so far;
-        True when the call goes on (callers that find a renewal under way wait for it)."""
-        if self.ended:
-            return False
-        if self.renewing is not None:
-            return await asyncio.shield(self.renewing)
-        if self.session_clock.failing(self.sessions):
-            self.log("provider session lost again (%s); the provider is failing", reason)
-            return False
-        self.renewing = asyncio.get_running_loop().create_future()
-        renewed = False
-        try:
-            renewed = await self._renew(reason)
-        finally:
-            self.renewing.set_result(renewed)
-            self.renewing = None
-        if renewed and self.response_wanted:
-            # A response cut off, or asked for meanwhile: the agent answers in the new one.
-            self.response_wanted = False
-            await self.request_response()
-        return renewed
-
-    async def _renew(self, reason: str) -> bool:
-        self.log("provider session lost (%s); opening another", reason)
-        await self._close_upstream(self.upstream)
-        if self.policy.response_active or self.turns.requested:
-            self.response_wanted = True
-        if self.policy.response_active:
-            # The caller's client saw the response start: it is told it ended.
-            await self._relay_event(orjson.dumps(cut_off(self.response_id)).decode())
-        self.turns.requested.clear()  # asked of the old session: never to be created
-        upstream = None
-        for attempt in range(1, OPEN_ATTEMPTS + 1):
-            try:
-                upstream = await get_provider(self.grant.provider).connect(
-                    self.config, self.grant.credentials
-                )
-                break
-            except Exception as error:
-                self.log("opening a provider session failed (%r), try %d", error, attempt)
-                await asyncio.sleep(0.25 * attempt)
-        if upstream is None:
-            return False
-        if self.ended:  # the call ended while the session opened: nobody will use it
-            await self._close_upstream(upstream)
-            return False
-        self.upstream = upstream
-        self.sessions += 1
-        self.session_clock.opened_now()
-        replayed = replay_events(self.tracker.transcript)
-        self.replay_filter.expect(len(self.client_session_updates) + 1, replayed)
-        held, self.held_frames = self.held_frames, []
-        try:
-            await upstream.send(orjson.dumps(session_update(self.config)).decode())
-            for frame in self.client_session_updates:
-                await upstream.send(frame)
-            for event in replayed:
-                await upstream.send(orjson.dumps(event).decode())
-            for kind, frame in held:
-                if kind == events.RESPONSE_CREATE:
-                    self.turns.requested.append(CLIENT)
-                await upstream.send(frame)
-        except ProviderError as error:
-            self.log("the new provider session failed at once: %s", error)
-            return False
-        self.spawn(self._relay_upstream())
-        PROVIDER_SESSIONS_RENEWED.labels(self.grant.provider).inc()
-        self.spawn(self._count_sessions())
-        self.log("provider session renewed (%d items carried over)", len(replayed))
-        return True
-
-    @staticmethod
-    async def _close_upstream(upstream: ProviderConnection) -> None:
-        """Close a provider session, waiting at most a moment: a broken connection's
-        closing handshake may never be answered (websockets would wait 10 s)."""
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(upstream.close(), UPSTREAM_CLOSE_SECONDS)
-
-    async def _count_sessions(self) -> None:
-        sessions = self.sessions
-        await on_call_threads(
-            lambda: CallSession.objects.filter(
-                pk=self.grant.call_id, provider_sessions__lt=sessions
-            ).update(provider_sessions=sessions)
-        )()
 
     # --- ending ----------------------------------------------------------------------------
     async def end_for_shutdown(self) -> None:
@@ -613,8 +437,7 @@ class Call:
             await recording
             raise
         finally:
-            if hasattr(self, "upstream"):
-                await self._close_upstream(self.upstream)
+            await self.provider.close()
         farewell = None
         if notify and reason != EndReason.CLIENT_CLOSED:
             error_type = "server_error" if reason in SERVER_FAULTS else "invalid_request_error"
@@ -643,9 +466,9 @@ class Call:
 
     # --- helpers ---------------------------------------------------------------------------
     async def send_upstream(self, event: dict[str, Any]) -> None:
-        """One of Koe's own events for the provider session (see ``_to_provider``)."""
+        """One of Koe's own events for the provider session (``ProviderSession.send``)."""
         kind = str(event.get("type", ""))
-        await self._to_provider(orjson.dumps(event).decode(), kind, from_client=False)
+        await self.provider.send(orjson.dumps(event).decode(), kind, from_client=False)
 
     async def send_event(self, event: dict[str, Any]) -> None:
         await self.transport.deliver(orjson.dumps(event).decode())
