@@ -16,7 +16,15 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from foundation.checks import check_fernet_keys
-from foundation.env import development_secrets, env_bool, env_float, env_int, env_list, env_str
+from foundation.env import (
+    development_secrets,
+    env_bool,
+    env_float,
+    env_ice_servers,
+    env_int,
+    env_list,
+    env_str,
+)
 
 BASE_DIR = Path(__file__).resolve().parents[1]
 VAR_DIR = Path(env_str("KOE_VAR_DIR") or BASE_DIR / "var")
@@ -342,6 +350,10 @@ KOE_DRAIN_SECONDS = env_float("KOE_DRAIN_SECONDS", 300.0)
 # expires_at its session.created gives): OpenAI ends Realtime sessions at 60 minutes. A
 # session that drops is replaced at once (agents.realtime.rollover).
 KOE_PROVIDER_SESSION_SECONDS = env_float("KOE_PROVIDER_SESSION_SECONDS", 3600.0)
+# WebRTC calls (POST /v1/realtime/calls): the STUN/TURN servers Koe's side uses and hands
+# to browsers with their session token, as JSON: [{"urls": [...], "username": ..,
+# "credential": ..}]. Empty: host candidates only (a LAN, loopback, a public host).
+KOE_ICE_SERVERS = env_ice_servers("KOE_ICE_SERVERS")
 
 # --- i18n, static, media -----------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

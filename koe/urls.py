@@ -14,6 +14,7 @@ from agents.telephony.batches_api import router as batches_router
 from agents.telephony.calls_api import router as phone_calls_router
 from agents.telephony.telnyx_views import telnyx_webhook
 from agents.telephony.views import twilio_amd, twilio_consent, twilio_status, twilio_voice
+from agents.webrtc.views import realtime_calls
 from billing.api import router as usage_router
 from foundation.api import api, api_urls, not_found_view
 from foundation.docs import docs_page
@@ -41,6 +42,8 @@ urlpatterns = [
     path("v1/telephony/twilio/amd", twilio_amd, name="twilio_amd"),
     path("v1/telephony/twilio/consent", twilio_consent, name="twilio_consent"),
     path("v1/telephony/telnyx/webhook", telnyx_webhook, name="telnyx_webhook"),
+    # WebRTC: an SDP offer in, an SDP answer out (not JSON: outside the keyed API).
+    path("v1/realtime/calls", realtime_calls, name="realtime_calls"),
     path("v1/", api_urls()),
     # Anything else under /v1 (the bare prefix too) answers a JSON 404, not a page.
     re_path(r"^v1(?:/(?P<rest>.*))?$", not_found_view),

@@ -19,8 +19,9 @@ from agents.consent import consent_text_for
 from agents.models import Agent, WidgetKey
 from agents.realtime import tokens
 from agents.realtime.access import AccessDenied
-from calls.models import Channel
-from foundation.api import error_response, error_responses
+from calls.control import EndOutcome, request_call_end
+from calls.models import CallSession, Channel
+from foundation.api import error_response, error_responses, request_tenant
 from foundation.http import client_ip
 
 router = Router(tags=["realtime"])
@@ -95,6 +96,23 @@ def create_client_secret(
             error_type=denied.error_type,
         )
     return minted.response()
+
+
+@router.post(
+    "/calls/{call_id}/hangup",
+    response={200: None, **error_responses(404, 503)},
+    summary="End a live call (WebRTC, WebSocket or phone), as OpenAI's hangup does",
+)
+def hangup_call(request: HttpRequest, call_id: str) -> HttpResponse:
+    call = CallSession.objects.filter(tenant=request_tenant(request), public_id=call_id).first()
+    if call is None:
+        raise HttpError(404, f"No call {call_id!r} in this tenant.")
+    outcome = request_call_end(call, "the API", detail="Hung up through the API.")
+    if outcome == EndOutcome.UNREACHABLE:
+        return error_response(
+            request, 503, "The call could not be reached; try again.", code="unreachable"
+        )
+    return HttpResponse(status=200)  # also for a call that had ended: the outcome is the same
 
 
 def _cors(response: HttpResponse, origin: str, methods: str = "POST, OPTIONS") -> HttpResponse:

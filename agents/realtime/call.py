@@ -24,7 +24,13 @@ from django.utils.timezone import now
 from agents.realtime import events, shutdown
 from agents.realtime.access import CallGrant
 from agents.realtime.call_tools import CallTools
-from agents.realtime.call_transport import CallTransport, EventTransport, TransferringTransport
+from agents.realtime.call_transport import (
+    PLAYED_EVENTS,
+    CallTransport,
+    EventTransport,
+    PlayingTransport,
+    TransferringTransport,
+)
 from agents.realtime.errors import ClientEventRejected, error_event
 from agents.realtime.keeping import CallKeeping
 from agents.realtime.policy import PolicyState, oversized, parse_client_frame
@@ -105,6 +111,9 @@ class Call:
         self.started = time.monotonic()
         self.event_transport: EventTransport | None = (
             transport if hasattr(transport, "deliver_event") else None  # type: ignore[assignment]
+        )
+        self.player: PlayingTransport | None = (
+            transport if hasattr(transport, "play") else None  # type: ignore[assignment]
         )
         # Renewed when it drops or nears its limit (provider_session.py).
         self.provider = ProviderSession(self)
@@ -257,19 +266,9 @@ class Call:
             return True
         outcome = self.tracker.server_event(event)
         self.turns.follow(event)
-        if self.event_transport is not None:
-            if not await self.event_transport.deliver_event(event):
-                await self.end(EndReason.CLIENT_CLOSED, "The client went away.")
-                return False
-        else:
-            if event.get("type") in SESSION_EVENTS:
-                frame = self._presented_session(event)
-            presented = self.presenter.present(event)
-            frames = [frame] if presented is None else [orjson.dumps(e).decode() for e in presented]
-            for shown in frames:
-                if not await self.transport.deliver(shown):
-                    await self.end(EndReason.CLIENT_CLOSED, "The client went away.")
-                    return False
+        if not await self._deliver(event, frame):
+            await self.end(EndReason.CLIENT_CLOSED, "The client went away.")
+            return False
         PROVIDER_TO_CLIENT.observe(time.perf_counter() - started)
         if isinstance(outcome, ProviderFault):
             await self.end(EndReason.PROVIDER_ERROR, outcome.message, notify=True)
@@ -284,6 +283,22 @@ class Call:
             self.spawn(self.keeping.flush_in_passing())
             if not outcome:
                 self.spawn(self._after_response())
+        return True
+
+    async def _deliver(self, event: dict[str, Any], frame: str) -> bool:
+        """A provider event to the caller, as its transport takes it; False: they are gone."""
+        if self.event_transport is not None:
+            return await self.event_transport.deliver_event(event)
+        kind = event.get("type")
+        if self.player is not None and kind in PLAYED_EVENTS and self.player.play(event):
+            return True
+        if kind in SESSION_EVENTS:
+            frame = self._presented_session(event)
+        presented = self.presenter.present(event)
+        frames = [frame] if presented is None else [orjson.dumps(e).decode() for e in presented]
+        for shown in frames:
+            if not await self.transport.deliver(shown):
+                return False
         return True
 
     def _presented_session(self, event: dict[str, Any]) -> str:

@@ -3,7 +3,8 @@
 Every transport is a ``CallTransport``; a phone line is also an ``EventTransport`` (it
 reads the provider's events instead of relaying frames) and a ``TransferringTransport``
 (its carrier can move the caller to another number). The call checks for the optional
-ones with ``hasattr``.
+ones with ``hasattr``. A WebRTC call is a ``PlayingTransport``: its media track plays the
+agent's audio.
 """
 
 from __future__ import annotations
@@ -36,3 +37,23 @@ class TransferringTransport(CallTransport, Protocol):
 
     async def transfer(self, target: str) -> bool:
         """Hand the caller over to ``target``; False when the carrier refused."""
+
+
+class PlayingTransport(CallTransport, Protocol):
+    """A transport that plays the agent's audio itself (WebRTC's media track) rather than
+    delivering the audio events to the caller's client."""
+
+    def play(self, event: dict[str, Any]) -> bool:
+        """Shown each event of ``PLAYED_EVENTS``; True when it took the event (the caller's
+        client is not sent it)."""
+
+
+# The events a PlayingTransport is shown: the agent's audio, and the caller speaking over it.
+PLAYED_EVENTS = frozenset(
+    {
+        "response.output_audio.delta",
+        "response.output_audio.done",
+        "response.done",
+        "input_audio_buffer.speech_started",
+    }
+)

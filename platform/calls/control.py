@@ -49,11 +49,11 @@ def lost_instance_names(now: datetime | None = None) -> set[str]:
     return set(liveness.lost_instances(now).values_list("name", flat=True))
 
 
-def request_call_end(call: CallSession, requested_by: str) -> EndOutcome:
+def request_call_end(call: CallSession, requested_by: str, detail: str = "") -> EndOutcome:
     """Ask the process holding a live call to end it; end a stale call's row directly."""
     if call.status != CallStatus.ACTIVE:
         return EndOutcome.ALREADY_ENDED
-    detail = f"Ended from the dashboard by {requested_by}"
+    detail = detail or f"Ended from the dashboard by {requested_by}"
     stale = is_stale(call)
     message = {"type": "call.end", "reason": EndReason.OPERATOR.value, "detail": detail}
     try:

@@ -376,18 +376,10 @@ def _unexpected_error(request: HttpRequest, exc: Exception) -> HttpResponse:
     )
 
 
-# Paths OpenAI has that Koe does not serve yet, with where to go instead.
-NOT_SERVED_YET = {
-    "/v1/realtime/calls": "WebRTC calls are not available on this deployment yet; connect "
-    "over WebSocket: wss://<host>/v1/realtime?model=<agent id>.",
-}
-
-
 @csrf_exempt  # an API client has no CSRF token: a POST must get the JSON 404 too
 def not_found_view(request: HttpRequest, rest: str = "") -> JsonResponse:
     """Unknown paths under /v1/ answer JSON too (routed last in koe/urls.py)."""
-    hint = NOT_SERVED_YET.get(request.path.rstrip("/"))
-    return _plain_error(404, hint or f"No API endpoint {request.path}.")
+    return _plain_error(404, f"No API endpoint {request.path}.")
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponseBase:

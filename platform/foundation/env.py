@@ -54,6 +54,29 @@ def env_list(name: str, default: list[str] | None = None) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def env_ice_servers(name: str) -> list[dict[str, str | list[str]]]:
+    """STUN/TURN servers as WebRTC's RTCIceServer list, in JSON:
+    ``[{"urls": ["stun:stun.example.org:3478"]}, {"urls": "turn:...", "username": ..,
+    "credential": ..}]``."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return []
+    try:
+        servers = json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise ImproperlyConfigured(f"{name} must be a JSON list of ICE servers") from error
+    if not isinstance(servers, list):
+        raise ImproperlyConfigured(f"{name} must be a JSON list of ICE servers")
+    for server in servers:
+        urls = server.get("urls") if isinstance(server, dict) else None
+        if not (isinstance(urls, str) or (isinstance(urls, list) and urls)) or not all(
+            isinstance(url, str) and url.split(":", 1)[0] in ("stun", "stuns", "turn", "turns")
+            for url in ([urls] if isinstance(urls, str) else urls)
+        ):
+            raise ImproperlyConfigured(f"{name}: each server needs urls of stun: or turn: URIs")
+    return servers
+
+
 def development_secrets(path: Path) -> dict[str, str]:
     """Secrets for the embedded default, generated once into an ignored local file.
 

@@ -98,7 +98,6 @@ def test_realtime_client_secrets_keeps_the_json_error_shape(tenant_a: TenantWorl
 @pytest.mark.parametrize(
     ("method", "path"),
     [
-        ("post", "/v1/realtime/calls"),  # OpenAI's WebRTC entry point
         ("post", "/v1/made/up"),
         ("get", "/v1/made/up"),
         ("put", "/v1"),
@@ -113,10 +112,16 @@ def test_unknown_api_paths_answer_json_never_a_page(method: str, path: str) -> N
         response = getattr(client, method)(path, "v=0\r\n", content_type="application/sdp")
     assert response.status_code == 404
     assert response["Content-Type"] == "application/json"
-    error = response.json()["error"]
-    assert error["type"] == "not_found"
-    if path == "/v1/realtime/calls":
-        assert "WebSocket" in error["message"]
+    assert response.json()["error"]["type"] == "not_found"
+
+
+def test_the_webrtc_entry_point_answers_a_bad_offer_with_json_not_a_csrf_page() -> None:
+    response = Client(enforce_csrf_checks=True).post(
+        "/v1/realtime/calls", "v=0\r\n", content_type="application/sdp"
+    )
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["error"]["code"] == "invalid_sdp"
 
 
 def test_a_csrf_refusal_under_the_api_prefix_is_json() -> None:

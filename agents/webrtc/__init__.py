@@ -1,0 +1,1 @@
+"""WebRTC calls: OpenAI's ``POST /v1/realtime/calls`` on aiortc (see views and peer)."""

@@ -1,0 +1,134 @@
+"""A WebRTC caller built the way OpenAI's browser sample is, on aiortc: a microphone track,
+a data channel named ``oai-events``, the SDP offer posted to ``/v1/realtime/calls``.
+
+What it says is PCM16 at 24 kHz, paced at real time and sent as Opus; what it hears is the
+agent's audio track, decoded and kept at 24 kHz; every event on the data channel is kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fractions
+import time
+from typing import Any
+
+import av
+import numpy as np
+import orjson
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError
+
+RATE = 24_000
+FRAME_SAMPLES = 480  # 20 ms
+
+
+class Microphone(MediaStreamTrack):
+    """Says queued PCM16 (24 kHz mono) at real time; silence when there is nothing to say."""
+
+    kind = "audio"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.queued = bytearray()
+        self._start: float | None = None
+        self._timestamp = 0
+
+    def say(self, pcm: bytes) -> None:
+        self.queued += pcm
+
+    @property
+    def done_speaking(self) -> bool:
+        return not self.queued
+
+    async def recv(self) -> av.AudioFrame:
+        if self._start is None:
+            self._start = time.monotonic()
+        else:
+            self._timestamp += FRAME_SAMPLES
+            wait = self._start + self._timestamp / RATE - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+        chunk = bytes(self.queued[: 2 * FRAME_SAMPLES])
+        del self.queued[: 2 * FRAME_SAMPLES]
+        frame = av.AudioFrame(format="s16", layout="mono", samples=FRAME_SAMPLES)
+        frame.planes[0].update(chunk + bytes(2 * FRAME_SAMPLES - len(chunk)))
+        frame.sample_rate = RATE
+        frame.pts = self._timestamp
+        frame.time_base = fractions.Fraction(1, RATE)
+        return frame
+
+
+class WebRTCCaller:
+    def __init__(self, *, data_channel: bool = True) -> None:
+        self.peer = RTCPeerConnection()
+        self.microphone = Microphone()
+        self.peer.addTrack(self.microphone)
+        self.events: list[dict[str, Any]] = []
+        self.heard = bytearray()  # the agent's audio, PCM16 24 kHz mono
+        self._arrived = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self.channel = self.peer.createDataChannel("oai-events") if data_channel else None
+        if self.channel is not None:
+            self.channel.on("message", self._on_message)
+
+        @self.peer.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            self._tasks.append(asyncio.ensure_future(self._listen(track)))
+
+    async def offer(self) -> str:
+        await self.peer.setLocalDescription(await self.peer.createOffer())
+        return str(self.peer.localDescription.sdp)
+
+    async def answered(self, sdp: str) -> None:
+        await self.peer.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+
+    def send(self, event: dict[str, Any]) -> None:
+        assert self.channel is not None
+        self.channel.send(orjson.dumps(event).decode())
+
+    def say(self, pcm: bytes) -> None:
+        self.microphone.say(pcm)
+
+    async def until(
+        self, event_type: str, *, after: int = 0, timeout: float = 20
+    ) -> dict[str, Any]:
+        """The first event of ``event_type`` at or after index ``after``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for event in self.events[after:]:
+                if event.get("type") == event_type:
+                    return event
+            left = deadline - time.monotonic()
+            assert left > 0, f"no {event_type} in {[e.get('type') for e in self.events]}"
+            self._arrived.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._arrived.wait(), left)
+
+    def types(self) -> list[str]:
+        return [str(event.get("type")) for event in self.events]
+
+    def loudness(self) -> float:
+        """RMS of the agent's audio heard so far."""
+        samples = np.frombuffer(bytes(self.heard), dtype="<i2").astype(np.float64)
+        return float(np.sqrt(np.mean(samples**2))) if len(samples) else 0.0
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await self.peer.close()
+
+    def _on_message(self, message: str | bytes) -> None:
+        self.events.append(orjson.loads(message))
+        self._arrived.set()
+
+    async def _listen(self, track: MediaStreamTrack) -> None:
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            if isinstance(frame, av.AudioFrame):
+                for resampled in resampler.resample(frame):
+                    self.heard += resampled.to_ndarray().tobytes()

@@ -1,0 +1,228 @@
+"""WebRTC calls through ``POST /v1/realtime/calls``: an aiortc caller, as a browser is,
+talks to an agent on the fake OpenAI upstream; hang-up through the API; refusals."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from channels.db import database_sync_to_async
+from django.test import AsyncClient
+
+from agents.models import Agent
+from calls.load import LOAD
+from calls.models import CallSession, EndReason, TranscriptItem
+from tests.conftest import TenantWorld
+from tests.fakes.realtime_server import FakeRealtimeServer, Turn, tone
+from tests.realtime.helpers import eventually, session_token
+from tests.realtime.test_upstream import UPSTREAM_KEY
+from tests.webrtc.caller import WebRTCCaller
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+HOURS = Turn(user="When do you open?", assistant="We open at nine every weekday.")
+
+
+def silence(milliseconds: int) -> bytes:
+    return bytes(48 * milliseconds)
+
+
+async def place_call(
+    caller: WebRTCCaller, authorization: str, query: str = "", **extra: Any
+) -> Any:
+    """Post the caller's offer as a browser does; on 201, complete the connection."""
+    response = await AsyncClient().post(
+        f"/v1/realtime/calls{query}",
+        await caller.offer(),
+        content_type="application/sdp",
+        headers={"Authorization": authorization, **extra},
+    )
+    if response.status_code == 201:
+        await caller.answered(response.content.decode())
+    return response
+
+
+async def ended(call_id: str) -> CallSession:
+    call: CallSession | None = None
+
+    def load() -> bool:
+        nonlocal call
+        call = CallSession.objects.get(public_id=call_id)
+        return call.end_reason != ""
+
+    for _ in range(200):
+        if await database_sync_to_async(load)():
+            break
+        await asyncio.sleep(0.05)
+    assert call is not None and call.end_reason, "the call never ended"
+    return call
+
+
+def test_a_caller_talks_to_the_agent_over_webrtc_and_the_api_hangs_up(
+    tenant_a: TenantWorld, openai_agent: Agent, upstream_settings: Any
+) -> None:
+    async def scenario() -> tuple[WebRTCCaller, str, FakeRealtimeServer]:
+        async with FakeRealtimeServer([HOURS], expected_key=UPSTREAM_KEY) as fake:
+            upstream_settings.KOE_OPENAI_REALTIME_URL = fake.url
+            caller = WebRTCCaller()
+            response = await place_call(
+                caller,
+                f"Bearer {tenant_a.secret}",
+                f"?model={openai_agent.public_id}&consent=transcript",
+            )
+            assert response.status_code == 201, response.content
+            assert response["Content-Type"] == "application/sdp"
+            call_id = response["Location"].rsplit("/", 1)[1]
+            assert response["Location"] == f"/v1/realtime/calls/{call_id}"
+            await caller.until("session.created")
+            caller.say(silence(300) + tone(700) + silence(900))
+            await caller.until("response.done", timeout=30)
+            await caller.until("output_audio_buffer.stopped", timeout=10)
+            hangup = await AsyncClient().post(
+                f"/v1/realtime/calls/{call_id}/hangup",
+                headers={"Authorization": f"Bearer {tenant_a.secret}"},
+            )
+            assert hangup.status_code == 200, hangup.content
+            await ended(call_id)
+            await caller.close()
+            await eventually(lambda: LOAD.calls == 0)  # the slot is free once it closed
+            return caller, call_id, fake
+
+    caller, call_id, fake = asyncio.run(scenario())
+    assert caller.peer.connectionState == "closed"
+    types = caller.types()
+    for expected in (
+        "session.created",
+        "input_audio_buffer.speech_started",
+        "input_audio_buffer.committed",
+        "response.created",
+        "output_audio_buffer.started",
+        "response.output_audio_transcript.done",
+        "response.done",
+        "output_audio_buffer.stopped",
+    ):
+        assert expected in types
+    # As on OpenAI's WebRTC: the agent's audio is on the track, never on the data channel.
+    assert "response.output_audio.delta" not in types
+    assert caller.loudness() > 300, "the agent's voice never reached the caller"
+    # The provider was given PCM16 at 24 kHz whatever the agent's format.
+    update = fake.received[0]
+    assert update["session"]["audio"]["input"]["format"]["type"] == "audio/pcm"
+    call = CallSession.objects.get(public_id=call_id)
+    assert call.end_reason == EndReason.OPERATOR
+    assert call.end_detail == "Hung up through the API."
+    assert list(TranscriptItem.objects.filter(call=call).values_list("role", "text")) == [
+        ("user", HOURS.user),
+        ("assistant", HOURS.assistant),
+    ]
+    assert LOAD.calls == 0
+
+
+def test_a_browser_calls_with_its_session_token_and_hangs_up_by_closing(
+    tenant_a: TenantWorld, openai_agent: Agent, upstream_settings: Any
+) -> None:
+    token = session_token(tenant_a.secret, openai_agent.public_id)
+
+    async def scenario() -> str:
+        async with FakeRealtimeServer([HOURS], expected_key=UPSTREAM_KEY) as fake:
+            upstream_settings.KOE_OPENAI_REALTIME_URL = fake.url
+            caller = WebRTCCaller()
+            response = await place_call(caller, f"Bearer {token}")
+            assert response.status_code == 201, response.content
+            session = (await caller.until("session.created"))["session"]
+            # A browser does not see the tenant's instructions.
+            assert session["instructions"] == ""
+            await caller.close()
+            call_id = response["Location"].rsplit("/", 1)[1]
+            call = await ended(call_id)
+            assert call.end_reason == EndReason.CLIENT_CLOSED
+            # The token was single-use.
+            again = await place_call(WebRTCCaller(), f"Bearer {token}")
+            assert again.status_code == 401
+            assert again.json()["error"]["code"] == "session_token_used"
+            await eventually(lambda: LOAD.calls == 0)
+            return call_id
+
+    asyncio.run(scenario())
+    assert LOAD.calls == 0
+
+
+@pytest.mark.parametrize(
+    ("authorization", "status", "code"),
+    [
+        ("", 401, "missing_api_key"),
+        ("Bearer sk_not_a_key", 401, "invalid_api_key"),
+        ("Bearer ek_unknown", 401, "invalid_session_token"),
+    ],
+)
+def test_a_caller_without_valid_credentials_is_refused_and_nothing_is_stored(
+    tenant_a: TenantWorld, openai_agent: Agent, authorization: str, status: int, code: str
+) -> None:
+    async def scenario() -> Any:
+        caller = WebRTCCaller()
+        response = await place_call(caller, authorization, f"?model={openai_agent.public_id}")
+        await caller.close()
+        return response
+
+    response = asyncio.run(scenario())
+    assert response.status_code == status
+    assert response.json()["error"]["code"] == code
+    assert not CallSession.objects.exists()
+    assert LOAD.calls == 0
+
+
+@pytest.mark.parametrize(
+    "offer",
+    [
+        "",
+        "not an sdp at all",
+        "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF\r\n",
+        "v=0\r\nm=audio x y z\r\na=rtpmap:111 opus/48000/2\r\n" * 3,
+    ],
+)
+def test_a_malformed_offer_is_a_clear_400_and_nothing_is_stored(
+    tenant_a: TenantWorld, openai_agent: Agent, offer: str
+) -> None:
+    async def scenario() -> Any:
+        return await AsyncClient().post(
+            f"/v1/realtime/calls?model={openai_agent.public_id}",
+            offer,
+            content_type="application/sdp",
+            headers={"Authorization": f"Bearer {tenant_a.secret}"},
+        )
+
+    response = asyncio.run(scenario())
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert error["code"] in ("missing_sdp", "invalid_sdp")
+    assert error["message"]
+    assert not CallSession.objects.exists()
+    assert LOAD.calls == 0
+
+
+def test_another_tenants_key_cannot_hang_up_a_call(
+    tenant_a: TenantWorld, tenant_b: TenantWorld, openai_agent: Agent, upstream_settings: Any
+) -> None:
+    async def scenario() -> None:
+        async with FakeRealtimeServer([HOURS], expected_key=UPSTREAM_KEY) as fake:
+            upstream_settings.KOE_OPENAI_REALTIME_URL = fake.url
+            caller = WebRTCCaller()
+            response = await place_call(
+                caller, f"Bearer {tenant_a.secret}", f"?model={openai_agent.public_id}"
+            )
+            call_id = response["Location"].rsplit("/", 1)[1]
+            await caller.until("session.created")
+            hangup = await AsyncClient().post(
+                f"/v1/realtime/calls/{call_id}/hangup",
+                headers={"Authorization": f"Bearer {tenant_b.secret}"},
+            )
+            assert hangup.status_code == 404
+            assert hangup.json()["error"]["type"] == "not_found"
+            call = await database_sync_to_async(CallSession.objects.get)(public_id=call_id)
+            assert call.end_reason == ""
+            await caller.close()
+            await ended(call_id)
+            await eventually(lambda: LOAD.calls == 0)
+
+    asyncio.run(scenario())
