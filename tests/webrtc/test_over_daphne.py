@@ -1,0 +1,89 @@
+"""A WebRTC call end to end: Koe under a real Daphne, the offer posted by the official
+``openai`` SDK (``realtime.calls.create``, its multipart form), an aiortc caller speaking
+Piper-synthesised words as Opus over UDP, and the built-in voice answering: the caller
+cuts the greeting short (barge-in), books a table (the agent's tool), hears the
+confirmation, and the tenant's server hangs up (``realtime.calls.hangup``)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import numpy as np
+import openai
+import pytest
+
+from calls.models import CallSession, EndReason, TranscriptItem
+from dashboard.management.commands.seed_demo import seed_demo
+from tests.live import daphne_server
+from tests.local.helpers import show_tool_calls, utterance
+from tests.webrtc.caller import WebRTCCaller
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def wait_for_end(call_id: str) -> CallSession:
+    deadline = time.monotonic() + 15
+    while not CallSession.objects.filter(public_id=call_id, status="ended").exists():
+        assert time.monotonic() < deadline, "the call was never recorded as ended"
+        time.sleep(0.05)
+    return CallSession.objects.get(public_id=call_id)
+
+
+def test_a_caller_books_a_table_over_webrtc_on_the_built_in_voice() -> None:
+    demo = seed_demo()
+    show_tool_calls(demo["agent_id"], "hosted")
+    booking = utterance("I'd like a table for two at seven.")
+    with daphne_server(KOE_LOCAL_WARM_UP="1") as base:
+        client = openai.AsyncOpenAI(api_key=demo["secret_key"], base_url=f"{base}/v1")
+
+        async def call() -> tuple[WebRTCCaller, str, float]:
+            caller = WebRTCCaller()
+            answered = await client.realtime.calls.with_raw_response.create(
+                sdp=await caller.offer(),
+                session={"type": "realtime", "model": demo["agent_id"]},
+                extra_query={"consent": "transcript"},
+            )
+            assert answered.status_code == 201
+            call_id = answered.headers["location"].rsplit("/", 1)[1]
+            await caller.answered(answered.content.decode())
+            await caller.until("session.created", timeout=60)  # the models may be loading
+            await caller.until("output_audio_buffer.started", timeout=30)  # the greeting
+            await asyncio.sleep(0.8)
+            heard_before = len(caller.heard)
+            caller.say(booking)  # over the greeting: it is cut short
+            await caller.until("output_audio_buffer.cleared", timeout=20)
+            mark = len(caller.events)
+            await caller.until("response.mcp_call.completed", after=mark, timeout=60)
+            await caller.until("output_audio_buffer.stopped", after=mark, timeout=60)
+            loudness = _rms(caller.heard[heard_before:])
+            await client.realtime.calls.hangup(call_id)
+            await asyncio.get_running_loop().run_in_executor(None, wait_for_end, call_id)
+            await caller.close()
+            return caller, call_id, loudness
+
+        caller, call_id, loudness = asyncio.run(call())
+
+    types = caller.types()
+    assert "error" not in types, [e for e in caller.events if e["type"] == "error"]
+    assert "response.output_audio.delta" not in types  # audio is on the track
+    assert "conversation.item.truncated" in types  # the greeting, to what was heard
+    heard = next(e for e in caller.events if e["type"].endswith("transcription.completed"))
+    assert "table for" in heard["transcript"].lower(), heard
+    final = [e["response"] for e in caller.events if e["type"] == "response.done"][-1]
+    spoken = final["output"][0]["content"][0]["transcript"]
+    assert "Your table for 2 at 19:00 is booked" in spoken
+    assert loudness > 300, "the caller never heard the agent"
+
+    call = CallSession.objects.get(public_id=call_id)
+    assert call.end_reason == EndReason.OPERATOR
+    rows = list(TranscriptItem.objects.filter(call=call).order_by("sequence"))
+    assert [row.role for row in rows] == ["assistant", "user", "tool", "tool", "assistant"]
+    assert rows[2].tool_name == "book_table"
+    assert "booked" in rows[3].text
+
+
+def _rms(pcm: Any) -> float:
+    samples = np.frombuffer(bytes(pcm), dtype="<i2").astype(np.float64)
+    return float(np.sqrt(np.mean(samples**2))) if len(samples) else 0.0
