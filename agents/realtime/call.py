@@ -14,6 +14,7 @@ import asyncio
 import logging
 import re
 import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -38,6 +39,7 @@ from agents.realtime.presentation import ServerToolPresenter
 from agents.realtime.provider_session import ProviderSession
 from agents.realtime.providers import ProviderError
 from agents.realtime.session_config import agent_settings, greeting_response, session_update
+from agents.realtime.sideband import CallSideband
 from agents.realtime.tracker import CallTracker, ProviderFault
 from agents.realtime.turns import ResponseTurns
 from billing import budgets
@@ -117,6 +119,7 @@ class Call:
         )
         # Renewed when it drops or nears its limit (provider_session.py).
         self.provider = ProviderSession(self)
+        self.sideband = CallSideband(self)  # the tenant's servers that joined the call
 
     # --- opening ---------------------------------------------------------------------------
     async def connect_provider(self) -> None:
@@ -165,15 +168,23 @@ class Call:
             self.spawn(self.recorder.flush_periodically())  # "flush*": finished in end()
 
     # --- caller -> provider ----------------------------------------------------------------
-    async def client_frame(self, frame: str | bytes) -> None:
-        """One frame from the caller, through the policy to the provider."""
+    async def client_frame(
+        self,
+        frame: str | bytes,
+        *,
+        policy: PolicyState | None = None,
+        reply: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
+    ) -> None:
+        """One frame from the caller (or, with its ``policy`` and ``reply``, from a server
+        on the sideband), through the policy to the provider."""
         if self.ended:
             return
         started = time.perf_counter()
         try:
-            client_event = parse_client_frame(frame, self.policy)
+            client_event = parse_client_frame(frame, policy or self.policy)
         except ClientEventRejected as rejected:
-            await self._reject(rejected)
+            CLIENT_EVENTS_REJECTED.labels(rejected.code).inc()
+            await (reply or self.send_event)(rejected.to_event())
             return
         self.tracker.client_event(client_event.type)
         if client_event.ignored:
@@ -266,6 +277,8 @@ class Call:
             return True
         outcome = self.tracker.server_event(event)
         self.turns.follow(event)
+        if self.sideband.channels:
+            await self.sideband.forward(event, frame)
         if not await self._deliver(event, frame):
             await self.end(EndReason.CLIENT_CLOSED, "The client went away.")
             return False
@@ -453,6 +466,7 @@ class Call:
             raise
         finally:
             await self.provider.close()
+        await self.sideband.ended()
         farewell = None
         if notify and reason != EndReason.CLIENT_CLOSED:
             error_type = "server_error" if reason in SERVER_FAULTS else "invalid_request_error"

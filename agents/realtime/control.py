@@ -11,9 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from calls.metrics import LAYER_OUTAGES
+from calls.models import EndReason
+
+if TYPE_CHECKING:
+    from agents.realtime.call import Call
 
 logger = logging.getLogger("koe.realtime")
 
@@ -71,3 +75,35 @@ class ControlChannel:
                 self.rejoin = True
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, LAYER_RETRY_LONGEST_SECONDS)
+
+
+# The control messages a call follows, whatever its transport.
+CONTROL_MESSAGES = frozenset(
+    {
+        "call.end",
+        "tool.result",
+        "sideband.attach",
+        "sideband.detach",
+        "sideband.client_event",
+    }
+)
+
+
+async def follow(call: Call, layer: Any, message: dict[str, Any]) -> None:
+    """One control message for ``call``: an end asked for from any process ({"type":
+    "call.end", "reason", "detail"}), a background tool's result, a sideband's comings,
+    goings and events (agents.realtime.sideband)."""
+    kind = message.get("type")
+    if kind == "call.end":
+        reason = str(message.get("reason") or EndReason.OPERATOR)
+        await call.end_by_request(reason, str(message.get("detail") or ""))
+    elif kind == "tool.result":
+        await call.tools.result(message)
+    elif kind == "sideband.attach":
+        await call.sideband.attach(str(message.get("channel", "")), layer.send)
+    elif kind == "sideband.detach":
+        call.sideband.detach(str(message.get("channel", "")))
+    elif kind == "sideband.client_event":
+        frame = message.get("frame")
+        if isinstance(frame, str):
+            await call.sideband.client_event(str(message.get("channel", "")), frame)

@@ -24,7 +24,7 @@ from channels.utils import await_many_dispatch
 
 from agents.realtime.access import AccessDenied, CallGrant
 from agents.realtime.call import Call
-from agents.realtime.control import ControlChannel
+from agents.realtime.control import ControlChannel, follow
 from agents.realtime.errors import CLOSE_TRY_AGAIN, CLOSE_UNAVAILABLE
 from agents.realtime.providers import ProviderError
 from calls.load import LOAD
@@ -162,17 +162,13 @@ class CallConsumer(AsyncWebsocketConsumer):
         if self.call is not None:
             await self.call.end(EndReason.CLIENT_CLOSED, self.closed_detail.format(code=code))
 
-    # --- control messages (channel layer group call.<id>) -----------------------------------
-    async def call_end(self, message: dict[str, Any]) -> None:
-        """{"type": "call.end", "reason": ..., "detail": ...} from any process."""
+    # --- control messages (channel layer group call.<id>): see control.follow ---------------
+    async def _control(self, message: dict[str, Any]) -> None:
         if self.call is not None:
-            reason = str(message.get("reason") or EndReason.OPERATOR)
-            await self.call.end_by_request(reason, str(message.get("detail") or ""))
+            await follow(self.call, self.channel_layer, message)
 
-    async def tool_result(self, message: dict[str, Any]) -> None:
-        """{"type": "tool.result", ...} from a Celery worker: a background tool's output."""
-        if self.call is not None:
-            await self.call.tools.result(message)
+    call_end = tool_result = _control
+    sideband_attach = sideband_detach = sideband_client_event = _control
 
     # --- helpers ----------------------------------------------------------------------------
     async def close_quietly(self, code: int) -> None:

@@ -26,7 +26,7 @@ from channels.layers import get_channel_layer
 
 from agents.realtime import events
 from agents.realtime.call import Call
-from agents.realtime.control import ControlChannel
+from agents.realtime.control import ControlChannel, follow
 from agents.webrtc.audio import AgentVoice, caller_audio
 from calls.load import LOAD
 from calls.models import EndReason
@@ -205,13 +205,7 @@ class PeerCall:
         self.control = control = ControlChannel(layer, await layer.new_channel(), call.log)
         await control.join(call.grant.group_name)
         while not call.ended:
-            message = await control.receive()
-            kind = message.get("type")
-            if kind == "call.end":
-                reason = str(message.get("reason") or EndReason.OPERATOR)
-                await call.end_by_request(reason, str(message.get("detail") or ""))
-            elif kind == "tool.result":
-                await call.tools.result(message)
+            await follow(call, layer, await control.receive())
 
     # --- the end --------------------------------------------------------------------------
     async def close(self) -> None:
