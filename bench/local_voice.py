@@ -7,19 +7,23 @@ Three measurements, all on this machine, nothing downloaded:
    time to the first sentence of each answer.
 2. Voice to voice, through Koe under Daphne like a real client: a call to a local
    agent (scripted engine, FAQ answers), speaking each utterance in real time (20 ms
-   chunks, paced), then silence; latency = first agent audio byte received minus the
+   chunks, paced), then silence; latency = first audible agent sample received minus the
    moment the caller's voice ended (the last loud sample of the utterance was sent). It
    includes the turn detector's silence (the agent's 500 ms by default), transcription,
    the engine and the first synthesised sentence.
 3. The same with N calls at once, to say how many concurrent local calls the machine
    holds.
-4. The same on the phone path: the caller rings a Twilio number (the signed voice
+4. The same over WebRTC (``POST /v1/realtime/calls``; an aiortc caller, Opus both ways):
+   latency = first audible agent sample heard on the track minus the moment the caller's
+   microphone sent the last voiced 20 ms.
+5. The same on the phone path: the caller rings a Twilio number (the signed voice
    webhook) and speaks over Twilio's media stream, 20 ms of 8 kHz μ-law at a time; the
    agent answers in μ-law (first ``media`` message received).
 
     .venv/bin/python bench/local_voice.py                       # 24 utterances; N = 1, 2, 3, 4
     .venv/bin/python bench/local_voice.py --utterances 40 --concurrency 1 2 4 8
     .venv/bin/python bench/local_voice.py --silence-ms 300 --transports phone
+    .venv/bin/python bench/local_voice.py --concurrency 1 --transports websocket webrtc
 
 The caller's speech is synthesised by the local voice before the run starts.
 """
@@ -47,6 +51,9 @@ PHONE_RATE = 8000  # G.711 μ-law, a byte a sample
 CHUNK_MS = 20
 CHUNK_BYTES = 2 * RATE * CHUNK_MS // 1000
 LOUD = 500  # a sample above this (PCM16) is voice, not the voice's own trailing quiet
+# Heard over WebRTC: the first sample that is not silence as Opus decodes it (its digital
+# silence decodes to a few units), as the WebSocket's first delta is the first audio.
+AUDIBLE = 64
 
 FAQ = [
     ("When are you open?", "We are open every day from noon until eleven at night."),
@@ -178,8 +185,12 @@ async def one_call(
                 if not kind:
                     kind = json.loads(frame)["type"]
                 if kind == "response.output_audio.delta" and not first_audio.is_set():
-                    state["first_audio_at"] = time.perf_counter()
-                    first_audio.set()
+                    # The first audible sample, as the WebRTC caller measures it.
+                    delta = base64.b64decode(json.loads(frame)["delta"])
+                    samples = memoryview(delta).cast("h") if len(delta) % 2 == 0 else []
+                    if any(abs(sample) > AUDIBLE for sample in samples):
+                        state["first_audio_at"] = time.perf_counter()
+                        first_audio.set()
                 elif kind == "response.done":
                     done.set()
                 elif kind == "error":
@@ -220,6 +231,38 @@ async def one_call(
             await asyncio.wait_for(done.wait(), 30)
             await asyncio.sleep(0.3)
         task.cancel()
+
+
+async def one_webrtc_call(
+    base: str, key: str, agent: str, utterances: list[bytes], latencies: list[float]
+) -> None:
+    """The same caller over WebRTC (bench/webrtc.py's aiortc caller, Opus both ways):
+    latency = the first audible agent sample heard on the track minus the moment the
+    microphone sent the last voiced 20 ms (both polled every 5 ms)."""
+    import numpy as np
+    from webrtc import WebRTCCaller, place
+
+    frames = os.environ.get("KOE_WEBRTC_JITTER_FRAMES")  # the caller's too, as Koe's
+    caller = WebRTCCaller(jitter_frames=int(frames) if frames else None)
+    await place(base, key, agent, caller)
+    await caller.until("output_audio_buffer.stopped", timeout=60)  # the greeting, played
+    for audio in utterances:
+        mark, heard = len(caller.events), len(caller.heard)
+        voiced_until = caller.microphone.sent + voice_end(audio)
+        caller.say(audio)
+        while caller.microphone.sent < voiced_until:
+            await asyncio.sleep(0.005)
+        spoke_until = time.perf_counter()
+        while True:
+            new = np.frombuffer(bytes(caller.heard[heard:]), dtype="<i2")
+            if len(new) and int(np.abs(new).max()) > AUDIBLE:
+                break
+            heard += len(new) * 2
+            await asyncio.sleep(0.005)
+        latencies.append(time.perf_counter() - spoke_until)
+        await caller.until("output_audio_buffer.stopped", after=mark, timeout=30)
+        await asyncio.sleep(0.3)
+    await caller.close()
 
 
 def as_phone_audio(audio: bytes) -> bytes:
@@ -314,7 +357,11 @@ async def run_calls(
     async def call(index: int) -> None:
         await asyncio.sleep(0.7 * index)  # calls start apart, as real ones do
         mine = [speech[(index + k) % len(speech)] for k in range(per_call)]
-        if url.startswith("http"):
+        if url.startswith("webrtc+"):
+            key = headers["Authorization"].removeprefix("Bearer ")
+            base, agent = url.removeprefix("webrtc+").split("#")
+            await one_webrtc_call(base, key, agent, mine, latencies)
+        elif url.startswith("http"):
             await one_phone_call(url, mine, latencies)
         else:
             await one_call(url, headers, mine, latencies)
@@ -331,7 +378,10 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="*", default=[1, 2, 3, 4])
     parser.add_argument("--silence-ms", type=int, default=500)
     parser.add_argument(
-        "--transports", nargs="*", choices=["websocket", "phone"], default=["websocket", "phone"]
+        "--transports",
+        nargs="*",
+        choices=["websocket", "phone", "webrtc"],
+        default=["websocket", "phone", "webrtc"],
     )
     args = parser.parse_args()
 
@@ -354,6 +404,7 @@ def main() -> None:
         urls = {
             "websocket": f"ws://127.0.0.1:{port}/v1/realtime?model={agent}",
             "phone": f"http://127.0.0.1:{port}",
+            "webrtc": f"webrtc+http://127.0.0.1:{port}#{agent}",
         }
         headers = {"Authorization": f"Bearer {key}"}
         print(

@@ -341,6 +341,12 @@ KOE_INSTANCE_LOST_SECONDS = env_float("KOE_INSTANCE_LOST_SECONDS", 30.0)
 # (docs/performance.md).
 KOE_MAX_CALLS_PER_PROCESS = env_int("KOE_MAX_CALLS_PER_PROCESS", 80)
 KOE_MAX_LOOP_LAG_MS = env_int("KOE_MAX_LOOP_LAG_MS", 100)
+# A WebRTC call counts as this many calls towards KOE_MAX_CALLS_PER_PROCESS: decoding and
+# encoding its Opus costs about six relayed calls' CPU (bench/webrtc.py, docs/performance.md).
+KOE_WEBRTC_CALL_WEIGHT = env_int("KOE_WEBRTC_CALL_WEIGHT", 6)
+# 20 ms frames of a WebRTC caller's audio buffered before decoding: aiortc's 4 (80 ms)
+# absorbs Internet jitter; 1 saves ~60 ms of voice-to-voice latency on a quiet network.
+KOE_WEBRTC_JITTER_FRAMES = env_int("KOE_WEBRTC_JITTER_FRAMES", 4)
 # SIGTERM drains: no new call, /readyz 503, live calls go on for up to this long, then end
 # as server_shutdown (a second SIGTERM, or SIGINT, ends them at once). Keep a supervisor's
 # grace period (Kubernetes' terminationGracePeriodSeconds, compose's stop_grace_period)
@@ -354,6 +360,12 @@ KOE_PROVIDER_SESSION_SECONDS = env_float("KOE_PROVIDER_SESSION_SECONDS", 3600.0)
 # to browsers with their session token, as JSON: [{"urls": [...], "username": ..,
 # "credential": ..}]. Empty: host candidates only (a LAN, loopback, a public host).
 KOE_ICE_SERVERS = env_ice_servers("KOE_ICE_SERVERS")
+# Koe's own TURN server (coturn with use-auth-secret, docker-compose's "turn" profile):
+# each session token comes with TURN credentials for these URLs, valid this long, signed
+# with the secret coturn shares (agents.webrtc.ice).
+KOE_TURN_URLS = env_list("KOE_TURN_URLS")
+KOE_TURN_SECRET = env_str("KOE_TURN_SECRET")
+KOE_TURN_CREDENTIAL_SECONDS = env_int("KOE_TURN_CREDENTIAL_SECONDS", 3600 * 4)
 
 # --- i18n, static, media -----------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

@@ -63,6 +63,7 @@ class ClientSecretResponse(Schema):
     session: dict[str, Any]
     agent: dict[str, str]
     consent: str
+    ice_servers: list[dict[str, Any]] = []
 
 
 @router.post(

@@ -13,6 +13,7 @@ from django.utils import timezone
 from agents.consent import consent_text_for
 from agents.models import Agent, WidgetKey
 from agents.realtime.access import AccessDenied, check_budget, parse_consent
+from agents.webrtc.ice import ice_servers_for_caller
 from calls.models import Channel, ConsentMethod, ConsentScope, SessionToken
 from foundation.text import storable
 from tenancy.models import Tenant
@@ -41,6 +42,8 @@ class MintedToken:
             },
             "agent": {"id": self.agent.public_id, "name": self.agent.name},
             "consent": self.consent_scope,
+            # For a WebRTC call (POST /v1/realtime/calls): the browser's iceServers.
+            "ice_servers": ice_servers_for_caller(self.agent.public_id),
         }
 
 

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import av
-from aiortc import MediaStreamTrack
+from aiortc import MediaStreamTrack, RTCPeerConnection
+from aiortc.jitterbuffer import JitterBuffer
 from aiortc.mediastreams import MediaStreamError
 
 RATE = 24_000  # PCM16 mono, the Realtime protocol's rate
@@ -167,3 +168,20 @@ async def caller_audio(track: MediaStreamTrack, deliver: Callable[[str], Any]) -
             pcm = resampled.to_ndarray().tobytes()
             if pcm:
                 await deliver(base64.b64encode(pcm).decode())
+
+
+def set_jitter_buffer(peer: RTCPeerConnection, frames: int) -> None:
+    """How many 20 ms frames the caller's audio waits for before it is decoded.
+
+    aiortc fixes it at 4 (80 ms): it absorbs reordering and jitter on the Internet, and
+    it is most of what WebRTC adds to voice-to-voice latency on a quiet network
+    (docs/performance.md). aiortc has no option for it, so its receivers' buffers are
+    replaced (pinned aiortc < 2; checked by tests/webrtc).
+    """
+    for receiver in peer.getReceivers():
+        if receiver.track is not None and receiver.track.kind == "audio":
+            buffer = getattr(receiver, "_RTCRtpReceiver__jitter_buffer", None)
+            if isinstance(buffer, JitterBuffer):
+                receiver._RTCRtpReceiver__jitter_buffer = JitterBuffer(  # type: ignore[attr-defined]
+                    capacity=buffer.capacity, prefetch=frames
+                )

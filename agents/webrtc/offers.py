@@ -20,6 +20,7 @@ from agents.realtime.access import AccessDenied, Caller, open_call
 from agents.realtime.call import Call
 from agents.realtime.providers import ProviderError
 from agents.realtime.transport import PROVIDER_UNAVAILABLE, SERVER_UNAVAILABLE
+from agents.webrtc.audio import set_jitter_buffer
 from agents.webrtc.peer import PeerCall
 from calls.load import LOAD
 from calls.metrics import CALLS_REFUSED
@@ -78,17 +79,19 @@ def _text(value: object) -> str | None:
 
 async def answer(offer: str, caller: Caller) -> Answer:
     """Admit the caller, start its call's peer connection, and give the SDP answer."""
-    refusal = LOAD.admit()
+    weight = settings.KOE_WEBRTC_CALL_WEIGHT
+    refusal = LOAD.admit(weight)
     if refusal is not None:
         CALLS_REFUSED.labels(refusal.code).inc()
         raise OfferRefused(refusal.message, refusal.code, "server_error")
     peer = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers()))
-    peer_call = PeerCall(peer)
+    peer_call = PeerCall(peer, weight)
     try:
         await _take_offer(peer, offer)
+        set_jitter_buffer(peer, settings.KOE_WEBRTC_JITTER_FRAMES)
         call = await _open_call(caller, peer_call)
     except BaseException:
-        LOAD.release()
+        LOAD.release(weight)
         await peer.close()
         raise
     peer_call.attach(call)  # from here on, the call's end closes the peer and frees the slot

@@ -28,8 +28,10 @@ from agents.realtime import events
 from agents.realtime.call import Call
 from agents.realtime.control import ControlChannel, follow
 from agents.webrtc.audio import AgentVoice, caller_audio
+from agents.webrtc.quality import media_quality
 from calls.load import LOAD
-from calls.models import EndReason
+from calls.models import CallSession, EndReason
+from foundation.call_threads import on_call_threads
 
 logger = logging.getLogger("koe.webrtc")
 
@@ -47,8 +49,9 @@ LIVE: dict[str, PeerCall] = {}
 class PeerCall:
     """One WebRTC caller: the transport of its ``Call`` (``CallTransport``)."""
 
-    def __init__(self, peer: RTCPeerConnection) -> None:
+    def __init__(self, peer: RTCPeerConnection, weight: int = 1) -> None:
         self.peer = peer
+        self.weight = weight  # of this process's call slots (calls.load)
         self.voice = AgentVoice(self._notify)
         self.channel: RTCDataChannel | None = None
         self.pending: deque[str] = deque(maxlen=PENDING_EVENTS_KEPT)
@@ -195,7 +198,23 @@ class PeerCall:
     async def ended(self, reason: str, farewell: dict[str, Any] | None) -> None:
         if farewell is not None and reason != EndReason.CLIENT_CLOSED:
             await self.deliver(orjson.dumps(farewell).decode())
+        await self._keep_quality()
         await self.close()
+
+    async def _keep_quality(self) -> None:
+        """The media path's round trip, loss and jitter, on the call's record."""
+        call = self.call
+        if call is None or not call.live:
+            return
+        try:
+            quality = await media_quality(self.peer)
+            await on_call_threads(
+                lambda: CallSession.objects.filter(pk=call.grant.call_id).update(
+                    media_quality=quality
+                )
+            )()
+        except Exception:  # the call's end is written already: this is extra
+            logger.exception("could not keep the media quality of call %s", call.ids()[1])
 
     # --- control messages from any process (the call's group on the channel layer) ----------
     async def _control(self, call: Call) -> None:
@@ -231,7 +250,7 @@ class PeerCall:
             LIVE.pop(self.call.grant.call_public_id, None)
         if self.holds_slot:
             self.holds_slot = False
-            LOAD.release()
+            LOAD.release(self.weight)
 
     def _spawn(self, coroutine: Any) -> None:
         # A context of its own: the call outlives the HTTP request that answered the offer,

@@ -62,6 +62,9 @@ DRAINING_REFUSAL = Refusal(
 @dataclass
 class ProcessLoad:
     calls: int = 0
+    # Calls weighted by what they cost this process (a WebRTC call's Opus costs several
+    # relayed calls' CPU: KOE_WEBRTC_CALL_WEIGHT); KOE_MAX_CALLS_PER_PROCESS limits these.
+    units: int = 0
     draining: bool = False
     _lags: deque[float] = field(default_factory=lambda: deque(maxlen=LAG_WINDOW))
 
@@ -75,28 +78,32 @@ class ProcessLoad:
         LOOP_LAG.set(self.loop_lag)
         self._publish()
 
-    def refusal(self) -> Refusal | None:
-        """Why a new call would be refused now; None when it would be taken."""
+    def refusal(self, weight: int = 1) -> Refusal | None:
+        """Why a new call (of ``weight`` units) would be refused now; None when it would
+        be taken."""
         if self.draining:
             return DRAINING_REFUSAL
         limit = settings.KOE_MAX_CALLS_PER_PROCESS
-        if limit and self.calls >= limit:
+        if limit and self.units + weight > limit:
             return BUSY
         lag_limit = settings.KOE_MAX_LOOP_LAG_MS
         if lag_limit and self.loop_lag * 1000 > lag_limit:
             return BUSY
         return None
 
-    def admit(self) -> Refusal | None:
-        """Take a call slot (None), or say why not. A taken slot is ``release``d once."""
-        refusal = self.refusal()
+    def admit(self, weight: int = 1) -> Refusal | None:
+        """Take a call slot (None), or say why not. A taken slot is ``release``d once,
+        with the same weight."""
+        refusal = self.refusal(weight)
         if refusal is None:
             self.calls += 1
+            self.units += weight
             self._publish()
         return refusal
 
-    def release(self) -> None:
+    def release(self, weight: int = 1) -> None:
         self.calls = max(0, self.calls - 1)
+        self.units = max(0, self.units - weight)
         self._publish()
 
     def drain(self) -> None:
@@ -110,6 +117,7 @@ class ProcessLoad:
             "status": "ready" if refusal is None else "not_ready",
             **({"reason": refusal.code} if refusal else {}),
             "calls": self.calls,
+            "call_units": self.units,
             "max_calls": settings.KOE_MAX_CALLS_PER_PROCESS,
             "loop_lag_ms": round(self.loop_lag * 1000, 1),
             "draining": self.draining,

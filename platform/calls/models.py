@@ -136,6 +136,12 @@ class CallSession(models.Model):
     server_instance = models.CharField(
         max_length=120, blank=True, help_text="The process that holds the live call."
     )
+    media_quality = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="WebRTC calls: the media path as measured at the end (round trip, packet "
+        "loss and jitter each way).",
+    )
     provider_sessions = models.PositiveSmallIntegerField(
         default=1,
         help_text="Speech provider sessions the call used: more than one when a session "

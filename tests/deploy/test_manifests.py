@@ -90,6 +90,16 @@ def test_compose_gives_web_its_drain_and_puts_haproxy_in_front() -> None:
     assert "./deploy/haproxy.cfg:/usr/local/etc/haproxy/haproxy.cfg:ro" in lb["volumes"]
 
 
+def test_compose_turn_relay_is_optional_and_shares_its_secret_with_koe() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    turn, web = compose["services"]["turn"], compose["services"]["web"]
+    assert turn["profiles"] == ["turn"]  # only with --profile turn
+    assert "--use-auth-secret" in turn["command"]
+    assert "--static-auth-secret=${KOE_TURN_SECRET:?set KOE_TURN_SECRET in .env}" in turn["command"]
+    assert web["environment"]["KOE_TURN_SECRET"] == "${KOE_TURN_SECRET:-}"
+    assert "3478:3478/udp" in turn["ports"]
+
+
 def test_haproxy_keeps_a_call_for_longer_than_the_longest_call() -> None:
     text = HAPROXY_CFG.read_text()
     tunnel = re.search(r"^\s*timeout tunnel (\d+)s$", text, re.MULTILINE)

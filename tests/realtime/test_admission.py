@@ -28,13 +28,13 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture(autouse=True)
 def fresh_load() -> Iterator[ProcessLoad]:
     """This process's load starts empty, and is left as it was found."""
-    saved = (LOAD.calls, LOAD.draining, list(LOAD._lags))
-    LOAD.calls, LOAD.draining = 0, False
+    saved = (LOAD.calls, LOAD.units, LOAD.draining, list(LOAD._lags))
+    LOAD.calls, LOAD.units, LOAD.draining = 0, 0, False
     LOAD._lags.clear()
     yield LOAD
-    LOAD.calls, LOAD.draining = saved[0], saved[1]
+    LOAD.calls, LOAD.units, LOAD.draining = saved[0], saved[1], saved[2]
     LOAD._lags.clear()
-    LOAD._lags.extend(saved[2])
+    LOAD._lags.extend(saved[3])
 
 
 async def readiness() -> tuple[int, dict[str, Any]]:
@@ -80,7 +80,14 @@ def test_at_its_call_limit_a_process_refuses_the_next_call_until_one_ends(
     seen = asyncio.run(scenario())
     assert seen["ready_before"] == (
         200,
-        {"status": "ready", "calls": 0, "max_calls": 1, "loop_lag_ms": 0.0, "draining": False},
+        {
+            "status": "ready",
+            "calls": 0,
+            "call_units": 0,
+            "max_calls": 1,
+            "loop_lag_ms": 0.0,
+            "draining": False,
+        },
     )
     status, body = seen["ready_full"]
     assert (status, body["status"], body["reason"], body["calls"]) == (

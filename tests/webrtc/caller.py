@@ -19,6 +19,8 @@ import orjson
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
+from agents.webrtc.audio import set_jitter_buffer
+
 RATE = 24_000
 FRAME_SAMPLES = 480  # 20 ms
 
@@ -31,6 +33,7 @@ class Microphone(MediaStreamTrack):
     def __init__(self) -> None:
         super().__init__()
         self.queued = bytearray()
+        self.sent = 0  # bytes of what it was asked to say that it has sent
         self._start: float | None = None
         self._timestamp = 0
 
@@ -51,6 +54,7 @@ class Microphone(MediaStreamTrack):
                 await asyncio.sleep(wait)
         chunk = bytes(self.queued[: 2 * FRAME_SAMPLES])
         del self.queued[: 2 * FRAME_SAMPLES]
+        self.sent += len(chunk)
         frame = av.AudioFrame(format="s16", layout="mono", samples=FRAME_SAMPLES)
         frame.planes[0].update(chunk + bytes(2 * FRAME_SAMPLES - len(chunk)))
         frame.sample_rate = RATE
@@ -60,8 +64,9 @@ class Microphone(MediaStreamTrack):
 
 
 class WebRTCCaller:
-    def __init__(self, *, data_channel: bool = True) -> None:
+    def __init__(self, *, data_channel: bool = True, jitter_frames: int | None = None) -> None:
         self.peer = RTCPeerConnection()
+        self.jitter_frames = jitter_frames  # its receiver's buffer (aiortc's 4 if None)
         self.microphone = Microphone()
         self.peer.addTrack(self.microphone)
         self.events: list[dict[str, Any]] = []
@@ -82,6 +87,8 @@ class WebRTCCaller:
 
     async def answered(self, sdp: str) -> None:
         await self.peer.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+        if self.jitter_frames is not None:
+            set_jitter_buffer(self.peer, self.jitter_frames)
 
     def send(self, event: dict[str, Any]) -> None:
         assert self.channel is not None

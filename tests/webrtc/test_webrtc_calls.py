@@ -4,18 +4,22 @@ talks to an agent on the fake OpenAI upstream; hang-up through the API; refusals
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
+import time
 from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async
-from django.test import AsyncClient
+from django.test import AsyncClient, Client
 
 from agents.models import Agent
 from calls.load import LOAD
 from calls.models import CallSession, EndReason, TranscriptItem
 from tests.conftest import TenantWorld
 from tests.fakes.realtime_server import FakeRealtimeServer, Turn, tone
-from tests.realtime.helpers import eventually, session_token
+from tests.realtime.helpers import connect, eventually, receive, session_token
 from tests.realtime.test_upstream import UPSTREAM_KEY
 from tests.webrtc.caller import WebRTCCaller
 
@@ -112,6 +116,11 @@ def test_a_caller_talks_to_the_agent_over_webrtc_and_the_api_hangs_up(
     call = CallSession.objects.get(public_id=call_id)
     assert call.end_reason == EndReason.OPERATOR
     assert call.end_detail == "Hung up through the API."
+    # The media path, measured: on loopback, nothing lost and a round trip in ms.
+    quality = call.media_quality
+    assert quality["caller_packets_received"] > 50  # 20 ms packets for seconds
+    assert quality["caller_loss_percent"] == 0
+    assert quality["round_trip_ms"] is None or 0 <= quality["round_trip_ms"] < 500
     assert list(TranscriptItem.objects.filter(call=call).values_list("role", "text")) == [
         ("user", HOURS.user),
         ("assistant", HOURS.assistant),
@@ -226,3 +235,60 @@ def test_another_tenants_key_cannot_hang_up_a_call(
             await eventually(lambda: LOAD.calls == 0)
 
     asyncio.run(scenario())
+
+
+def test_a_session_token_comes_with_the_ice_servers_and_short_lived_turn_credentials(
+    tenant_a: TenantWorld, openai_agent: Agent, settings: Any
+) -> None:
+    settings.KOE_ICE_SERVERS = [{"urls": ["stun:stun.koe.example:3478"]}]
+    settings.KOE_TURN_URLS = ["turn:turn.koe.example:3478?transport=udp"]
+    settings.KOE_TURN_SECRET = "shared-with-coturn"
+    settings.KOE_TURN_CREDENTIAL_SECONDS = 600
+    response = Client().post(
+        "/v1/realtime/client_secrets",
+        {"session": {"type": "realtime", "model": openai_agent.public_id}},
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {tenant_a.secret}"},
+    )
+    stun, turn = response.json()["ice_servers"]
+    assert stun == {"urls": ["stun:stun.koe.example:3478"]}
+    assert turn["urls"] == ["turn:turn.koe.example:3478?transport=udp"]
+    expiry = int(turn["username"].split(":", 1)[0])
+    assert 590 <= expiry - time.time() <= 600
+    # What coturn (use-auth-secret) computes to check it.
+    digest = hmac.new(b"shared-with-coturn", turn["username"].encode(), hashlib.sha1).digest()
+    assert turn["credential"] == base64.b64encode(digest).decode()
+
+
+def test_a_webrtc_call_weighs_more_than_a_relayed_one_against_the_process_limit(
+    tenant_a: TenantWorld, openai_agent: Agent, upstream_settings: Any
+) -> None:
+    """Opus costs CPU: with room for 8 relayed calls, one WebRTC call (6) fits, a second
+    is refused as server_busy (503, Retry-After), and a WebSocket call still fits."""
+    upstream_settings.KOE_MAX_CALLS_PER_PROCESS = 8
+    upstream_settings.KOE_WEBRTC_CALL_WEIGHT = 6
+
+    async def scenario() -> None:
+        async with FakeRealtimeServer([HOURS], expected_key=UPSTREAM_KEY) as fake:
+            upstream_settings.KOE_OPENAI_REALTIME_URL = fake.url
+            query = f"?model={openai_agent.public_id}"
+            first = WebRTCCaller()
+            assert (await place_call(first, f"Bearer {tenant_a.secret}", query)).status_code == 201
+            second = WebRTCCaller()
+            refused = await place_call(second, f"Bearer {tenant_a.secret}", query)
+            assert refused.status_code == 503
+            assert refused["Retry-After"]
+            assert refused.json()["error"]["code"] == "server_busy"
+            assert LOAD.units == 6 and LOAD.calls == 1
+            websocket = await connect(
+                f"/v1/realtime{query}", [(b"authorization", f"Bearer {tenant_a.secret}".encode())]
+            )
+            assert (await receive(websocket))["type"] == "session.created"
+            assert LOAD.units == 7
+            await websocket.disconnect()
+            await second.close()
+            await first.close()
+            await eventually(lambda: LOAD.units == 0 and LOAD.calls == 0)
+
+    asyncio.run(scenario())
+    assert CallSession.objects.count() == 2  # the refused caller stored nothing
