@@ -9,6 +9,7 @@ page is given a microphone the test speaks into once the widget is ready (``say`
 from __future__ import annotations
 
 import base64
+import json
 import time
 import wave
 from collections.abc import Iterator
@@ -45,7 +46,7 @@ const keep = (name) => document.addEventListener(name, (event) => {
     window.__koe.push({name, ...detail});
   }
 });
-["koe:state", "koe:event", "koe:playback", "koe:caption", "koe:turn"].forEach(keep);
+["koe:state", "koe:event", "koe:playback", "koe:caption", "koe:turn", "koe:transport"].forEach(keep);
 const NativeAudioContext = window.AudioContext;
 if (navigator.mediaDevices) {
   const getUserMedia = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
@@ -83,8 +84,24 @@ window.__say = (base64) => {
 window.AudioContext = class extends NativeAudioContext {
   constructor(options) { super(options); window.__contexts.push(this); }
 };
+window.__peers = [];
+if (window.RTCPeerConnection) {
+  const NativePeer = window.RTCPeerConnection;
+  window.RTCPeerConnection = class extends NativePeer {
+    constructor(...options) { super(...options); window.__peers.push(this); }
+  };
+}
 """
 MOUTH = "window.__mouth_wanted = true;"
+# The widget's transport for a page (its "transport" attribute, unless the page sets one).
+TRANSPORT = """
+(() => {
+  const chosen = %s;
+  const apply = () => document.querySelectorAll("koe-agent:not([transport])")
+    .forEach((element) => element.setAttribute("transport", chosen));
+  new MutationObserver(apply).observe(document, { childList: true, subtree: true });
+})();
+"""
 
 
 def write_wav(path: Path, pcm: bytes) -> Path:
@@ -117,11 +134,21 @@ def chromium(*, microphone: Path | None, loop: bool = False) -> Iterator[Browser
 
 
 def open_page(
-    browser: Browser, url: str, *, width: int = 1280, height: int = 800, mouth: bool = False
+    browser: Browser,
+    url: str,
+    *,
+    width: int = 1280,
+    height: int = 800,
+    mouth: bool = False,
+    transport: str = "websocket",
 ) -> Page:
     """Open ``url`` with the probe. With ``mouth``, the page's microphone is one the test
-    speaks into with ``say`` (Chromium's fake device still answers the permission)."""
+    speaks into with ``say`` (Chromium's fake device still answers the permission).
+    ``transport`` is the widget's (the WebSocket unless a test is about WebRTC; "" leaves
+    the widget's default, auto)."""
     page = browser.new_page(viewport={"width": width, "height": height})
+    if transport:
+        page.add_init_script(TRANSPORT % json.dumps(transport))
     if mouth:
         page.add_init_script(MOUTH)
     page.add_init_script(PROBE)

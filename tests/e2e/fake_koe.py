@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
-from tests.e2e.browser import PROBE
+from tests.e2e.browser import PROBE, TRANSPORT
 from tests.live import ROOT
 
 if TYPE_CHECKING:
@@ -230,8 +230,10 @@ class FakeKoe:
 
 
 def open_scripted_page(browser: Browser, koe: FakeKoe, *, fake_clock: bool = False) -> Page:
-    """The tenant's page with the widget, every request answered by ``koe``."""
+    """The tenant's page with the widget on the WebSocket (the protocol this fake speaks),
+    every request answered by ``koe``."""
     page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.add_init_script(TRANSPORT % json.dumps("websocket"))
     if fake_clock:
         page.clock.install()
     koe.install(page)

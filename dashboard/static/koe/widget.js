@@ -7,7 +7,9 @@
  *
  * Attributes (data-* on the script tag, plain on the element): key, agent, host (Koe's base
  * URL; default: where this script was loaded from), label, color, position (bottom-right,
- * bottom-left), mode ("floating", default, or "inline": no launcher, the panel in the page).
+ * bottom-left), mode ("floating", default, or "inline": no launcher, the panel in the page),
+ * transport ("auto", default: WebRTC, falling back to the WebSocket when WebRTC cannot
+ * connect within WEBRTC_CONNECT_MS; "webrtc"; "websocket").
  * Theming: CSS custom properties on the element (see the STYLE block below), e.g.
  *   koe-agent { --koe-accent: #0b7285; --koe-size: 64px; --koe-offset-y: 32px; }
  * Label, colour and position default to the agent's widget settings (GET /v1/widget/config).
@@ -23,6 +25,11 @@
  * "Yes" / "No". The token request carries the answer and the version shown; if the prompt
  * changed meanwhile (409 consent_changed) the widget reloads its config and asks again.
  *
+ * WebRTC (POST /v1/realtime/calls): the microphone goes as an Opus track (the browser's echo
+ * cancellation and jitter buffer), the agent's voice plays from the peer's track, and the
+ * events travel on the data channel "oai-events"; the server cuts the agent's audio when
+ * the caller speaks over it (output_audio_buffer.cleared) and truncates what was unheard.
+ *
  * Reconnects: a dropped call is retried with backoff; the retry series starts over only
  * after a connection has stayed up STABLE_CONNECTION_MS, and a call reconnects at most
  * MAX_RECONNECTS_PER_CALL times (each reconnect mints a token and opens a billed session).
@@ -34,6 +41,7 @@
  *   koe:playback {itemId, playedMs, state: "playing"|"drained"|"interrupted"}
  *   koe:caption  {role: "user"|"assistant", itemId, text, final}
  *   koe:turn     {itemId, latencyMs}  end of the caller's speech -> first agent audio played
+ *   koe:transport {transport: "webrtc"|"websocket", fallback}  how the call connected
  * Audio deltas are part of koe:event (the console counts them); nothing is logged to the
  * console except configuration problems.
  */
@@ -51,6 +59,11 @@
   // ...and however stable each one looked, a call reconnects at most this many times.
   const MAX_RECONNECTS_PER_CALL = 8;
   const TOKEN_SUBPROTOCOL = "openai-insecure-api-key.";
+  // WebRTC that has not connected (offer answered, data channel open) by then falls back.
+  const WEBRTC_CONNECT_MS = 5000;
+  // Refusals of a WebRTC call that the WebSocket may not meet (anything else, a refusal of
+  // the caller, would be refused there too).
+  const WEBRTC_FALLBACK_CODES = new Set(["webrtc_failed", "network", "invalid_sdp", "missing_sdp"]);
 
   // What the caller reads for each refusal or ending the server reports (error codes).
   const MESSAGES = {
@@ -260,6 +273,96 @@
     constructor(code, message) {
       super(message || MESSAGES[code] || code);
       this.code = code;
+    }
+  }
+
+  /**
+   * A WebSocket's face on a WebRTC call, so the call's logic is one for both: readyState,
+   * send, close, onopen/onmessage/onclose. The data channel carries the events; the agent's
+   * audio plays in `audio` (an <audio> element made in the caller's click).
+   */
+  class RtcLink {
+    constructor() {
+      this.readyState = 0; // CONNECTING, as WebSocket's
+      this.onopen = this.onmessage = this.onclose = null;
+      this.peer = null;
+      this.channel = null;
+    }
+
+    async open(host, token, stream, audio) {
+      if (typeof RTCPeerConnection !== "function") throw new WidgetError("webrtc_failed");
+      const peer = new RTCPeerConnection({ iceServers: token.ice_servers || [] });
+      this.peer = peer;
+      if (stream) stream.getAudioTracks().forEach((track) => peer.addTrack(track, stream));
+      else peer.addTransceiver("audio", { direction: "recvonly" });
+      peer.ontrack = (event) => {
+        audio.srcObject = event.streams[0] || new MediaStream([event.track]);
+        audio.play().catch(() => {});
+      };
+      const channel = peer.createDataChannel("oai-events");
+      this.channel = channel;
+      channel.onmessage = (message) => this.onmessage && this.onmessage({ data: message.data });
+      channel.onclose = () => this.dropped(1006);
+      peer.onconnectionstatechange = () => {
+        if (peer.connectionState === "failed") this.dropped(1006);
+      };
+      await peer.setLocalDescription(await peer.createOffer());
+      await this.gathered(peer);
+      let response;
+      try {
+        response = await fetch(`${host}/v1/realtime/calls`, {
+          method: "POST",
+          credentials: "omit",
+          headers: { Authorization: `Bearer ${token.value}`, "Content-Type": "application/sdp" },
+          body: peer.localDescription.sdp,
+        });
+      } catch (error) {
+        throw new WidgetError("network");
+      }
+      if (!response.ok) {
+        const error = ((await response.json().catch(() => ({}))).error) || {};
+        throw new WidgetError(error.code || "network", MESSAGES[error.code] || error.message);
+      }
+      await peer.setRemoteDescription({ type: "answer", sdp: await response.text() });
+      await new Promise((resolve, reject) => {
+        if (channel.readyState === "open") return resolve();
+        const timer = setTimeout(() => reject(new WidgetError("webrtc_failed")), WEBRTC_CONNECT_MS);
+        channel.onopen = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.readyState = 1; // OPEN
+      if (this.onopen) this.onopen();
+    }
+
+    /** Koe answers without trickle ICE: the offer carries the candidates gathered. */
+    gathered(peer) {
+      if (peer.iceGatheringState === "complete") return Promise.resolve();
+      return new Promise((resolve) => {
+        const timer = setTimeout(resolve, 3000);
+        peer.addEventListener("icegatheringstatechange", () => {
+          if (peer.iceGatheringState === "complete") {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+      });
+    }
+
+    send(text) {
+      if (this.channel && this.channel.readyState === "open") this.channel.send(text);
+    }
+
+    dropped(code) {
+      if (this.readyState >= 2) return;
+      this.readyState = 3; // CLOSED
+      if (this.peer) this.peer.close();
+      if (this.onclose) this.onclose({ code, reason: "" });
+    }
+
+    close(code = 1000) {
+      this.dropped(code);
     }
   }
 
@@ -536,7 +639,9 @@
       this.ui.error.hidden = true;
       this.ui.typeInstead.hidden = true;
       const call = {
-        socket: null,
+        socket: null, // a WebSocket, or an RtcLink
+        useRtc: this.transport !== "websocket" && typeof RTCPeerConnection === "function",
+        audio: null, // the <audio> element WebRTC plays the agent's voice in
         stream: null,
         context: null,
         capture: null,
@@ -568,6 +673,10 @@
         // The AudioContext is made first, still inside the click that started the call,
         // so browsers' autoplay rules let it run.
         call.context = new AudioContext({ latencyHint: "interactive" });
+        if (call.useRtc) {
+          call.audio = new Audio();
+          call.audio.autoplay = true;
+        }
         if (microphone) call.stream = await this.openMicrophone();
         if (this.call !== call) return this.releaseAudio(call);
         await this.startAudio(call);
@@ -612,9 +721,16 @@
       return SCRIPT_URL ? new URL(name, SCRIPT_URL).href : `${this.host}/static/koe/${name}`;
     }
 
+    get transport() {
+      const chosen = this.getAttribute("transport") || "auto";
+      return ["auto", "webrtc", "websocket"].includes(chosen) ? chosen : "auto";
+    }
+
     async startAudio(call) {
       const context = call.context;
       if (context.state === "suspended") await context.resume();
+      // On WebRTC the browser carries the audio both ways: no worklets (until a fallback).
+      if (call.useRtc) return;
       await context.audioWorklet.addModule(this.workletUrl("playback-worklet.js"));
       call.playback = new AudioWorkletNode(context, "koe-playback", {
         numberOfInputs: 0,
@@ -669,8 +785,62 @@
     }
 
     async connect(call) {
-      const token = await this.fetchToken();
+      let token = await this.fetchToken();
       if (this.call !== call) return;
+      if (call.useRtc) {
+        try {
+          await this.connectRtc(call, token);
+          return;
+        } catch (error) {
+          if (this.call !== call) return;
+          if (this.transport !== "auto" || !WEBRTC_FALLBACK_CODES.has(codeOf(error))) throw error;
+        }
+        // WebRTC could not connect (blocked UDP, no TURN): the same call over the WebSocket,
+        // with a token of its own (they are single-use).
+        call.useRtc = false;
+        this.emit("koe:transport", { transport: "websocket", fallback: true });
+        await this.startAudio(call);
+        token = await this.fetchToken();
+        if (this.call !== call) return;
+      }
+      await this.connectSocket(call, token);
+    }
+
+    async connectRtc(call, token) {
+      const link = new RtcLink();
+      call.socket = link;
+      call.appendedMs = 0;
+      call.appendTimes = [];
+      call.lastError = null;
+      link.onmessage = (message) => this.onMessage(call, message.data);
+      link.onclose = (close) => {
+        if (call.opened) this.onClose(call, link, close);
+      };
+      try {
+        await link.open(this.host, token, call.stream, call.audio);
+      } catch (error) {
+        link.close();
+        throw error;
+      }
+      if (this.call !== call) return;
+      this.opened(call, link);
+      this.emit("koe:transport", { transport: "webrtc", fallback: false });
+      this.setState(call.playing ? "speaking" : "listening");
+    }
+
+    /** Up: a later drop is retried, and the retry series ends once it has lasted. */
+    opened(call, socket) {
+      call.opened = true;
+      clearTimeout(call.stableTimer);
+      call.stableTimer = setTimeout(() => {
+        // Up long enough to count as working: a later drop starts a fresh retry series.
+        if (this.call === call && call.socket === socket && socket.readyState === WebSocket.OPEN) {
+          call.attempts = 0;
+        }
+      }, STABLE_CONNECTION_MS);
+    }
+
+    async connectSocket(call, token) {
       const agent = (token.session && token.session.model) || this.getAttribute("agent") || "";
       const url = new URL(`${this.host}/v1/realtime`);
       url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
@@ -682,14 +852,7 @@
       call.lastError = null;
       await new Promise((resolve, reject) => {
         socket.onopen = () => {
-          call.opened = true;
-          clearTimeout(call.stableTimer);
-          call.stableTimer = setTimeout(() => {
-            // Up long enough to count as working: a later drop starts a fresh retry series.
-            if (this.call === call && call.socket === socket && socket.readyState === WebSocket.OPEN) {
-              call.attempts = 0;
-            }
-          }, STABLE_CONNECTION_MS);
+          this.opened(call, socket);
           resolve();
         };
         socket.onmessage = (message) => this.onMessage(call, message.data);
@@ -788,6 +951,27 @@
         case "response.output_text.done":
           if (!call.interrupted.has(event.item_id)) {
             this.caption("assistant", event.item_id, event.transcript || event.text || "", true);
+          }
+          break;
+        case "output_audio_buffer.started": // WebRTC: the agent's voice started playing
+          call.playing = { itemId: [...call.responseItems].pop() || null, playedMs: 0 };
+          if (call.speechEndedAt !== null) {
+            const latencyMs = Math.round(performance.now() - call.speechEndedAt);
+            call.speechEndedAt = null;
+            this.emit("koe:turn", { itemId: call.playing.itemId, latencyMs });
+          }
+          this.setState("speaking");
+          this.emit("koe:playback", { itemId: call.playing.itemId, playedMs: 0, state: "playing" });
+          break;
+        case "output_audio_buffer.stopped":
+        case "output_audio_buffer.cleared":
+          if (call.playing) {
+            const state = event.type === "output_audio_buffer.stopped" ? "drained" : "interrupted";
+            this.emit("koe:playback", { itemId: call.playing.itemId, playedMs: 0, state });
+          }
+          call.playing = null;
+          if (LIVE_STATES.has(this.state) && this.state !== "reconnecting") {
+            this.setState(call.responseActive ? "thinking" : "listening");
           }
           break;
         case "response.done":
@@ -912,6 +1096,7 @@
     }
 
     async releaseAudio(call) {
+      if (call.audio) call.audio.srcObject = null;
       if (call.stream) call.stream.getTracks().forEach((track) => track.stop());
       if (call.capture) call.capture.port.postMessage({ type: "stop" });
       if (call.context && call.context.state !== "closed") {
@@ -1028,6 +1213,13 @@
      * an item none of which was heard is not truncated.
      */
     async bargeIn(call) {
+      if (call.useRtc) {
+        // The server plays the audio: it cuts it off and truncates what was not heard (on
+        // the caller's speech by itself; for typed words, when asked).
+        if (call.playing) this.send({ type: "output_audio_buffer.clear" });
+        if (call.responseActive && call.responseId) call.interruptedResponses.add(call.responseId);
+        return;
+      }
       // A finished response (no audio left, none coming) is not cut off: its captions stand.
       const speaking = call.audioQueued || call.responseActive;
       const cutOff = new Set(speaking ? [...call.queuedItems, ...call.responseItems] : []);
@@ -1131,7 +1323,7 @@
   function embedFromScript() {
     if (!SCRIPT || !SCRIPT.dataset.key) return;
     const element = document.createElement("koe-agent");
-    for (const name of ["key", "agent", "host", "label", "color", "position"]) {
+    for (const name of ["key", "agent", "host", "label", "color", "position", "transport"]) {
       if (SCRIPT.dataset[name]) element.setAttribute(name, SCRIPT.dataset[name]);
     }
     document.body.append(element);
