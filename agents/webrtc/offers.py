@@ -29,6 +29,7 @@ from foundation.call_threads import on_call_threads
 logger = logging.getLogger("koe.webrtc")
 
 MAX_OFFER_BYTES = 64 * 1024
+MAX_MEDIA_SECTIONS = 4  # audio, the data channel, and room for a camera it will not get
 # WebRTC's audio reaches the provider as the Realtime protocol's PCM16 at 24 kHz.
 WEBRTC_AUDIO_FORMAT = "pcm16"
 # The status of each refusal code that is not a plain bad request (400).
@@ -110,12 +111,21 @@ async def _take_offer(peer: RTCPeerConnection, offer: str) -> None:
         raise OfferRefused("The SDP offer is too large.", "invalid_sdp")
     if "m=audio" not in offer:
         raise OfferRefused("The SDP offer has no audio (m=audio) section.", "invalid_sdp")
+    if offer.count("\nm=") > MAX_MEDIA_SECTIONS:
+        raise OfferRefused(
+            f"The SDP offer has more than {MAX_MEDIA_SECTIONS} media sections.", "invalid_sdp"
+        )
     try:
         await peer.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
     except Exception as error:  # aiortc's parser raises whatever the text trips it on
         raise OfferRefused(f"The SDP offer could not be used: {error}", "invalid_sdp") from None
     if not any(t.kind == "audio" for t in peer.getTransceivers()):
         raise OfferRefused("The SDP offer has no audio (m=audio) section.", "invalid_sdp")
+    for transceiver in peer.getTransceivers():
+        if transceiver.kind != "audio":
+            # A call carries audio (and its data channel): video is answered inactive, so
+            # no frame of it is sent or decoded.
+            transceiver.direction = "inactive"
 
 
 async def _open_call(caller: Caller, transport: PeerCall) -> Call:

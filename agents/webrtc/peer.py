@@ -27,6 +27,7 @@ from channels.layers import get_channel_layer
 from agents.realtime import events
 from agents.realtime.call import Call
 from agents.realtime.control import ControlChannel, follow
+from agents.realtime.errors import error_event
 from agents.webrtc.audio import AgentVoice, caller_audio
 from agents.webrtc.quality import media_quality
 from calls.load import LOAD
@@ -40,6 +41,8 @@ EVENTS_CHANNEL = "oai-events"
 CONNECT_SECONDS = 20.0
 # Events for a data channel that is not open yet (session.created, the greeting's).
 PENDING_EVENTS_KEPT = 500
+# The caller's events waiting to be taken (a second of a busy client's), at most.
+INBOX_EVENTS_KEPT = 200
 
 # This process's WebRTC calls, by call id (a hang-up on this process finds its call here;
 # and nothing else holds on to a call between the answer and its end).
@@ -58,6 +61,8 @@ class PeerCall:
         self.call: Call | None = None
         self.control: ControlChannel | None = None
         self.tasks: set[asyncio.Task[Any]] = set()
+        # The caller's data-channel events, taken one at a time, in the order they came.
+        self.inbox: asyncio.Queue[str | bytes] = asyncio.Queue(maxsize=INBOX_EVENTS_KEPT)
         self.holds_slot = False
         self.closed = False
         self.expects_channel = True  # the offer has a data channel (m=application)
@@ -78,6 +83,7 @@ class PeerCall:
         LIVE[call.grant.call_public_id] = self
         self._spawn(self._give_up_unless_connected())
         self._spawn(self._control(call))
+        self._spawn(self._read_inbox())
 
     def _on_track(self, track: Any) -> None:
         if track.kind == "audio":
@@ -123,7 +129,17 @@ class PeerCall:
             await call.append_audio(payload)
 
     def _on_message(self, message: str | bytes) -> None:
-        self._spawn(self._client_event(message))
+        try:
+            self.inbox.put_nowait(message)
+        except asyncio.QueueFull:  # a client flooding the channel: its excess is refused
+            event = error_event(
+                "Too many events at once: wait for the call to keep up.", "rate_limited"
+            )
+            self._spawn(self.deliver(orjson.dumps(event).decode()))
+
+    async def _read_inbox(self) -> None:
+        while True:
+            await self._client_event(await self.inbox.get())
 
     async def _client_event(self, message: str | bytes) -> None:
         call = self.call

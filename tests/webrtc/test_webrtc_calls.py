@@ -292,3 +292,66 @@ def test_a_webrtc_call_weighs_more_than_a_relayed_one_against_the_process_limit(
 
     asyncio.run(scenario())
     assert CallSession.objects.count() == 2  # the refused caller stored nothing
+
+
+def test_a_callers_events_reach_the_provider_in_the_order_sent_and_video_is_refused_quietly(
+    tenant_a: TenantWorld, openai_agent: Agent, upstream_settings: Any
+) -> None:
+    """A burst of data-channel events arrives upstream in order (each waits its turn);
+    a camera in the offer is answered inactive: the call is audio."""
+
+    async def scenario() -> tuple[str, list[dict[str, Any]]]:
+        async with FakeRealtimeServer([HOURS], expected_key=UPSTREAM_KEY) as fake:
+            upstream_settings.KOE_OPENAI_REALTIME_URL = fake.url
+            caller = WebRTCCaller()
+            caller.peer.addTransceiver("video", direction="sendrecv")
+            response = await place_call(
+                caller, f"Bearer {tenant_a.secret}", f"?model={openai_agent.public_id}"
+            )
+            assert response.status_code == 201, response.content
+            await caller.until("session.created")
+            for index in range(40):
+                caller.send(
+                    {
+                        "type": "conversation.item.create",
+                        "item": {
+                            "type": "message",
+                            "role": "user",
+                            "content": [{"type": "input_text", "text": f"line {index}"}],
+                        },
+                    }
+                )
+            await eventually(
+                lambda: (
+                    len([e for e in fake.received if e["type"] == "conversation.item.create"]) == 40
+                )
+            )
+            await caller.close()
+            return response.content.decode(), list(fake.received)
+
+    answer, received = asyncio.run(scenario())
+    video = answer[answer.index("m=video") :]
+    assert "a=inactive" in video.split("m=", 2)[1]
+    texts = [
+        e["item"]["content"][0]["text"] for e in received if e["type"] == "conversation.item.create"
+    ]
+    assert texts == [f"line {index}" for index in range(40)]
+
+
+def test_an_offer_with_too_many_media_sections_is_refused(
+    tenant_a: TenantWorld, openai_agent: Agent
+) -> None:
+    async def scenario() -> Any:
+        caller = WebRTCCaller()
+        for _ in range(5):
+            caller.peer.addTransceiver("audio", direction="sendrecv")
+        response = await place_call(
+            caller, f"Bearer {tenant_a.secret}", f"?model={openai_agent.public_id}"
+        )
+        await caller.close()
+        return response
+
+    response = asyncio.run(scenario())
+    assert response.status_code == 400
+    assert "media sections" in response.json()["error"]["message"]
+    assert not CallSession.objects.exists()
