@@ -55,10 +55,41 @@ class Cut:
     heard_ms: int
 
 
-class AgentVoice(MediaStreamTrack):
-    """The agent's audio for the caller, paced at real time (see the module's doc)."""
+class PacedAudio(MediaStreamTrack):
+    """An audio track that gives aiortc's sender 20 ms of PCM16 (24 kHz mono) every 20 ms
+    of real time, whatever its source has (``next_frame_bytes``)."""
 
     kind = "audio"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._start: float | None = None
+        self._timestamp = 0
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._start is None:
+            self._start = time.monotonic()
+        else:
+            self._timestamp += FRAME_SAMPLES
+            wait = self._start + self._timestamp / RATE - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+        frame = av.AudioFrame(format="s16", layout="mono", samples=FRAME_SAMPLES)
+        frame.planes[0].update(self.next_frame_bytes())
+        frame.sample_rate = RATE
+        frame.pts = self._timestamp
+        frame.time_base = TIME_BASE
+        return frame
+
+    def next_frame_bytes(self) -> bytes:
+        """The next 20 ms (FRAME_BYTES)."""
+        raise NotImplementedError
+
+
+class AgentVoice(PacedAudio):
+    """The agent's audio for the caller, paced at real time (see the module's doc)."""
 
     def __init__(self, notify: Callable[[dict[str, Any]], None]) -> None:
         super().__init__()
@@ -67,8 +98,6 @@ class AgentVoice(MediaStreamTrack):
         self.heard: dict[str, int] = {}  # item id -> bytes played
         self.playing = ""  # the response whose audio is playing ("" between responses)
         self.audio_done: set[str] = set()  # responses all of whose audio has arrived
-        self._start: float | None = None
-        self._timestamp = 0
 
     # --- fed by the call ------------------------------------------------------------------
     def add(self, response_id: str, item_id: str, pcm: bytes) -> None:
@@ -104,24 +133,7 @@ class AgentVoice(MediaStreamTrack):
         return bool(self.playing)
 
     # --- read by aiortc's sender ------------------------------------------------------------
-    async def recv(self) -> av.AudioFrame:
-        if self.readyState != "live":
-            raise MediaStreamError
-        if self._start is None:
-            self._start = time.monotonic()
-        else:
-            self._timestamp += FRAME_SAMPLES
-            wait = self._start + self._timestamp / RATE - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-        frame = av.AudioFrame(format="s16", layout="mono", samples=FRAME_SAMPLES)
-        frame.planes[0].update(self._next_frame_bytes())
-        frame.sample_rate = RATE
-        frame.pts = self._timestamp
-        frame.time_base = TIME_BASE
-        return frame
-
-    def _next_frame_bytes(self) -> bytes:
+    def next_frame_bytes(self) -> bytes:
         chunk = bytearray()
         while len(chunk) < FRAME_BYTES and self.queue:
             segment = self.queue[0]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fractions
 import time
 from typing import Any
 
@@ -19,48 +18,25 @@ import orjson
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
-from agents.webrtc.audio import set_jitter_buffer
-
-RATE = 24_000
-FRAME_SAMPLES = 480  # 20 ms
+from agents.webrtc.audio import FRAME_BYTES, RATE, PacedAudio, set_jitter_buffer
 
 
-class Microphone(MediaStreamTrack):
+class Microphone(PacedAudio):
     """Says queued PCM16 (24 kHz mono) at real time; silence when there is nothing to say."""
-
-    kind = "audio"
 
     def __init__(self) -> None:
         super().__init__()
         self.queued = bytearray()
         self.sent = 0  # bytes of what it was asked to say that it has sent
-        self._start: float | None = None
-        self._timestamp = 0
 
     def say(self, pcm: bytes) -> None:
         self.queued += pcm
 
-    @property
-    def done_speaking(self) -> bool:
-        return not self.queued
-
-    async def recv(self) -> av.AudioFrame:
-        if self._start is None:
-            self._start = time.monotonic()
-        else:
-            self._timestamp += FRAME_SAMPLES
-            wait = self._start + self._timestamp / RATE - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-        chunk = bytes(self.queued[: 2 * FRAME_SAMPLES])
-        del self.queued[: 2 * FRAME_SAMPLES]
+    def next_frame_bytes(self) -> bytes:
+        chunk = bytes(self.queued[:FRAME_BYTES])
+        del self.queued[:FRAME_BYTES]
         self.sent += len(chunk)
-        frame = av.AudioFrame(format="s16", layout="mono", samples=FRAME_SAMPLES)
-        frame.planes[0].update(chunk + bytes(2 * FRAME_SAMPLES - len(chunk)))
-        frame.sample_rate = RATE
-        frame.pts = self._timestamp
-        frame.time_base = fractions.Fraction(1, RATE)
-        return frame
+        return chunk + bytes(FRAME_BYTES - len(chunk))
 
 
 class WebRTCCaller:

@@ -19,7 +19,7 @@ from tests.realtime.conftest import auth_headers
 from tests.realtime.helpers import connect, eventually, receive, refused, session_token
 from tests.realtime.test_upstream import UPSTREAM_KEY
 from tests.webrtc.caller import WebRTCCaller
-from tests.webrtc.test_webrtc_calls import ended, place_call, silence
+from tests.webrtc.test_webrtc_calls import ended, place_call, secret_key_call, silence
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -92,12 +92,7 @@ def test_only_the_owning_tenants_secret_key_joins_a_call(
     async def scenario() -> None:
         async with FakeRealtimeServer([HOURS], expected_key=UPSTREAM_KEY) as fake:
             upstream_settings.KOE_OPENAI_REALTIME_URL = fake.url
-            caller = WebRTCCaller()
-            response = await place_call(
-                caller, f"Bearer {tenant_a.secret}", f"?model={openai_agent.public_id}"
-            )
-            call_id = response["Location"].rsplit("/", 1)[1]
-            await caller.until("session.created")
+            caller, call_id = await secret_key_call(tenant_a, openai_agent)
             for headers, code in [
                 (auth_headers(tenant_b.secret), "call_not_found"),
                 (auth_headers(token), "missing_api_key"),

@@ -47,6 +47,15 @@ async def place_call(
     return response
 
 
+async def secret_key_call(world: TenantWorld, agent: Agent) -> tuple[WebRTCCaller, str]:
+    """A server's WebRTC call (its secret key), up: the caller and the call's id."""
+    caller = WebRTCCaller()
+    response = await place_call(caller, f"Bearer {world.secret}", f"?model={agent.public_id}")
+    assert response.status_code == 201, response.content
+    await caller.until("session.created")
+    return caller, response["Location"].rsplit("/", 1)[1]
+
+
 async def ended(call_id: str) -> CallSession:
     call: CallSession | None = None
 
@@ -216,12 +225,7 @@ def test_another_tenants_key_cannot_hang_up_a_call(
     async def scenario() -> None:
         async with FakeRealtimeServer([HOURS], expected_key=UPSTREAM_KEY) as fake:
             upstream_settings.KOE_OPENAI_REALTIME_URL = fake.url
-            caller = WebRTCCaller()
-            response = await place_call(
-                caller, f"Bearer {tenant_a.secret}", f"?model={openai_agent.public_id}"
-            )
-            call_id = response["Location"].rsplit("/", 1)[1]
-            await caller.until("session.created")
+            caller, call_id = await secret_key_call(tenant_a, openai_agent)
             hangup = await AsyncClient().post(
                 f"/v1/realtime/calls/{call_id}/hangup",
                 headers={"Authorization": f"Bearer {tenant_b.secret}"},
