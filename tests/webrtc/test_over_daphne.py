@@ -2,7 +2,7 @@
 ``openai`` SDK (``realtime.calls.create``, its multipart form), an aiortc caller speaking
 Piper-synthesised words as Opus over UDP, and the built-in voice answering: the caller
 cuts the greeting short (barge-in), books a table (the agent's tool), hears the
-confirmation, and the tenant's server hangs up (``realtime.calls.hangup``)."""
+confirmation; the tenant's server follows it all on the sideband and hangs up there."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from typing import Any
 
 import numpy as np
 import openai
+import orjson
 import pytest
+from websockets.asyncio.client import connect
 
 from calls.models import CallSession, EndReason, TranscriptItem
 from dashboard.management.commands.seed_demo import seed_demo
@@ -38,7 +40,11 @@ def test_a_caller_books_a_table_over_webrtc_on_the_built_in_voice() -> None:
     with daphne_server(KOE_LOCAL_WARM_UP="1") as base:
         client = openai.AsyncOpenAI(api_key=demo["secret_key"], base_url=f"{base}/v1")
 
-        async def call() -> tuple[WebRTCCaller, str, float]:
+        async def follow(sideband: Any, seen: list[dict[str, Any]]) -> None:
+            async for frame in sideband:
+                seen.append(orjson.loads(frame))
+
+        async def call() -> tuple[WebRTCCaller, str, float, list[dict[str, Any]]]:
             caller = WebRTCCaller()
             answered = await client.realtime.calls.with_raw_response.create(
                 sdp=await caller.offer(),
@@ -49,6 +55,12 @@ def test_a_caller_books_a_table_over_webrtc_on_the_built_in_voice() -> None:
             call_id = answered.headers["location"].rsplit("/", 1)[1]
             await caller.answered(answered.content.decode())
             await caller.until("session.created", timeout=60)  # the models may be loading
+            sideband = await connect(
+                f"{base.replace('http', 'ws')}/v1/realtime?call_id={call_id}",
+                additional_headers={"Authorization": f"Bearer {demo['secret_key']}"},
+            )
+            on_sideband: list[dict[str, Any]] = []
+            following = asyncio.ensure_future(follow(sideband, on_sideband))
             await caller.until("output_audio_buffer.started", timeout=30)  # the greeting
             await asyncio.sleep(0.8)
             heard_before = len(caller.heard)
@@ -58,15 +70,17 @@ def test_a_caller_books_a_table_over_webrtc_on_the_built_in_voice() -> None:
             await caller.until("response.mcp_call.completed", after=mark, timeout=60)
             await caller.until("output_audio_buffer.stopped", after=mark, timeout=60)
             loudness = _rms(caller.heard[heard_before:])
-            await client.realtime.calls.hangup(call_id)
+            await sideband.send(orjson.dumps({"type": "session.close"}).decode())
             await asyncio.get_running_loop().run_in_executor(None, wait_for_end, call_id)
+            await asyncio.wait_for(following, 10)  # the sideband is closed with the call
             await caller.close()
-            return caller, call_id, loudness
+            return caller, call_id, loudness, on_sideband
 
-        caller, call_id, loudness = asyncio.run(call())
+        caller, call_id, loudness, on_sideband = asyncio.run(call())
 
     types = caller.types()
-    assert "error" not in types, [e for e in caller.events if e["type"] == "error"]
+    errors = [e["error"]["code"] for e in caller.events if e["type"] == "error"]
+    assert errors == ["call_ended_operator"]  # only the farewell, as the call ends
     assert "response.output_audio.delta" not in types  # audio is on the track
     assert "conversation.item.truncated" in types  # the greeting, to what was heard
     heard = next(e for e in caller.events if e["type"].endswith("transcription.completed"))
@@ -76,8 +90,18 @@ def test_a_caller_books_a_table_over_webrtc_on_the_built_in_voice() -> None:
     assert "Your table for 2 at 19:00 is booked" in spoken
     assert loudness > 300, "the caller never heard the agent"
 
+    # The tenant's server saw the call as it went: the caller's words, the tool, the answer.
+    followed = [event["type"] for event in on_sideband]
+    assert "conversation.item.input_audio_transcription.completed" in followed
+    assert "response.mcp_call.completed" in followed or any(
+        e["type"] == "response.output_item.done" and e["item"]["type"] == "function_call"
+        for e in on_sideband
+    )
+    assert "response.output_audio.delta" not in followed
+
     call = CallSession.objects.get(public_id=call_id)
     assert call.end_reason == EndReason.OPERATOR
+    assert call.end_detail == "Ended by the tenant's server (sideband)."
     rows = list(TranscriptItem.objects.filter(call=call).order_by("sequence"))
     assert [row.role for row in rows] == ["assistant", "user", "tool", "tool", "assistant"]
     assert rows[2].tool_name == "book_table"

@@ -10,6 +10,7 @@ import hmac
 import time
 from typing import Any
 
+import orjson
 import pytest
 from channels.db import database_sync_to_async
 from django.test import AsyncClient, Client
@@ -18,7 +19,7 @@ from agents.models import Agent
 from calls.load import LOAD
 from calls.models import CallSession, EndReason, TranscriptItem
 from tests.conftest import TenantWorld
-from tests.fakes.realtime_server import FakeRealtimeServer, Turn, tone
+from tests.fakes.realtime_server import FakeRealtimeServer, FunctionCall, Turn, tone
 from tests.realtime.helpers import connect, eventually, receive, session_token
 from tests.realtime.test_upstream import UPSTREAM_KEY
 from tests.webrtc.caller import WebRTCCaller
@@ -47,10 +48,13 @@ async def place_call(
     return response
 
 
-async def secret_key_call(world: TenantWorld, agent: Agent) -> tuple[WebRTCCaller, str]:
+async def secret_key_call(
+    world: TenantWorld, agent: Agent, consent: str = "none"
+) -> tuple[WebRTCCaller, str]:
     """A server's WebRTC call (its secret key), up: the caller and the call's id."""
     caller = WebRTCCaller()
-    response = await place_call(caller, f"Bearer {world.secret}", f"?model={agent.public_id}")
+    query = f"?model={agent.public_id}&consent={consent}"
+    response = await place_call(caller, f"Bearer {world.secret}", query)
     assert response.status_code == 201, response.content
     await caller.until("session.created")
     return caller, response["Location"].rsplit("/", 1)[1]
@@ -359,3 +363,46 @@ def test_an_offer_with_too_many_media_sections_is_refused(
     assert response.status_code == 400
     assert "media sections" in response.json()["error"]["message"]
     assert not CallSession.objects.exists()
+
+
+def test_over_webrtc_the_agents_tool_runs_and_speaking_over_it_cuts_it_at_what_was_heard(
+    tenant_a: TenantWorld, openai_agent: Agent, upstream_settings: Any
+) -> None:
+    """Against the fake OpenAI: the caller's words start the agent's tool, its spoken
+    result plays on the track; the caller speaks over it and the server stops the audio
+    (output_audio_buffer.cleared) and truncates the item upstream to what was heard."""
+    long_answer = "Your table for two is booked. " * 12  # ~2 s of the fake's audio
+    script = [
+        Turn(
+            user="A table for two tonight",
+            function_call=FunctionCall("book_table", {"people": 2}),
+            assistant_after_call=long_answer.strip(),
+        ),
+        Turn(user="Thanks", assistant="You're welcome."),
+    ]
+
+    async def scenario() -> tuple[WebRTCCaller, FakeRealtimeServer, str]:
+        async with FakeRealtimeServer(script, expected_key=UPSTREAM_KEY) as fake:
+            upstream_settings.KOE_OPENAI_REALTIME_URL = fake.url
+            caller, call_id = await secret_key_call(tenant_a, openai_agent, "transcript")
+            caller.say(silence(300) + tone(700) + silence(900))
+            await caller.until("output_audio_buffer.started", timeout=20)
+            await asyncio.sleep(0.5)  # half a second of the answer is heard
+            caller.say(tone(600) + silence(900))
+            await caller.until("output_audio_buffer.cleared", timeout=10)
+            await eventually(
+                lambda: any(e["type"] == "conversation.item.truncate" for e in fake.received)
+            )
+            await caller.close()
+            await ended(call_id)
+            return caller, fake, call_id
+
+    caller, fake, call_id = asyncio.run(scenario())
+    (output,) = fake.function_outputs
+    assert orjson.loads(output["output"])["booked"] is True
+    (truncate,) = [e for e in fake.received if e["type"] == "conversation.item.truncate"]
+    # What was heard: more than nothing, less than the whole answer (~2.4 s).
+    assert 200 <= truncate["audio_end_ms"] <= 2000, truncate
+    assert "conversation.item.truncated" in caller.types()
+    rows = TranscriptItem.objects.filter(call__public_id=call_id).values_list("role", "tool_name")
+    assert ("tool", "book_table") in list(rows)
