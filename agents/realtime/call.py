@@ -3,7 +3,7 @@
 A ``Call`` holds the agent's configuration (from its ``CallGrant``), the provider session,
 the policy the caller's events go through, the tracker of its transcript and usage, its
 tools, whose turn it is to respond, its limits and budget, its recording and its end.
-A transport (the OpenAI-protocol WebSocket, carriers' media streams; WebRTC and SIP next)
+A transport (the OpenAI-protocol WebSocket, carriers' media streams, WebRTC; SIP next)
 gives it the caller's events with ``client_frame`` and takes the events for the caller
 through the small ``CallTransport`` interface. It knows nothing of Channels.
 """
@@ -22,7 +22,7 @@ import orjson
 from django.conf import settings
 from django.utils.timezone import now
 
-from agents.realtime import events, shutdown
+from agents.realtime import events, shutdown, watchdog
 from agents.realtime.access import CallGrant
 from agents.realtime.call_tools import CallTools
 from agents.realtime.call_transport import (
@@ -42,7 +42,6 @@ from agents.realtime.session_config import agent_settings, greeting_response, se
 from agents.realtime.sideband import CallSideband
 from agents.realtime.tracker import CallTracker, ProviderFault
 from agents.realtime.turns import ResponseTurns
-from billing import budgets
 from calls.metrics import (
     ACTIVE_CALLS,
     CALLS_ENDED,
@@ -53,12 +52,10 @@ from calls.metrics import (
 )
 from calls.models import EndReason
 from calls.recordings import CallRecorder, start_recorder
-from foundation.call_threads import on_call_threads
 from tools.functions import functions_by_name
 
 logger = logging.getLogger("koe.realtime")
 
-WATCHDOG_INTERVAL_SECONDS = 0.5
 SESSION_EVENTS = frozenset({events.SESSION_CREATED, events.SESSION_UPDATED})
 # How long a caller whose call ended waits for the end to be written before being told.
 RECORD_BEFORE_CLOSE_SECONDS = 2.0
@@ -163,7 +160,7 @@ class Call:
             await self.end(EndReason.PROVIDER_ERROR, str(error), notify=True)
             return
         self.spawn(self.relay_upstream())
-        self.spawn(self._watch_limits())
+        self.spawn(watchdog.watch(self))
         if self.recorder is not None:
             self.spawn(self.recorder.flush_periodically())  # "flush*": finished in end()
 
@@ -385,47 +382,6 @@ class Call:
         await self.request_response(
             f"You reached an answering machine. Say exactly this, and nothing else: {message}"
         )
-
-    # --- limits ----------------------------------------------------------------------------
-    async def _watch_limits(self) -> None:
-        budget_every = float(settings.KOE_BUDGET_CHECK_SECONDS)
-        budget_checked = self.tracker.clock()
-        while not self.ended:
-            await asyncio.sleep(WATCHDOG_INTERVAL_SECONDS)
-            if self.tools.awaited:
-                await self.tools.give_up_on_late()
-            clock = self.tracker.clock()
-            # The tenant's spending, every few seconds rather than every tick: a cache read.
-            if budget_every > 0 and clock - budget_checked >= budget_every:
-                budget_checked = clock
-                if await self._over_budget():
-                    await self.end(
-                        EndReason.BUDGET, "The monthly spending limit was reached.", notify=True
-                    )
-                    return
-            reached = self.limit_reached(clock)
-            if reached is not None:
-                await self.end(*reached, notify=True)
-                return
-            if self.provider.due_for_renewal(clock):
-                self.spawn(self.provider.renew("its time limit is near"))
-
-    def limit_reached(self, clock: float) -> tuple[str, str] | None:
-        """The end reason and detail if the call has run too long or been idle too long."""
-        if clock - self.started >= self.config.max_call_duration_seconds:
-            return EndReason.MAX_DURATION, "The call reached its maximum duration."
-        idle_timeout = self.config.idle_timeout_seconds
-        if idle_timeout and clock - self.tracker.last_activity >= idle_timeout:
-            return EndReason.IDLE_TIMEOUT, "The call was idle for too long."
-        return None
-
-    async def _over_budget(self) -> bool:
-        try:
-            budget = await on_call_threads(budgets.budget_of)(self.grant.tenant_id)
-        except Exception:  # the other limits must still be watched
-            logger.exception("budget check failed tenant=%s call=%s", *self.ids())
-            return False
-        return budget.ends_live_calls
 
     # --- ending ----------------------------------------------------------------------------
     async def end_for_shutdown(self) -> None:

@@ -16,7 +16,7 @@ from django.test import Client, TestCase
 from django.utils import timezone
 
 from agents.models import Agent, WidgetKey
-from agents.realtime import call as call_module
+from agents.realtime import watchdog
 from billing import budgets
 from billing.models import BillingSettings, BudgetMode, ModelPrice
 from billing.tasks import settle_call_task
@@ -317,7 +317,7 @@ def test_a_live_call_past_the_overrun_is_ended_with_reason_budget(
     settings: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(call_module, "WATCHDOG_INTERVAL_SECONDS", 0.02)
+    monkeypatch.setattr(watchdog, "WATCHDOG_INTERVAL_SECONDS", 0.02)
     settings.KOE_BUDGET_CHECK_SECONDS = 0.01  # every tick
     # $2 a month; live calls end at $3 (50% over).
     budget_for(tenant_a, "2", BudgetMode.HARD, overrun_percent=Decimal(50))

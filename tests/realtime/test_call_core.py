@@ -14,7 +14,7 @@ import pytest
 from channels.db import database_sync_to_async
 
 from agents.models import Agent
-from agents.realtime import call_tools
+from agents.realtime import call_tools, watchdog
 from agents.realtime.access import Caller, open_call
 from agents.realtime.call import Call
 from agents.realtime.turns import ResponseTurns
@@ -264,12 +264,12 @@ async def test_limits_name_their_end_reason(
     transport = RecordingTransport()
     call = await _call(tenant_a, agent, transport)
     quiet_since = call.tracker.last_activity
-    assert call.limit_reached(quiet_since + 29) is None
-    assert call.limit_reached(quiet_since + 31) == (
+    assert watchdog.limit_reached(call, quiet_since + 29) is None
+    assert watchdog.limit_reached(call, quiet_since + 31) == (
         EndReason.IDLE_TIMEOUT,
         "The call was idle for too long.",
     )
-    assert call.limit_reached(call.started + 601) == (
+    assert watchdog.limit_reached(call, call.started + 601) == (
         EndReason.MAX_DURATION,
         "The call reached its maximum duration.",
     )

@@ -11,8 +11,7 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
 from agents.models import Agent
-from agents.realtime import call as call_module
-from agents.realtime import call_tools
+from agents.realtime import call_tools, watchdog
 from agents.realtime.errors import CLOSE_PROVIDER_ERROR, CLOSE_UNAVAILABLE
 from calls.models import CallSession, TranscriptItem
 from tests.conftest import TenantWorld
@@ -251,7 +250,7 @@ def test_limits_end_the_call(
     scripted_provider: type[ScriptedProvider],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(call_module, "WATCHDOG_INTERVAL_SECONDS", 0.02)
+    monkeypatch.setattr(watchdog, "WATCHDOG_INTERVAL_SECONDS", 0.02)
     limits: dict[str, Any] = {"idle_timeout_seconds": 0, field: 1}
     agent = AgentFactory(
         tenant=tenant_a.tenant, provider="openai", model="gpt-realtime", voice="alloy", **limits
