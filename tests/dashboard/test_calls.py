@@ -479,3 +479,25 @@ def test_unreachable_channel_layer_is_reported_not_a_500(
     # No process holds a stale call, so the layer is not needed to end it.
     assert stale_response.status_code == 302
     assert stale.status == CallStatus.ENDED
+
+
+def test_a_webrtc_calls_page_shows_its_media_quality(tenant_a: TenantWorld) -> None:
+    quality = {
+        "round_trip_ms": 42.5,
+        "caller_packets_received": 3000,
+        "caller_packets_lost": 30,
+        "caller_loss_percent": 0.99,
+        "caller_jitter_ms": 3.1,
+        "agent_packets_lost": 0,
+        "agent_loss_percent": 0.0,
+        "agent_jitter_ms": 1.2,
+    }
+    webrtc = ended_call(tenant_a.tenant, media_quality=quality)
+    websocket = ended_call(tenant_a.tenant)
+    client = tenant_a.client_for(Role.EDITOR)
+    shown = text_of(client.get(detail_url(webrtc)))
+    assert "Media (WebRTC)" in shown
+    assert "round trip 42.5 ms" in shown
+    assert "caller's audio: 0.99% lost, jitter 3.1 ms" in shown
+    assert "agent's audio: 0.0% lost, jitter 1.2 ms" in shown
+    assert "Media (WebRTC)" not in text_of(client.get(detail_url(websocket)))
