@@ -12,6 +12,8 @@ import pytest
 from calls.models import TranscriptItem
 from tests.e2e.browser import chromium, events, hooks, open_page, say, wait_for, write_wav
 from tests.e2e.test_widget_call import (
+    OPENING_HOURS,
+    QUESTION,
     DemoSite,
     caption,
     ended_call,
@@ -115,3 +117,23 @@ def test_when_webrtc_cannot_connect_the_widget_calls_over_the_websocket(
 
     call = ended_call()
     assert call.media_quality == {}  # not a WebRTC call
+
+
+def test_a_caller_without_a_microphone_types_over_webrtc_and_hears_the_answer(
+    demo_site: DemoSite,
+) -> None:
+    """No microphone: the peer connection only receives audio; the typed question crosses
+    the data channel and the agent's answer is heard on the track."""
+    with chromium(microphone=None) as browser:
+        page = open_page(browser, demo_site.demo_url, transport="")
+        start_call(page, accept=True)
+        page.get_by_role("alert").wait_for(timeout=15000)  # the microphone is blocked
+        page.get_by_role("button", name="Type instead").click()
+        wait_for(page, lambda p: transports(p), "the call to connect")
+        assert transports(page) == [("webrtc", False)]
+        page.get_by_label("Type a message to the assistant").fill(QUESTION)
+        page.get_by_role("button", name="Send").click()
+        wait_for(page, lambda p: caption(p, "assistant", OPENING_HOURS), "a typed answer")
+        wait_for(page, lambda p: samples_heard(p) > 48000, "the answer to be heard")
+        assert events(page, "out", "conversation.item.create")
+        hang_up_and_check_release(page, microphones=0)
