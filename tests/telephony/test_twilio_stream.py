@@ -279,6 +279,7 @@ def test_a_process_at_capacity_refuses_the_stream_with_try_again(
 ) -> None:
     monkeypatch.setattr(settings, "KOE_MAX_CALLS_PER_PROCESS", 1)
     monkeypatch.setattr(LOAD, "calls", 1)  # another call holds this process's only slot
+    monkeypatch.setattr(LOAD, "units", 1)
 
     async def scenario() -> dict[str, Any]:
         token = await database_sync_to_async(stream_token)()

@@ -1,4 +1,4 @@
-"""A WebRTC call end to end: Koe under a real Daphne, the offer posted by the official
+"""A WebRTC call end to end: Koe under a real Daphne (and uvicorn), the offer posted by the official
 ``openai`` SDK (``realtime.calls.create``, its multipart form), an aiortc caller speaking
 Piper-synthesised words as Opus over UDP, and the built-in voice answering: the caller
 cuts the greeting short (barge-in), books a table (the agent's tool), hears the
@@ -33,11 +33,12 @@ def wait_for_end(call_id: str) -> CallSession:
     return CallSession.objects.get(public_id=call_id)
 
 
-def test_a_caller_books_a_table_over_webrtc_on_the_built_in_voice() -> None:
+@pytest.mark.parametrize("server", ["daphne", "uvicorn"])
+def test_a_caller_books_a_table_over_webrtc_on_the_built_in_voice(server: str) -> None:
     demo = seed_demo()
     show_tool_calls(demo["agent_id"], "hosted")
     booking = utterance("I'd like a table for two at seven.")
-    with daphne_server(KOE_LOCAL_WARM_UP="1") as base:
+    with daphne_server(server, KOE_LOCAL_WARM_UP="1") as base:
         client = openai.AsyncOpenAI(api_key=demo["secret_key"], base_url=f"{base}/v1")
 
         async def follow(sideband: Any, seen: list[dict[str, Any]]) -> None:

@@ -798,7 +798,7 @@
         // WebRTC could not connect (blocked UDP, no TURN): the same call over the WebSocket,
         // with a token of its own (they are single-use).
         call.useRtc = false;
-        this.emit("koe:transport", { transport: "websocket", fallback: true });
+        call.fellBack = true;
         await this.startAudio(call);
         token = await this.fetchToken();
         if (this.call !== call) return;
@@ -862,6 +862,7 @@
         };
       });
       if (this.call !== call) return;
+      this.emit("koe:transport", { transport: "websocket", fallback: !!call.fellBack });
       this.setState(call.playing ? "speaking" : "listening");
     }
 
