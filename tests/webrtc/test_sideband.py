@@ -14,7 +14,7 @@ from agents.models import Agent
 from calls.load import LOAD
 from calls.models import CallSession, EndReason
 from tests.conftest import TenantWorld
-from tests.fakes.realtime_server import FakeRealtimeServer, Turn, tone
+from tests.fakes.realtime_server import FakeRealtimeServer, FunctionCall, Turn, tone
 from tests.realtime.conftest import auth_headers
 from tests.realtime.helpers import connect, eventually, receive, refused, session_token
 from tests.realtime.test_upstream import UPSTREAM_KEY
@@ -109,3 +109,76 @@ def test_only_the_owning_tenants_secret_key_joins_a_call(
             await eventually(lambda: LOAD.calls == 0)
 
     asyncio.run(scenario())
+
+
+def test_the_tenants_server_answers_a_function_it_declared_on_the_sideband(
+    tenant_a: TenantWorld, openai_agent: Agent, upstream_settings: Any
+) -> None:
+    """A browser's call: the tenant's server declares a function of its own (the browser
+    may not), the model calls it, the server answers it on the sideband, and the agent
+    speaks the answer to the caller."""
+    token = session_token(tenant_a.secret, openai_agent.public_id)
+    script = [
+        Turn(
+            user="How many points do I have?",
+            function_call=FunctionCall("loyalty_points", {"member": "M-7"}),
+            assistant_after_call="You have one hundred and twenty points.",
+        )
+    ]
+    declared = {
+        "type": "session.update",
+        "session": {
+            "type": "realtime",
+            "tools": [
+                {
+                    "type": "function",
+                    "name": "loyalty_points",
+                    "description": "A member's loyalty points.",
+                    "parameters": {"type": "object", "properties": {"member": {"type": "string"}}},
+                }
+            ],
+        },
+    }
+
+    async def scenario() -> tuple[FakeRealtimeServer, WebRTCCaller]:
+        async with FakeRealtimeServer(script, expected_key=UPSTREAM_KEY) as fake:
+            upstream_settings.KOE_OPENAI_REALTIME_URL = fake.url
+            caller = WebRTCCaller()
+            response = await place_call(caller, f"Bearer {token}")
+            call_id = response["Location"].rsplit("/", 1)[1]
+            await caller.until("session.created")
+            sideband = await connect(
+                f"/v1/realtime?call_id={call_id}", auth_headers(tenant_a.secret)
+            )
+            await asyncio.sleep(0.2)
+            await sideband.send_to(text_data=orjson.dumps(declared).decode())
+            seen: list[dict[str, Any]] = []
+            await sideband_until(sideband, "session.updated", seen)
+            caller.say(silence(300) + tone(700) + silence(900))
+            await sideband_until(sideband, "response.function_call_arguments.done", seen)
+            called = seen[-1]
+            assert called["name"] == "loyalty_points"
+            output = {
+                "type": "conversation.item.create",
+                "item": {
+                    "type": "function_call_output",
+                    "call_id": called["call_id"],
+                    "output": '{"points": 120}',
+                },
+            }
+            await sideband.send_to(text_data=orjson.dumps(output).decode())
+            await sideband.send_to(text_data='{"type": "response.create"}')
+            mark = len(caller.events)
+            await caller.until("response.output_audio_transcript.done", after=mark)
+            await caller.close()
+            await ended(call_id)
+            return fake, caller
+
+    fake, caller = asyncio.run(scenario())
+    assert fake.function_outputs[0]["output"] == '{"points": 120}'
+    spoken = [
+        e["transcript"]
+        for e in caller.events
+        if e["type"] == "response.output_audio_transcript.done"
+    ]
+    assert spoken[-1] == "You have one hundred and twenty points."
