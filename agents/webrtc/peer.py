@@ -44,8 +44,8 @@ PENDING_EVENTS_KEPT = 500
 # The caller's events waiting to be taken (a second of a busy client's), at most.
 INBOX_EVENTS_KEPT = 200
 
-# This process's WebRTC calls, by call id (a hang-up on this process finds its call here;
-# and nothing else holds on to a call between the answer and its end).
+# This process's WebRTC calls, by call id: between the answer and its end nothing else
+# holds on to a call (no consumer, no request), so this keeps it (and shows it to a debugger).
 LIVE: dict[str, PeerCall] = {}
 
 
