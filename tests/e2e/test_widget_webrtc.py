@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING
 import pytest
 
 from calls.models import TranscriptItem
+from dashboard.management.commands.seed_demo import seed_demo
 from tests.e2e.browser import chromium, events, hooks, open_page, say, wait_for, write_wav
+from tests.e2e.server import restartable_daphne
 from tests.e2e.test_widget_call import (
     OPENING_HOURS,
     QUESTION,
@@ -137,3 +139,34 @@ def test_a_caller_without_a_microphone_types_over_webrtc_and_hears_the_answer(
         wait_for(page, lambda p: samples_heard(p) > 48000, "the answer to be heard")
         assert events(page, "out", "conversation.item.create")
         hang_up_and_check_release(page, microphones=0)
+
+
+def test_a_webrtc_call_cut_by_a_server_restart_reconnects_over_webrtc(
+    settings,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+) -> None:
+    """A deploy restarts the server: the call is ended as server_shutdown, the widget
+    reconnects (a new token, a new peer connection) and the microphone stays open."""
+    quiet = write_wav(tmp_path / "quiet.wav", silence(60000))
+    with restartable_daphne(KOE_WIDGET_TOKENS_PER_MINUTE="1000") as server:
+        settings.KOE_SITE_URL = server.base
+        seed_demo()
+        with chromium(microphone=quiet) as browser:
+            page = open_page(browser, f"{server.base}/demo/", transport="")
+            start_call(page, accept=True)
+            wait_for(page, lambda p: caption(p, "assistant", "how can i help"), "the greeting")
+            assert transports(page) == [("webrtc", False)]
+
+            assert server.terminate() == 0  # SIGTERM: live calls end as server_shutdown
+            wait_for(
+                page,
+                lambda p: [e for e in hooks(p, "koe:state") if e["state"] == "reconnecting"],
+                "the widget to say it is reconnecting",
+            )
+            server.start()
+            widget = page.locator("koe-agent")
+            widget.get_by_text("Reconnected.").wait_for(timeout=30000)
+            assert transports(page) == [("webrtc", False), ("webrtc", False)]
+            wait_for(page, lambda p: len(events(p, "in", "session.created")) == 2, "a new session")
+            assert page.evaluate("window.__streams[0].getTracks()[0].readyState") == "live"
+            hang_up_and_check_release(page)
