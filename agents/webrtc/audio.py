@@ -21,7 +21,7 @@ import base64
 import fractions
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -166,8 +166,8 @@ def buffer_event(kind: str, response_id: str) -> dict[str, Any]:
     }
 
 
-async def caller_audio(track: MediaStreamTrack, deliver: Callable[[str], Any]) -> None:
-    """The caller's track, as base64 PCM16 at 24 kHz mono, until the track ends."""
+async def received_pcm(track: MediaStreamTrack) -> AsyncIterator[bytes]:
+    """A received audio track, decoded and resampled to PCM16 at 24 kHz mono, until it ends."""
     resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
     while True:
         try:
@@ -179,7 +179,13 @@ async def caller_audio(track: MediaStreamTrack, deliver: Callable[[str], Any]) -
         for resampled in resampler.resample(frame):
             pcm = resampled.to_ndarray().tobytes()
             if pcm:
-                await deliver(base64.b64encode(pcm).decode())
+                yield pcm
+
+
+async def caller_audio(track: MediaStreamTrack, deliver: Callable[[str], Any]) -> None:
+    """The caller's track, as the base64 PCM16 a call's ``append_audio`` takes."""
+    async for pcm in received_pcm(track):
+        await deliver(base64.b64encode(pcm).decode())
 
 
 def set_jitter_buffer(peer: RTCPeerConnection, frames: int) -> None:

@@ -12,13 +12,11 @@ import contextlib
 import time
 from typing import Any
 
-import av
 import numpy as np
 import orjson
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError
 
-from agents.webrtc.audio import FRAME_BYTES, RATE, PacedAudio, set_jitter_buffer
+from agents.webrtc.audio import FRAME_BYTES, PacedAudio, received_pcm, set_jitter_buffer
 
 
 class Microphone(PacedAudio):
@@ -106,12 +104,5 @@ class WebRTCCaller:
         self._arrived.set()
 
     async def _listen(self, track: MediaStreamTrack) -> None:
-        resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
-        while True:
-            try:
-                frame = await track.recv()
-            except MediaStreamError:
-                return
-            if isinstance(frame, av.AudioFrame):
-                for resampled in resampler.resample(frame):
-                    self.heard += resampled.to_ndarray().tobytes()
+        async for pcm in received_pcm(track):
+            self.heard += pcm
